@@ -1,0 +1,69 @@
+-- errors.lua: asyncio's error classes. An error is a table with 'name' and
+-- 'message'; tostring gives "Name: message"; Class:is(err) tests membership,
+-- subclasses included. Context (traceback, task) goes in fields beside.
+
+local errors = {}
+
+local Error = {name = "Error"}
+Error.__index = Error
+
+function Error.__tostring(e)
+  if e.message == nil or e.message == "" then return e.name end
+  return e.name .. ": " .. tostring(e.message)
+end
+
+-- Class:is(err): is 'err' an instance of this class or of a subclass?
+function Error.is(class, err)
+  if type(err) ~= "table" then return false end
+  local mt = getmetatable(err)
+  while mt ~= nil do
+    if mt == class then return true end
+    mt = rawget(mt, "_parent")
+  end
+  return false
+end
+
+local function class(name, parent, default)
+  local cls = {name = name, _parent = parent, _default = default}
+  cls.__index = cls
+  cls.__tostring = Error.__tostring
+  return setmetatable(cls, {
+    __index = parent,
+    __call = function(c, message, fields)
+      local e = fields or {}
+      e.name = name
+      e.message = message
+      if e.message == nil then e.message = c._default end
+      return setmetatable(e, c)
+    end,
+    __tostring = function() return "asyncio." .. name end,
+  })
+end
+
+errors.Error = class("Error", nil)
+Error = errors.Error
+errors.CancelledError = class("CancelledError", Error, "")
+errors.TimeoutError = class("TimeoutError", Error, "the operation timed out")
+errors.InvalidStateError = class("InvalidStateError", Error, "invalid state")
+errors.QueueEmpty = class("QueueEmpty", Error, "queue is empty")
+errors.QueueFull = class("QueueFull", Error, "queue is full")
+errors.QueueShutDown = class("QueueShutDown", Error, "queue is shut down")
+errors.BrokenBarrierError = class("BrokenBarrierError", Error, "barrier is broken")
+errors.KeyboardInterrupt = class("KeyboardInterrupt", Error, "interrupted")
+
+-- ExceptionGroup(message, errors_list): 'errors' holds every failure.
+errors.ExceptionGroup = class("ExceptionGroup", Error, "errors in task group")
+local egroup_call = getmetatable(errors.ExceptionGroup).__call
+getmetatable(errors.ExceptionGroup).__call = function(c, message, list)
+  list = list or {}
+  local e = egroup_call(c, message, {errors = list})
+  return e
+end
+function errors.ExceptionGroup.__tostring(e)
+  local parts = {}
+  for i, sub in ipairs(e.errors) do parts[i] = tostring(sub) end
+  return ("%s: %s (%d sub-error%s: %s)"):format(e.name, tostring(e.message),
+    #parts, #parts == 1 and "" or "s", table.concat(parts, "; "))
+end
+
+return errors

@@ -1,0 +1,210 @@
+-- future.lua: Future, the result slot that tasks wait on. Completion hands
+-- every waiter to the loop's ready queue: a waiting task is resumed, a done
+-- callback is called with the future. Unretrieved errors are reported to
+-- the loop's exception handler when the future is collected.
+
+local errors = require "asyncio.errors"
+local rt = require "asyncio.runtime"
+local util = require "asyncio.util"
+
+local CancelledError = errors.CancelledError
+local InvalidStateError = errors.InvalidStateError
+local argcheck, unpack = util.argcheck, util.unpack
+local setmetatable, select, error, type = setmetatable, select, error, type
+
+local PENDING, CANCELLED, FINISHED = "PENDING", "CANCELLED", "FINISHED"
+
+local Future = {__name = "asyncio.Future", __isfuture = true}
+Future.__index = Future
+
+-- A guard object whose finalizer reports an error nobody retrieved.
+local Guard = {}
+Guard.__gc = function(g)
+  local fut = g[1]
+  if fut._guard ~= g then return end  -- retrieved meanwhile
+  local loop = fut._loop or rt.loop
+  local ctx = {message = (fut._co and "Task" or "Future") ..
+                 " exception was never retrieved",
+               exception = fut._exc, future = fut, traceback = fut._tb}
+  if loop then pcall(loop.call_exception_handler, loop, ctx)
+  else pcall(rt.default_exception_handler, nil, ctx) end
+end
+
+local function newfuture(mt, loop)
+  return setmetatable({_state = PENDING, _loop = loop or rt.loop}, mt)
+end
+
+-- Hand every waiter and done callback to the loop; clear the list.
+local function schedule_callbacks(fut)
+  local cbs = fut._callbacks
+  if cbs == nil then return end
+  fut._callbacks = nil
+  local loop = fut._loop or rt.loop
+  if loop == nil or loop._core:is_closed() then
+    error("Future has waiters but no open event loop to run them", 3)
+  end
+  local core = loop._core
+  for i = 1, #cbs do
+    local cb = cbs[i]
+    if type(cb) == "function" then core:schedule(cb, fut)
+    else core:schedule(cb._co, nil) end  -- a task waiting in await
+  end
+end
+Future._schedule_callbacks = schedule_callbacks
+
+local function checkfuture(self, fname)
+  if getmetatable(self) == nil or not getmetatable(self).__isfuture then
+    error(("bad argument #1 to '%s' (%s)"):format(fname,
+      util.typeerror("asyncio.Future", self)), 3)
+  end
+end
+
+function Future:done()
+  checkfuture(self, "done")
+  return self._state ~= PENDING
+end
+
+function Future:cancelled()
+  checkfuture(self, "cancelled")
+  return self._state == CANCELLED
+end
+
+-- Store the results; 'n' values, kept without a table when there is one.
+local function store(self, n, ...)
+  self._n = n
+  if n == 1 then self._v = ...
+  elseif n > 1 then self._v = {...} end
+end
+
+function Future:set_result(...)
+  checkfuture(self, "set_result")
+  if self._state ~= PENDING then
+    error(InvalidStateError("set_result: future is already done"), 2)
+  end
+  store(self, select("#", ...), ...)
+  self._state = FINISHED
+  schedule_callbacks(self)
+end
+
+-- Record 'err' (any value but nil) as the outcome; 'tb' a traceback string.
+function Future:_set_exception(err, tb)
+  self._exc = err
+  self._tb = tb
+  self._state = FINISHED
+  self._guard = setmetatable({self}, Guard)
+  schedule_callbacks(self)
+end
+
+function Future:set_exception(err)
+  checkfuture(self, "set_exception")
+  argcheck(err ~= nil, 1, "set_exception", "error value expected, got nil")
+  if self._state ~= PENDING then
+    error(InvalidStateError("set_exception: future is already done"), 2)
+  end
+  self:_set_exception(err)
+end
+
+local function cancelled_error(self)
+  local e = self._cancel_error
+  if e == nil then
+    e = CancelledError(self._cancel_message)
+    self._cancel_error = e
+  end
+  return e
+end
+Future._cancelled_error = cancelled_error
+
+-- The results, or raise the error (the same value that was set).
+function Future:result()
+  local state = self._state
+  if state == FINISHED then
+    local exc = self._exc
+    if exc ~= nil then
+      self._guard = nil
+      error(exc, 0)
+    end
+    local n = self._n
+    if n == 1 then return self._v end
+    if n == 0 then return end
+    return unpack(self._v, 1, n)
+  end
+  checkfuture(self, "result")
+  if state == CANCELLED then error(cancelled_error(self), 0) end
+  error(InvalidStateError("result is not set yet"), 2)
+end
+
+function Future:exception()
+  checkfuture(self, "exception")
+  if self._state == CANCELLED then error(cancelled_error(self), 2) end
+  if self._state == PENDING then
+    error(InvalidStateError("exception is not set yet"), 2)
+  end
+  self._guard = nil
+  return self._exc
+end
+
+function Future:cancel(msg)
+  checkfuture(self, "cancel")
+  if self._state ~= PENDING then return false end
+  self._state = CANCELLED
+  self._cancel_message = msg
+  schedule_callbacks(self)
+  return true
+end
+
+function Future:add_done_callback(fn)
+  checkfuture(self, "add_done_callback")
+  argcheck(type(fn) == "function", 1, "add_done_callback",
+           util.typeerror("function", fn))
+  if self._state ~= PENDING then
+    local loop = self._loop or rt.loop
+    if loop == nil then error("no running event loop to call the callback", 2) end
+    loop._core:schedule(fn, self)
+    return
+  end
+  if self._loop == nil then self._loop = rt.loop end
+  local cbs = self._callbacks
+  if cbs == nil then self._callbacks = {fn} else cbs[#cbs + 1] = fn end
+end
+
+-- Remove every registration of 'fn'; return how many were removed.
+function Future:remove_done_callback(fn)
+  checkfuture(self, "remove_done_callback")
+  local cbs, n = self._callbacks, 0
+  if cbs == nil then return 0 end
+  local j = 1
+  for i = 1, #cbs do
+    local cb = cbs[i]
+    if cb == fn then n = n + 1 else cbs[j] = cb; j = j + 1 end
+  end
+  for i = j, #cbs do cbs[i] = nil end
+  return n
+end
+
+-- Register a task as a waiter: it is resumed when this future is done.
+function Future:_add_waiter(task)
+  if self._loop == nil then self._loop = task._loop end
+  local cbs = self._callbacks
+  if cbs == nil then self._callbacks = {task} else cbs[#cbs + 1] = task end
+end
+
+function Future:_remove_waiter(task)
+  local cbs = self._callbacks
+  if cbs == nil then return end
+  for i = 1, #cbs do
+    if cbs[i] == task then table.remove(cbs, i) return end
+  end
+end
+
+function Future:get_loop() return self._loop end
+
+function Future:__tostring()
+  local s = self._state
+  if s == FINISHED and self._exc ~= nil then s = "FINISHED error" end
+  return ("<%s %s>"):format(getmetatable(self).__name, s)
+end
+
+Future.PENDING, Future.CANCELLED, Future.FINISHED = PENDING, CANCELLED, FINISHED
+Future._new = newfuture
+
+return Future

@@ -1,0 +1,109 @@
+-- asyncio: Python's asyncio model for Lua 5.4 coroutines. This file is the
+-- public table and asyncio.run; the parts live in the modules beside it.
+
+local errors = require "asyncio.errors"
+local Future = require "asyncio.future"
+local rt = require "asyncio.runtime"
+local EventLoop = require "asyncio.loop"
+local task = require "asyncio.task"
+local gather = require "asyncio.gather"
+local queue = require "asyncio.queue"
+local util = require "asyncio.util"
+
+local argcheck, typeerror = util.argcheck, util.typeerror
+
+local asyncio = {
+  _VERSION = "lua-asyncio scm",
+  async = task.async,
+  await = task.await,
+  iscoroutine = task.iscoroutine,
+  iscoroutinefunction = task.iscoroutinefunction,
+  create_task = task.create_task,
+  ensure_future = function(aw) return task.ensure_future(aw, "ensure_future", 1) end,
+  current_task = task.current_task,
+  all_tasks = task.all_tasks,
+  sleep = task.sleep,
+  gather = gather.gather,
+  Queue = queue.Queue,
+  LifoQueue = queue.LifoQueue,
+  PriorityQueue = queue.PriorityQueue,
+  Task = task.Task,
+  EventLoop = EventLoop,
+  new_event_loop = rt.new_event_loop,
+}
+
+for name, class in pairs(errors) do asyncio[name] = class end
+
+-- Future(): a new pending future on the running loop (or bound on first use).
+asyncio.Future = setmetatable({}, {
+  __index = Future,
+  __call = function() return Future._new(Future) end,
+})
+
+function asyncio.isfuture(x)
+  local mt = getmetatable(x)
+  return type(mt) == "table" and mt.__isfuture == true
+end
+
+function asyncio.get_running_loop()
+  if rt.loop == nil then error("no running event loop", 2) end
+  return rt.loop
+end
+
+-- Cancel every task still pending on 'loop' and run until they finish;
+-- report the errors of those that failed instead of stopping.
+local function cancel_all(loop)
+  local pending, n = {}, 0
+  for t in pairs(loop._tasks) do
+    if not t:done() then
+      t:cancel()
+      n = n + 1
+      pending[n] = t
+    end
+  end
+  if n == 0 then return end
+  local all = gather.gather_futures(loop, pending, n, true)
+  local status = loop:_run_until(all, true)
+  if status ~= "stopped" then return end  -- interrupted again, or stuck
+  for i = 1, n do
+    local t = pending[i]
+    if not t:cancelled() and t._exc ~= nil then
+      t._guard = nil
+      loop:call_exception_handler({message = "unhandled error during asyncio.run() shutdown",
+        exception = t._exc, task = t, traceback = t._tb})
+    end
+  end
+end
+
+-- run(main, ...): run 'main' (coroutine object or function called with '...')
+-- as a task on a new loop; return its results or raise its error.
+function asyncio.run(main, ...)
+  if rt.loop ~= nil then
+    error("asyncio.run() cannot be called from a running event loop", 2)
+  end
+  argcheck(type(main) == "function" or task.iscoroutine(main), 1, "run",
+           typeerror("coroutine object or function", main))
+  local loop = rt.new_event_loop()
+  local main_task = loop:create_task(main, ...)
+  local ok, err = pcall(function()
+    local status = loop:_run_until(main_task, true)
+    if status == "interrupted" then
+      main_task:cancel("interrupted")
+      loop:_run_until(main_task, true)
+      return "interrupted"
+    elseif status == "idle" and not main_task:done() then
+      return "deadlock"
+    end
+  end)
+  local cleanup_ok, cleanup_err = pcall(cancel_all, loop)
+  loop:close()
+  if not ok then error(err, 0) end
+  if err == "interrupted" then error(errors.KeyboardInterrupt(), 0) end
+  if err == "deadlock" then
+    error("asyncio.run: deadlock: main waits for something that no task, timer or I/O can complete", 2)
+  end
+  if not cleanup_ok then error(cleanup_err, 0) end
+  return main_task:result()
+end
+
+return asyncio

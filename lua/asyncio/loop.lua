@@ -1,0 +1,192 @@
+-- loop.lua: EventLoop, the Lua face of a core loop (loop.c): running until
+-- a future is done, callbacks with handles, the exception handler.
+
+local core = require "asyncio.core"
+local rt = require "asyncio.runtime"
+local util = require "asyncio.util"
+
+local argcheck, typeerror, pack, unpack = util.argcheck, util.typeerror, util.pack, util.unpack
+
+local EventLoop = {__name = "asyncio.EventLoop"}
+EventLoop.__index = EventLoop
+
+local Handle = {__name = "asyncio.Handle"}
+Handle.__index = Handle
+
+local function run_handle(h)
+  if not h._cancelled then
+    h._loop, h._timer = nil, nil
+    h._fn(unpack(h, 1, h.n))
+  end
+end
+
+function Handle:cancel()
+  if self._cancelled then return end
+  self._cancelled = true
+  if self._timer and self._loop and not self._loop._core:is_closed() then
+    self._loop._core:untimer(self._timer)
+  end
+end
+
+function Handle:cancelled() return self._cancelled == true end
+function Handle:when() return self._when end
+function Handle:__tostring()
+  return ("<asyncio.Handle%s>"):format(self._cancelled and " cancelled" or "")
+end
+
+local function newhandle(loop, fn, ...)
+  local h = pack(...)
+  h._fn, h._loop, h._is_handle = fn, loop, true
+  return setmetatable(h, Handle)
+end
+
+local function checkloop(self, fname)
+  if getmetatable(self) ~= EventLoop then
+    error(("bad argument #1 to '%s' (%s)"):format(fname,
+      typeerror("asyncio.EventLoop", self)), 3)
+  end
+  if self._core:is_closed() then error("attempt to use a closed event loop", 3) end
+end
+
+function rt.new_event_loop()
+  local task = require "asyncio.task"
+  local loop = setmetatable({_tasks = setmetatable({}, {__mode = "k"})}, EventLoop)
+  loop._core = core.new_loop(task.hooks(loop))
+  return loop
+end
+
+function EventLoop:time()
+  checkloop(self, "time")
+  return self._core:time()
+end
+
+function EventLoop:call_soon(fn, ...)
+  checkloop(self, "call_soon")
+  argcheck(type(fn) == "function", 1, "call_soon", typeerror("function", fn))
+  local h = newhandle(self, fn, ...)
+  self._core:schedule(run_handle, h)
+  return h
+end
+
+function EventLoop:call_later(delay, fn, ...)
+  checkloop(self, "call_later")
+  util.checkdelay(delay, 1, "call_later")
+  argcheck(type(fn) == "function", 2, "call_later", typeerror("function", fn))
+  local h = newhandle(self, fn, ...)
+  h._when = self._core:time() + delay
+  h._timer = self._core:timer(delay, run_handle, h)
+  return h
+end
+
+function EventLoop:call_at(when, fn, ...)
+  checkloop(self, "call_at")
+  util.checkdelay(when, 1, "call_at")
+  argcheck(type(fn) == "function", 2, "call_at", typeerror("function", fn))
+  local h = newhandle(self, fn, ...)
+  h._when = when
+  h._timer = self._core:timer(when - self._core:time(), run_handle, h)
+  return h
+end
+
+function EventLoop:create_task(what, ...)
+  checkloop(self, "create_task")
+  return require("asyncio.task").loop_create_task(self, what, ...)
+end
+
+function EventLoop:create_future()
+  checkloop(self, "create_future")
+  return require("asyncio.future")._new(require("asyncio.future"), self)
+end
+
+function EventLoop:is_running() return self._core:is_running() end
+function EventLoop:is_closed() return self._core:is_closed() end
+
+function EventLoop:stop()
+  checkloop(self, "stop")
+  self._core:stop()
+end
+
+function EventLoop:close()
+  if getmetatable(self) ~= EventLoop then checkloop(self, "close") end
+  if self._core:is_running() then error("cannot close a running event loop", 2) end
+  self._core:close()
+end
+
+-- Run the core with this loop as the running one; returns the C status.
+local function run_core(self, watch_sigint)
+  if rt.loop ~= nil then
+    error("cannot run an event loop while another loop is running", 3)
+  end
+  rt.loop = self
+  local ok, status = pcall(self._core.run, self._core, watch_sigint)
+  rt.loop = nil
+  if not ok then error(status, 0) end
+  return status
+end
+EventLoop._run_core = run_core
+
+-- Run until stop() is called or nothing is left that could ever run.
+function EventLoop:run_forever()
+  checkloop(self, "run_forever")
+  return run_core(self, false)
+end
+
+-- Run until 'fut' is done (or stop(), or SIGINT if 'watch_sigint'). Returns
+-- the C status: "stopped", "interrupted" or "idle".
+function EventLoop:_run_until(fut, watch_sigint)
+  local loop = self
+  local function stop() loop._core:stop() end
+  fut:add_done_callback(stop)
+  local ok, status = pcall(run_core, self, watch_sigint)
+  fut:remove_done_callback(stop)
+  if not ok then error(status, 0) end
+  return status
+end
+
+function EventLoop:run_until_complete(aw)
+  checkloop(self, "run_until_complete")
+  if rt.loop ~= nil then error("cannot run an event loop while another loop is running", 2) end
+  local fut = require("asyncio.task").ensure_future(aw, "run_until_complete", 1, self)
+  local status = self:_run_until(fut, false)
+  if not fut:done() then
+    if status == "idle" then
+      error("run_until_complete: deadlock: the future is not done and nothing is left that could complete it", 2)
+    end
+    error("event loop stopped before the future completed", 2)
+  end
+  return fut:result()
+end
+
+function EventLoop:set_exception_handler(fn)
+  checkloop(self, "set_exception_handler")
+  argcheck(fn == nil or type(fn) == "function", 1, "set_exception_handler",
+           typeerror("function or nil", fn))
+  self._handler = fn
+end
+
+function EventLoop:get_exception_handler() return self._handler end
+
+function EventLoop:default_exception_handler(ctx)
+  rt.default_exception_handler(self, ctx)
+end
+
+-- Call the exception handler with 'ctx'; if it raises, fall back to the default.
+function EventLoop:call_exception_handler(ctx)
+  local h = self._handler
+  if h == nil then return rt.default_exception_handler(self, ctx) end
+  local ok, err = pcall(h, self, ctx)
+  if not ok then
+    rt.default_exception_handler(self, {message = "Unhandled error in exception handler",
+      exception = err, context = ctx})
+    rt.default_exception_handler(self, ctx)
+  end
+end
+
+function EventLoop:__tostring()
+  local state = self._core:is_closed() and "closed" or
+    (self._core:is_running() and "running" or "idle")
+  return ("<asyncio.EventLoop %s>"):format(state)
+end
+
+rt.EventLoop = EventLoop
+return EventLoop

@@ -1,0 +1,19 @@
+-- runtime.lua: the state shared by the Lua modules: the running loop and the
+-- default exception handler. One Lua state runs at most one loop at a time.
+
+local rt = {
+  loop = nil,  -- the running EventLoop, or nil
+}
+
+-- Write an error report to stderr: the last resort, never raises.
+function rt.default_exception_handler(_, ctx)
+  local parts = {"asyncio: ", tostring(ctx.message or "unhandled error")}
+  if ctx.exception ~= nil then
+    parts[#parts + 1] = ": " .. tostring(ctx.exception)
+  end
+  if ctx.task ~= nil then parts[#parts + 1] = " (in " .. tostring(ctx.task) .. ")" end
+  if ctx.traceback then parts[#parts + 1] = "\n" .. ctx.traceback end
+  io.stderr:write(table.concat(parts), "\n")
+end
+
+return rt

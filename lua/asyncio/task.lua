@@ -1,0 +1,416 @@
+-- task.lua: Task, coroutine objects, await and sleep. A task runs in a
+-- pooled Lua coroutine that the C loop resumes; the body's outcome is
+-- recorded here, in Lua. A task suspends only by yielding core.SENTINEL,
+-- and the loop resumes it with core.TOKEN first, so a foreign resume is
+-- told apart and refused.
+
+local core = require "asyncio.core"
+local errors = require "asyncio.errors"
+local Future = require "asyncio.future"
+local rt = require "asyncio.runtime"
+local util = require "asyncio.util"
+
+local CancelledError = errors.CancelledError
+local argcheck, typeerror, pack, unpack = util.argcheck, util.typeerror, util.pack, util.unpack
+local TOKEN, SENTINEL = core.TOKEN, core.SENTINEL
+local yield, running, cocreate, coclose = coroutine.yield, coroutine.running,
+  coroutine.create, coroutine.close
+local getmetatable, setmetatable, select, error, type, xpcall =
+  getmetatable, setmetatable, select, error, type, xpcall
+local traceback = debug.traceback
+local PENDING, CANCELLED = Future.PENDING, Future.CANCELLED
+local schedule_callbacks = Future._schedule_callbacks
+
+local M = {}
+
+-- What a foreign resumer of a task's coroutine gets back.
+local FOREIGN = setmetatable({}, {__tostring = function()
+  return "asyncio: a task's coroutine can only be resumed by its event loop"
+end})
+M.FOREIGN = FOREIGN
+
+local cur = nil                           -- the task being run, or nil
+local task_by_co = setmetatable({}, {__mode = "k"})
+local pool, npool, POOL_MAX = {}, 0, 256  -- idle worker coroutines
+local EMPTY = {n = 0}
+
+local Task = setmetatable({__name = "asyncio.Task", __isfuture = true}, {__index = Future})
+Task.__index = Task
+M.Task = Task
+
+
+-- Coroutine objects ---------------------------------------------------------
+
+local Coro = {__name = "asyncio.coroutine"}
+Coro.__index = Coro
+M.Coro = Coro
+
+-- async function -> the plain function it wraps
+local async_body = setmetatable({}, {__mode = "k"})
+
+-- async(fn): an async function; calling it returns a coroutine object.
+-- Where a function is expected (run, create_task), it runs 'fn' itself.
+function M.async(fn)
+  argcheck(type(fn) == "function", 1, "async", typeerror("function", fn))
+  local af = function(...)
+    local c = pack(...)
+    c.fn = fn
+    return setmetatable(c, Coro)
+  end
+  async_body[af] = fn
+  return af
+end
+
+function M.iscoroutinefunction(f)
+  return async_body[f] ~= nil
+end
+
+function M.iscoroutine(x)
+  return getmetatable(x) == Coro
+end
+
+local function claim(c, fname)
+  if c.awaited then
+    error(("%s: cannot reuse already awaited coroutine"):format(fname), 3)
+  end
+  c.awaited = true
+end
+
+function Coro.__await(c)
+  claim(c, "await")
+  return c.fn(unpack(c, 1, c.n))
+end
+
+function Coro.__tostring(c)
+  return ("<asyncio.coroutine %s>"):format(tostring(c.fn):gsub("^function: ", ""))
+end
+
+
+-- Suspension ----------------------------------------------------------------
+
+-- The running task, checked to be in its own coroutine (not a coroutine
+-- the task created itself: yielding there would go to the wrong resumer).
+local function current(fname)
+  local task = cur
+  if task == nil then
+    error(("'%s' called outside a running task"):format(fname or "await"), 3)
+  end
+  if running() ~= task._co then
+    error(("'%s' called inside a coroutine that is not the task's own"):format(
+      fname or "await"), 3)
+  end
+  return task
+end
+M.current = current
+
+-- Suspend 'task' until the loop resumes it; return the wake-up value.
+local function suspend(task)
+  cur = nil
+  local tok, v = yield(SENTINEL)
+  while tok ~= TOKEN do tok, v = yield(FOREIGN) end
+  cur = task
+  return v
+end
+M.suspend = suspend
+
+local function raise_cancel(task)
+  task._must_cancel = false
+  error(CancelledError(task._cancel_message), 0)
+end
+M.raise_cancel = raise_cancel
+
+-- After a wake-up: raise CancelledError if a cancellation is pending.
+local function check_cancel(task)
+  if task._must_cancel then raise_cancel(task) end
+end
+M.check_cancel = check_cancel
+
+-- await(aw): the results of 'aw', suspending the current task until done.
+local function await(aw)
+  if cur == nil then error("'await' called outside a running task", 2) end
+  local mt = getmetatable(aw)
+  local f = type(mt) == "table" and mt.__await
+  if not f then
+    error(("bad argument #1 to 'await' (%s)"):format(typeerror("awaitable", aw)), 2)
+  end
+  return f(aw)
+end
+M.await = await
+
+-- Awaiting a future: its results, or its error raised.
+local function await_future(fut)
+  if fut._state == PENDING then
+    local task = current()
+    if fut == task then error("a task cannot await itself", 3) end
+    fut:_add_waiter(task)
+    task._fut_waiter = fut
+    suspend(task)
+    task._fut_waiter = nil
+    if fut._state == PENDING then fut:_remove_waiter(task) end
+    check_cancel(task)
+  end
+  return fut:result()
+end
+Future.__await = await_future
+Task.__await = await_future
+
+
+-- Tasks ---------------------------------------------------------------------
+
+local last_tb
+local function msgh(e)
+  if not CancelledError:is(e) then last_tb = traceback(tostring(e), 2) end
+  return e
+end
+
+-- Record the outcome of the body of 'task'.
+local function finish(task, ok, ...)
+  cur = nil
+  if ok then
+    if task._must_cancel then  -- cancelled right before it returned
+      task._must_cancel = false
+      task._state = CANCELLED
+      schedule_callbacks(task)
+      return
+    end
+    Future.set_result(task, ...)
+    return
+  end
+  local e = ...
+  if CancelledError:is(e) then
+    task._state = CANCELLED
+    task._cancel_error = e
+    schedule_callbacks(task)
+  else
+    local tb = last_tb
+    last_tb = nil
+    task:_set_exception(e, tb)
+  end
+end
+
+-- Run the body of 'task' to its end in the current (worker) coroutine.
+local function run_task(task)
+  cur = task
+  if task._must_cancel then
+    finish(task, false, CancelledError(task._cancel_message))
+    return
+  end
+  local args = task._args
+  finish(task, xpcall(task._fn, msgh, unpack(args, 1, args.n)))
+end
+
+-- A worker coroutine: runs tasks one after another, then waits in the pool.
+local function worker(tok, task)
+  local co = running()
+  while true do
+    if tok == TOKEN then
+      task_by_co[co] = task
+      run_task(task)
+      task_by_co[co] = nil
+      task._args = nil
+      if npool >= POOL_MAX then return end
+      npool = npool + 1
+      pool[npool] = co
+      tok, task = yield(SENTINEL)
+    else
+      tok, task = yield(FOREIGN)
+    end
+  end
+end
+
+-- A new task on 'loop' running fn(args...), started on the next iteration.
+local function spawn(loop, fn, args, name)
+  local co
+  if npool > 0 then
+    co = pool[npool]
+    pool[npool] = nil
+    npool = npool - 1
+  else
+    co = cocreate(worker)
+  end
+  local task = setmetatable({_state = PENDING, _loop = loop, _co = co,
+    _fn = fn, _args = args, _name = name, _num_cancels_requested = 0}, Task)
+  loop._tasks[task] = true
+  loop._core:schedule(co, task)
+  return task
+end
+
+-- Split create_task's arguments into (fn, args) for 'fname'.
+local function task_body(fname, what, ...)
+  local mt = getmetatable(what)
+  if mt == Coro then
+    claim(what, fname)
+    return what.fn, what
+  elseif type(what) == "function" then
+    what = async_body[what] or what
+    if select("#", ...) == 0 then return what, EMPTY end
+    return what, pack(...)
+  elseif type(mt) == "table" and mt.__await then
+    return function() return await(what) end, EMPTY
+  end
+  error(("bad argument #1 to '%s' (%s)"):format(fname,
+    typeerror("coroutine object or function", what)), 3)
+end
+
+function M.create_task(what, ...)
+  local loop = rt.loop
+  if loop == nil then error("'create_task' called with no running event loop", 2) end
+  local fn, args = task_body("create_task", what, ...)
+  return spawn(loop, fn, args)
+end
+
+-- loop:create_task(...): on a loop that may not be running yet.
+function M.loop_create_task(loop, what, ...)
+  local fn, args = task_body("create_task", what, ...)
+  return spawn(loop, fn, args)
+end
+
+-- A future or task for awaitable 'aw' (coroutine objects become tasks).
+function M.ensure_future(aw, fname, n, loop)
+  local mt = getmetatable(aw)
+  if type(mt) == "table" and mt.__isfuture then return aw end
+  loop = loop or rt.loop
+  if loop == nil then error(("'%s' called with no running event loop"):format(fname), 3) end
+  if mt == Coro then
+    claim(aw, fname)
+    return spawn(loop, aw.fn, aw)
+  elseif type(mt) == "table" and mt.__await then
+    return spawn(loop, function() return await(aw) end, EMPTY)
+  end
+  error(("bad argument #%d to '%s' (%s)"):format(n or 1, fname,
+    typeerror("awaitable", aw)), 3)
+end
+
+function Task:cancel(msg)
+  if self._state ~= PENDING then return false end
+  self._num_cancels_requested = self._num_cancels_requested + 1
+  local w = self._fut_waiter
+  if w ~= nil and w:cancel(msg) then return true end
+  self._must_cancel = true
+  self._cancel_message = msg
+  local abort = self._wait_abort
+  if abort ~= nil then
+    self._wait_abort = nil
+    if abort(self) then self._loop._core:schedule(self._co, nil) end
+  end
+  return true
+end
+
+function Task:cancelling() return self._num_cancels_requested end
+
+function Task:uncancel()
+  if self._num_cancels_requested > 0 then
+    self._num_cancels_requested = self._num_cancels_requested - 1
+    if self._num_cancels_requested == 0 then self._must_cancel = false end
+  end
+  return self._num_cancels_requested
+end
+
+function Task:get_name()
+  if self._name == nil then
+    self._name = ("Task-%s"):format(tostring(self._co):match("0x%x+") or "?")
+  end
+  return self._name
+end
+
+function Task:set_name(name)
+  self._name = tostring(name)
+end
+
+function Task:get_coro() return self._co end
+
+-- Where the task failed, or where it is suspended now; nil when neither.
+function Task:traceback()
+  if self._tb then return self._tb end
+  if self._state == PENDING and task_by_co[self._co] == self then
+    return traceback(self._co, "traceback of " .. self:get_name())
+  end
+  return nil
+end
+
+function Task:__tostring()
+  local s = self._state
+  if s == "FINISHED" and self._exc ~= nil then s = "FINISHED error" end
+  return ("<asyncio.Task %s %s>"):format(self:get_name(), s)
+end
+
+function M.current_task() return cur end
+
+function M.all_tasks(loop)
+  loop = loop or rt.loop
+  local set = {}
+  if loop == nil then return set end
+  for t in pairs(loop._tasks) do
+    if t._state == PENDING then set[t] = true end
+  end
+  return set
+end
+
+
+-- Sleep ---------------------------------------------------------------------
+
+local Sleep = {__name = "asyncio.sleep"}
+Sleep.__index = Sleep
+local SLEEP0 = setmetatable({0, n = 1}, Sleep)
+
+local function abort_timer(task)
+  return task._loop._core:untimer(task._timer)
+end
+
+function Sleep.__await(s)
+  local task = current()
+  local delay, core = s[1], task._loop._core
+  if delay <= 0 then
+    core:schedule(task._co, nil)  -- already ready: cancel needs no abort
+  else
+    task._timer = core:timer(delay, task._co, nil)
+    task._wait_abort = abort_timer
+  end
+  suspend(task)
+  task._wait_abort = nil
+  check_cancel(task)
+  if s.n > 1 then return unpack(s, 2, s.n) end
+end
+
+-- sleep(delay, ...): an awaitable that resumes after 'delay' seconds with '...'.
+function M.sleep(delay, ...)
+  util.checkdelay(delay, 1, "sleep")
+  local n = select("#", ...)
+  if n == 0 and delay <= 0 then return SLEEP0 end
+  local s = {delay, ...}
+  s.n = n + 1
+  return setmetatable(s, Sleep)
+end
+
+
+-- Loop hooks (called by C; see loop.c) -------------------------------------
+
+-- The three functions a core loop calls on errors it cannot place itself.
+function M.hooks(loop)
+  return {
+    function(err, fn, value)  -- a callback raised
+      cur = nil
+      local handle = type(value) == "table" and rawget(value, "_is_handle") and value or nil
+      loop:call_exception_handler({message = "Exception in callback",
+        exception = err, callback = fn, handle = handle})
+    end,
+    function(co, err)  -- a task's coroutine died (the wrapper itself failed)
+      cur = nil
+      local task = task_by_co[co]
+      task_by_co[co] = nil
+      if task ~= nil and task._state == PENDING then task:_set_exception(err) end
+      loop:call_exception_handler({message = "task coroutine failed",
+        exception = err, task = task})
+    end,
+    function(co)  -- a task yielded without await
+      cur = nil
+      local task = task_by_co[co]
+      task_by_co[co] = nil
+      local msg = "task yielded outside 'await' (use asyncio.await, not coroutine.yield)"
+      pcall(coclose, co)
+      if task ~= nil and task._state == PENDING then task:_set_exception(msg, traceback(co)) end
+    end,
+  }
+end
+
+return M

@@ -1,0 +1,36 @@
+-- util.lua: small helpers shared by the Lua modules.
+
+local util = {}
+
+-- Raise "bad argument #n to 'fname' (msg)" at the caller of the caller.
+function util.argcheck(cond, n, fname, msg)
+  if not cond then
+    error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+  end
+end
+
+-- "number expected, got string" in Lua's words (with __name for userdata).
+function util.typeerror(expected, value)
+  local mt = getmetatable(value)
+  local got = type(mt) == "table" and rawget(mt, "__name") or type(value)
+  if value == nil then got = "no value" end
+  return ("%s expected, got %s"):format(expected, got)
+end
+
+-- Check that argument 'n' of 'fname' is a delay in seconds (nil allowed if 'opt').
+function util.checkdelay(d, n, fname, opt)
+  if d == nil and opt then return nil end
+  if type(d) ~= "number" then
+    error(("bad argument #%d to '%s' (%s)"):format(n, fname,
+      util.typeerror("number", d)), 3)
+  end
+  if d ~= d then
+    error(("bad argument #%d to '%s' (delay is not a number)"):format(n, fname), 3)
+  end
+  return d
+end
+
+util.pack = table.pack
+util.unpack = table.unpack
+
+return util

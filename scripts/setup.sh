@@ -1,0 +1,56 @@
+#!/bin/sh
+# setup.sh: install the Debian packages lua-asyncio needs for one purpose.
+#   scripts/setup.sh build|test|check|bench
+# Installs what is missing with apt-get (as root, or through sudo); where that
+# is impossible, prints the exact command to run and fails.
+set -eu
+
+purpose=${1:-build}
+
+# package:probe pairs; the probe is a command name or pkg-config module (pc:NAME).
+need="pkg-config:pkg-config gcc:cc make:make lua5.4:lua5.4 liblua5.4-dev:pc:lua5.4 libuv1-dev:pc:libuv"
+case "$purpose" in
+  build|demo) ;;
+  test)  need="$need lua-busted:busted luarocks:luarocks" ;;
+  check) need="$need lua-busted:busted luarocks:luarocks lua-check:luacheck valgrind:valgrind cppcheck:cppcheck" ;;
+  bench) need="$need python3:python3 nodejs:node lua-cqueues:lua5.4-module:_cqueues lua-luv:lua5.4-module:luv" ;;
+  *) echo "setup.sh: unknown purpose '$purpose' (build, demo, test, check, bench)" >&2; exit 2 ;;
+esac
+
+present() {
+  case "$1" in
+    pc:*) command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "${1#pc:}" ;;
+    lua5.4-module:*) command -v lua5.4 >/dev/null 2>&1 &&
+        lua5.4 -e "require '${1#lua5.4-module:}'" >/dev/null 2>&1 ;;
+    *) command -v "$1" >/dev/null 2>&1 ;;
+  esac
+}
+
+missing=""
+for pair in $need; do
+  pkg=${pair%%:*}
+  probe=${pair#*:}
+  present "$probe" || missing="$missing $pkg"
+done
+
+[ -z "$missing" ] && exit 0
+
+echo "setup: missing Debian packages:$missing"
+if [ "$(id -u)" = 0 ]; then
+  sudo=""
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  sudo="sudo"
+else
+  echo "setup: cannot install them (not root, no password-less sudo). Run:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y$missing" >&2
+  exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "setup: no apt-get here; install the equivalents of:$missing" >&2
+  exit 1
+fi
+echo "setup: $sudo apt-get update && $sudo apt-get install -y$missing"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq </dev/null
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends$missing </dev/null

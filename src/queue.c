@@ -1,0 +1,624 @@
+/*
+** queue.c: the storage and waiter lists behind asyncio.Queue and its
+** LIFO/priority variants. Waking a waiter only schedules it on the loop's
+** ready queue and reserves an item (or a free slot) for it, so wake-ups are
+** strictly FIFO and nothing can barge in. This file never resumes a
+** coroutine; what a wake-up means (cancellation, shutdown) is queue.lua's.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "asyncio.h"
+
+enum { FIFO, LIFO, PRIO };
+/* user values of a Queue */
+enum { Q_ITEMS = 1, Q_GETTERS, Q_PUTTERS, Q_LOOP, Q_LESS, Q_GETOP, Q_NUV = Q_GETOP };
+/* which waiter list */
+enum { GETTERS = 0, PUTTERS = 1 };
+
+static const char config_key = 'C';  /* registry: {putop_mt, done, raise} */
+
+/* A FIFO of waiting coroutines, stored at keys 1..cap of a user value. */
+typedef struct Ring {
+  lua_Integer head, count, cap;
+} Ring;
+
+typedef struct Queue {
+  int kind;
+  int shutdown;
+  lua_Integer maxsize;          /* 0: unbounded */
+  lua_Integer head, count, cap; /* FIFO/LIFO ring at keys 1..cap; PRIO heap at 1..count */
+  lua_Integer *seqs;            /* PRIO: insertion numbers, parallel to the heap (1-based) */
+  lua_Integer nextseq;
+  lua_Integer unfinished;       /* put minus task_done */
+  lua_Integer reserved[2];      /* items promised to woken getters, slots to woken putters */
+  Ring waiters[2];
+} Queue;
+
+
+static Queue *checkqueue (lua_State *L) {
+  return (Queue *)luaL_checkudata(L, 1, ASYNCIO_QUEUE);
+}
+
+
+/* Raise the asyncio error 'name' (QueueEmpty, ...) through queue.lua. */
+static int qerror (lua_State *L, const char *name) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &config_key);
+  lua_rawgeti(L, -1, 3);
+  lua_pushstring(L, name);
+  lua_call(L, 1, 0);
+  return 0;  /* not reached */
+}
+
+
+/* Copy 'n' ring entries of the table at 'idx' into a new table of size 'ncap'. */
+static void ring_copy (lua_State *L, int idx, lua_Integer head,
+                       lua_Integer n, lua_Integer cap, lua_Integer ncap) {
+  lua_Integer i;
+  lua_createtable(L, (int)ncap, 0);
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, idx, (head + i) % cap + 1);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+
+/* Make room for one more item in the FIFO/LIFO ring; may raise, changing nothing. */
+static void items_reserve (lua_State *L, Queue *q) {
+  lua_Integer ncap;
+  if (q->kind == PRIO) {
+    if (q->count + 1 >= q->cap) {
+      lua_Integer *s;
+      ncap = q->cap * 2;
+      s = (lua_Integer *)realloc(q->seqs, (size_t)(ncap + 1) * sizeof *s);
+      if (s == NULL) luaL_error(L, "not enough memory");
+      q->seqs = s;
+      q->cap = ncap;
+    }
+    return;
+  }
+  if (q->count < q->cap) return;
+  ncap = q->cap * 2;
+  lua_getiuservalue(L, 1, Q_ITEMS);
+  ring_copy(L, lua_gettop(L), q->head, q->count, q->cap, ncap);
+  lua_setiuservalue(L, 1, Q_ITEMS);
+  lua_pop(L, 1);
+  q->head = 0;
+  q->cap = ncap;
+}
+
+
+/* a < b for the stack values at 'a' and 'b', through 'less' if given. */
+static int lt (lua_State *L, int a, int b) {
+  int r;
+  a = lua_absindex(L, a);
+  b = lua_absindex(L, b);
+  if (lua_getiuservalue(L, 1, Q_LESS) == LUA_TNIL) {
+    lua_pop(L, 1);
+    return lua_compare(L, a, b, LUA_OPLT);
+  }
+  lua_pushvalue(L, a);
+  lua_pushvalue(L, b);
+  lua_call(L, 2, 1);  /* an error in 'less' propagates: nothing has moved yet */
+  r = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return r;
+}
+
+
+/* Does item 'a' (insertion 'sa') come out before item 'b' ('sb')? */
+static int before (lua_State *L, int a, lua_Integer sa, int b, lua_Integer sb) {
+  if (lt(L, a, b)) return 1;
+  if (lt(L, b, a)) return 0;
+  return sa < sb;  /* equal priorities: insertion order */
+}
+
+
+/*
+** Add the item on top of the stack (popped). For PRIO, the comparisons
+** all happen before anything moves, so a failing 'less' changes nothing.
+*/
+static void items_push (lua_State *L, Queue *q) {
+  lua_getiuservalue(L, 1, Q_ITEMS);  /* stack: item, items */
+  if (q->kind != PRIO) {
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, (q->head + q->count) % q->cap + 1);
+  }
+  else {
+    lua_Integer hole = q->count + 1, h, seq = q->nextseq;
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, -2, hole);  /* grows the table now, while it may fail */
+    while (hole > 1) {
+      lua_rawgeti(L, -1, hole / 2);
+      if (!before(L, -3, seq, -1, q->seqs[hole / 2])) { lua_pop(L, 1); break; }
+      lua_pop(L, 1);
+      hole /= 2;
+    }
+    for (h = q->count + 1; h > hole; h /= 2) {  /* now move: cannot fail */
+      lua_rawgeti(L, -1, h / 2);
+      lua_rawseti(L, -2, h);
+      q->seqs[h] = q->seqs[h / 2];
+    }
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, hole);
+    q->seqs[hole] = seq;
+    q->nextseq++;
+  }
+  lua_pop(L, 1);
+  q->count++;
+}
+
+
+/* Remove the next item and push it. PRIO plans the sift before moving. */
+static void items_pop (lua_State *L, Queue *q) {
+  int items;
+  lua_getiuservalue(L, 1, Q_ITEMS);
+  items = lua_gettop(L);
+  if (q->kind != PRIO) {
+    lua_Integer k = (q->kind == FIFO ? q->head : q->head + q->count - 1) % q->cap + 1;
+    lua_rawgeti(L, items, k);
+    lua_pushnil(L);
+    lua_rawseti(L, items, k);
+    if (q->kind == FIFO) q->head = (q->head + 1) % q->cap;
+  }
+  else {
+    lua_Integer path[64], depth = 0, hole = 1, n = q->count - 1, i;
+    lua_Integer lastseq = q->seqs[q->count];
+    lua_rawgeti(L, items, 1);            /* the result */
+    lua_rawgeti(L, items, q->count);     /* the last item, to re-place */
+    for (;;) {
+      lua_Integer c = 2 * hole;
+      if (c > n) break;
+      lua_rawgeti(L, items, c);
+      if (c + 1 <= n) {
+        lua_rawgeti(L, items, c + 1);
+        if (before(L, -1, q->seqs[c + 1], -2, q->seqs[c])) { c++; lua_remove(L, -2); }
+        else lua_pop(L, 1);
+      }
+      if (!before(L, -1, q->seqs[c], -2, lastseq)) { lua_pop(L, 1); break; }
+      lua_pop(L, 1);
+      path[depth++] = c;
+      hole = c;
+    }
+    hole = 1;                            /* now move: cannot fail */
+    for (i = 0; i < depth; i++) {
+      lua_rawgeti(L, items, path[i]);
+      lua_rawseti(L, items, hole);
+      q->seqs[hole] = q->seqs[path[i]];
+      hole = path[i];
+    }
+    lua_rawseti(L, items, hole);         /* the last item */
+    q->seqs[hole] = lastseq;
+    lua_pushnil(L);
+    lua_rawseti(L, items, q->count);
+  }
+  lua_remove(L, items);
+  q->count--;
+}
+
+
+/* Items a new getter may take, and whether a new putter must wait. */
+static lua_Integer available (const Queue *q) {
+  return q->count - q->reserved[GETTERS];
+}
+
+static int isfull (const Queue *q) {
+  return q->maxsize > 0 && q->count + q->reserved[PUTTERS] >= q->maxsize;
+}
+
+
+/*
+** Schedule the first waiter of list 'w' with 'value' on the queue's loop and
+** drop it from the list. Waiters of a closed loop are dropped unscheduled.
+** Returns 1 if a waiter was scheduled.
+*/
+static int wake (lua_State *L, Queue *q, int w, int value) {
+  Ring *r = &q->waiters[w];
+  while (r->count > 0) {
+    Loop *lp;
+    lua_Integer k = r->head % r->cap + 1;
+    int ok;
+    lua_getiuservalue(L, 1, Q_GETTERS + w);
+    lua_getiuservalue(L, 1, Q_LOOP);
+    lp = (Loop *)luaL_testudata(L, -1, ASYNCIO_LOOP);
+    ok = lp != NULL && !lp->closed;
+    if (ok) {
+      lua_rawgeti(L, -2, k);
+      lua_pushboolean(L, value);
+      asyncio_push_ready(L, lp, -3);  /* may raise: nothing changed yet */
+    }
+    lua_pushnil(L);
+    lua_rawseti(L, -3, k);
+    lua_pop(L, 2);
+    r->head = (r->head + 1) % r->cap;
+    r->count--;
+    if (ok) return 1;
+  }
+  return 0;
+}
+
+
+/* Wake waiters while there is something for them: an item, a free slot. */
+static void settle (lua_State *L, Queue *q) {
+  if (q->shutdown) {  /* everyone wakes to find the queue shut down */
+    while (wake(L, q, GETTERS, 0)) {}
+    while (wake(L, q, PUTTERS, 0)) {}
+    return;
+  }
+  while (q->waiters[GETTERS].count > 0 && available(q) > 0)
+    if (wake(L, q, GETTERS, 1)) q->reserved[GETTERS]++;
+  while (q->waiters[PUTTERS].count > 0 && !isfull(q))
+    if (wake(L, q, PUTTERS, 1)) q->reserved[PUTTERS]++;
+}
+
+
+/* The put itself, once allowed: the item is at index 2. */
+static void do_put (lua_State *L, Queue *q) {
+  items_reserve(L, q);
+  lua_pushvalue(L, 2);
+  items_push(L, q);
+  q->unfinished++;
+  settle(L, q);
+}
+
+
+static int queue_put_nowait (lua_State *L) {
+  Queue *q = checkqueue(L);
+  lua_settop(L, 2);
+  if (q->shutdown) return qerror(L, "QueueShutDown");
+  if (isfull(q)) return qerror(L, "QueueFull");
+  do_put(L, q);
+  return 0;
+}
+
+
+/* q:put(item): put now and return a done awaitable, or a put operation. */
+static int queue_put (lua_State *L) {
+  Queue *q = checkqueue(L);
+  lua_settop(L, 2);
+  if (q->shutdown) return qerror(L, "QueueShutDown");
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &config_key);
+  if (!isfull(q)) {
+    do_put(L, q);
+    lua_rawgeti(L, 3, 2);  /* the done awaitable */
+    return 1;
+  }
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, -2, 2);
+  lua_rawgeti(L, 3, 1);
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+
+/* q:_try_put(item) -> true if put now, false if the queue is full. */
+static int queue_try_put (lua_State *L) {
+  Queue *q = checkqueue(L);
+  lua_settop(L, 2);
+  if (q->shutdown) return qerror(L, "QueueShutDown");
+  if (isfull(q)) { lua_pushboolean(L, 0); return 1; }
+  do_put(L, q);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+static int queue_get_nowait (lua_State *L) {
+  Queue *q = checkqueue(L);
+  if (available(q) <= 0)
+    return qerror(L, q->shutdown ? "QueueShutDown" : "QueueEmpty");
+  items_pop(L, q);
+  settle(L, q);
+  return 1;
+}
+
+
+/* q:try_get() -> true, item | false. Raises QueueShutDown when that is the answer. */
+static int queue_try_get (lua_State *L) {
+  Queue *q = checkqueue(L);
+  if (available(q) <= 0) {
+    if (q->shutdown) return qerror(L, "QueueShutDown");
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lua_pushboolean(L, 1);
+  items_pop(L, q);
+  settle(L, q);
+  return 2;
+}
+
+
+/* q:get(): the queue's get awaitable (one per queue, reusable). */
+static int queue_get (lua_State *L) {
+  checkqueue(L);
+  lua_getiuservalue(L, 1, Q_GETOP);
+  return 1;
+}
+
+
+static int checkwhich (lua_State *L, int arg) {
+  static const char *const names[] = {"get", "put", NULL};
+  return luaL_checkoption(L, arg, NULL, names);
+}
+
+
+/*
+** q:wait(which, co, loop): add 'co' at the end of the getters or putters.
+** It will be scheduled with true (an item or slot is reserved for it) or
+** false (the queue was shut down).
+*/
+static int queue_wait (lua_State *L) {
+  Queue *q = checkqueue(L);
+  int w = checkwhich(L, 2);
+  Ring *r = &q->waiters[w];
+  Loop *lp;
+  luaL_checktype(L, 3, LUA_TTHREAD);
+  lp = asyncio_checkloop(L, 4);
+  if (q->waiters[0].count + q->waiters[1].count > 0) {
+    Loop *old;
+    lua_getiuservalue(L, 1, Q_LOOP);
+    old = (Loop *)lua_touserdata(L, -1);
+    if (old != NULL && old != lp && !old->closed)
+      return luaL_error(L, "queue is bound to a different event loop");
+    lua_pop(L, 1);
+  }
+  lua_getiuservalue(L, 1, Q_GETTERS + w);
+  if (r->count == r->cap) {
+    lua_Integer ncap = r->cap * 2;
+    ring_copy(L, lua_gettop(L), r->head, r->count, r->cap, ncap);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, Q_GETTERS + w);
+    lua_remove(L, -2);
+    r->head = 0;
+    r->cap = ncap;
+  }
+  lua_pushvalue(L, 3);
+  lua_rawseti(L, -2, (r->head + r->count) % r->cap + 1);
+  r->count++;
+  lua_pushvalue(L, 4);
+  lua_setiuservalue(L, 1, Q_LOOP);
+  return 0;
+}
+
+
+/* q:remove_waiter(which, co) -> true if 'co' was still waiting (not woken). */
+static int queue_remove_waiter (lua_State *L) {
+  Queue *q = checkqueue(L);
+  int w = checkwhich(L, 2);
+  Ring *r = &q->waiters[w];
+  lua_Integer i;
+  luaL_checktype(L, 3, LUA_TTHREAD);
+  lua_getiuservalue(L, 1, Q_GETTERS + w);  /* index 4 */
+  for (i = 0; i < r->count; i++) {
+    lua_rawgeti(L, 4, (r->head + i) % r->cap + 1);
+    if (lua_rawequal(L, -1, 3)) {
+      lua_Integer j;
+      for (j = i; j + 1 < r->count; j++) {  /* close the gap, keeping order */
+        lua_rawgeti(L, 4, (r->head + j + 1) % r->cap + 1);
+        lua_rawseti(L, 4, (r->head + j) % r->cap + 1);
+      }
+      lua_pushnil(L);
+      lua_rawseti(L, 4, (r->head + r->count - 1) % r->cap + 1);
+      r->count--;
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
+
+/* q:take(): a woken getter takes the item reserved for it. */
+static int queue_take (lua_State *L) {
+  Queue *q = checkqueue(L);
+  if (q->reserved[GETTERS] > 0) q->reserved[GETTERS]--;
+  if (q->count == 0)  /* drained by shutdown(true) meanwhile */
+    return qerror(L, "QueueShutDown");
+  items_pop(L, q);
+  settle(L, q);
+  return 1;
+}
+
+
+/* q:put_woken(item): a woken putter fills the slot reserved for it. */
+static int queue_put_woken (lua_State *L) {
+  Queue *q = checkqueue(L);
+  lua_settop(L, 2);
+  if (q->reserved[PUTTERS] > 0) q->reserved[PUTTERS]--;
+  if (q->shutdown) return qerror(L, "QueueShutDown");
+  do_put(L, q);
+  return 0;
+}
+
+
+/* q:release(which): a woken waiter gives up its reservation (cancelled). */
+static int queue_release (lua_State *L) {
+  Queue *q = checkqueue(L);
+  int w = checkwhich(L, 2);
+  if (q->reserved[w] > 0) q->reserved[w]--;
+  settle(L, q);
+  return 0;
+}
+
+
+static int queue_qsize (lua_State *L) {
+  lua_pushinteger(L, available(checkqueue(L)));
+  return 1;
+}
+
+
+static int queue_empty (lua_State *L) {
+  lua_pushboolean(L, available(checkqueue(L)) <= 0);
+  return 1;
+}
+
+
+static int queue_full (lua_State *L) {
+  lua_pushboolean(L, isfull(checkqueue(L)));
+  return 1;
+}
+
+
+static int queue_maxsize (lua_State *L) {
+  lua_pushinteger(L, checkqueue(L)->maxsize);
+  return 1;
+}
+
+
+/* q:task_done() -> unfinished count left. Raises if called too often. */
+static int queue_task_done (lua_State *L) {
+  Queue *q = checkqueue(L);
+  if (q->unfinished <= 0)
+    return luaL_error(L, "task_done() called too many times");
+  lua_pushinteger(L, --q->unfinished);
+  return 1;
+}
+
+
+static int queue_unfinished (lua_State *L) {
+  lua_pushinteger(L, checkqueue(L)->unfinished);
+  return 1;
+}
+
+
+/* q:shutdown(immediate) -> unfinished count left. */
+static int queue_shutdown (lua_State *L) {
+  Queue *q = checkqueue(L);
+  int immediate = lua_toboolean(L, 2);
+  q->shutdown = 1;
+  if (immediate) {  /* drop the items and the task_done they would owe */
+    lua_Integer n = q->count;
+    lua_createtable(L, (int)q->cap, 0);
+    lua_setiuservalue(L, 1, Q_ITEMS);
+    q->count = q->head = 0;
+    q->unfinished = q->unfinished > n ? q->unfinished - n : 0;
+    q->reserved[GETTERS] = 0;
+  }
+  settle(L, q);
+  lua_pushinteger(L, q->unfinished);
+  return 1;
+}
+
+
+static int queue_is_shutdown (lua_State *L) {
+  lua_pushboolean(L, checkqueue(L)->shutdown);
+  return 1;
+}
+
+
+/* q:waiting() -> number of unwoken getters, putters */
+static int queue_waiting (lua_State *L) {
+  Queue *q = checkqueue(L);
+  lua_pushinteger(L, q->waiters[GETTERS].count);
+  lua_pushinteger(L, q->waiters[PUTTERS].count);
+  return 2;
+}
+
+
+static int queue_gc (lua_State *L) {
+  Queue *q = checkqueue(L);
+  free(q->seqs);
+  q->seqs = NULL;
+  return 0;
+}
+
+
+/*
+** core.new_queue(kind, maxsize, less, getop) -> Queue. 'kind' is "fifo",
+** "lifo" or "priority"; 'getop' is what q:get() returns.
+*/
+static int new_queue (lua_State *L) {
+  static const char *const kinds[] = {"fifo", "lifo", "priority", NULL};
+  int kind = luaL_checkoption(L, 1, NULL, kinds);
+  lua_Integer maxsize = luaL_optinteger(L, 2, 0);
+  Queue *q;
+  int w;
+  luaL_argcheck(L, maxsize >= 0, 2, "maxsize must be a non-negative integer");
+  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
+  q = (Queue *)lua_newuserdatauv(L, sizeof(Queue), Q_NUV);
+  memset(q, 0, sizeof *q);
+  luaL_setmetatable(L, ASYNCIO_QUEUE);
+  q->kind = kind;
+  q->maxsize = maxsize;
+  q->cap = maxsize > 0 && maxsize < 64 ? maxsize : 64;
+  if (kind == PRIO) {
+    q->seqs = (lua_Integer *)malloc((size_t)(q->cap + 1) * sizeof *q->seqs);
+    if (q->seqs == NULL) return luaL_error(L, "not enough memory");
+  }
+  lua_createtable(L, (int)q->cap, 0);
+  lua_setiuservalue(L, -2, Q_ITEMS);
+  for (w = 0; w < 2; w++) {
+    q->waiters[w].cap = 4;
+    lua_createtable(L, 4, 0);
+    lua_setiuservalue(L, -2, Q_GETTERS + w);
+  }
+  if (kind == PRIO && !lua_isnoneornil(L, 3)) {
+    lua_pushvalue(L, 3);
+    lua_setiuservalue(L, -2, Q_LESS);
+  }
+  lua_pushvalue(L, 4);
+  lua_setiuservalue(L, -2, Q_GETOP);
+  return 1;
+}
+
+
+/* core.queue_config(putop_mt, done, raise): what queue.lua lends the C side. */
+static int queue_config (lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checkany(L, 2);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  lua_createtable(L, 3, 0);
+  lua_pushvalue(L, 1); lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, 2); lua_rawseti(L, -2, 2);
+  lua_pushvalue(L, 3); lua_rawseti(L, -2, 3);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &config_key);
+  return 0;
+}
+
+
+static const luaL_Reg queue_methods[] = {
+  {"put", queue_put},
+  {"put_nowait", queue_put_nowait},
+  {"get", queue_get},
+  {"get_nowait", queue_get_nowait},
+  {"_try_get", queue_try_get},
+  {"_try_put", queue_try_put},
+  {"_wait", queue_wait},
+  {"_remove_waiter", queue_remove_waiter},
+  {"_take", queue_take},
+  {"_put_woken", queue_put_woken},
+  {"_release", queue_release},
+  {"qsize", queue_qsize},
+  {"empty", queue_empty},
+  {"full", queue_full},
+  {"maxsize", queue_maxsize},
+  {"task_done", queue_task_done},
+  {"_unfinished", queue_unfinished},
+  {"shutdown", queue_shutdown},
+  {"is_shutdown", queue_is_shutdown},
+  {"_waiting", queue_waiting},
+  {NULL, NULL}
+};
+
+
+/* Queue metatable (queue.lua completes its method table) and constructors,
+** into the module table on top of the stack. */
+void asyncio_queue_open (lua_State *L) {
+  luaL_newmetatable(L, ASYNCIO_QUEUE);
+  lua_pushcfunction(L, queue_gc);
+  lua_setfield(L, -2, "__gc");
+  luaL_newlib(L, queue_methods);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "__index");
+  lua_setfield(L, -3, "queue_methods");  /* queue.lua adds its methods here */
+  lua_pop(L, 1);
+  lua_pushcfunction(L, new_queue);
+  lua_setfield(L, -2, "new_queue");
+  lua_pushcfunction(L, queue_config);
+  lua_setfield(L, -2, "queue_config");
+}
