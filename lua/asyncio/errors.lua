@@ -4,29 +4,15 @@
 
 local errors = {}
 
-local Error = {name = "Error"}
-Error.__index = Error
-
-function Error.__tostring(e)
+local function message_of(e)
   if e.message == nil or e.message == "" then return e.name end
   return e.name .. ": " .. tostring(e.message)
-end
-
--- Class:is(err): is 'err' an instance of this class or of a subclass?
-function Error.is(class, err)
-  if type(err) ~= "table" then return false end
-  local mt = getmetatable(err)
-  while mt ~= nil do
-    if mt == class then return true end
-    mt = rawget(mt, "_parent")
-  end
-  return false
 end
 
 local function class(name, parent, default)
   local cls = {name = name, _parent = parent, _default = default}
   cls.__index = cls
-  cls.__tostring = Error.__tostring
+  cls.__tostring = message_of
   return setmetatable(cls, {
     __index = parent,
     __call = function(c, message, fields)
@@ -41,7 +27,18 @@ local function class(name, parent, default)
 end
 
 errors.Error = class("Error", nil)
-Error = errors.Error
+local Error = errors.Error
+
+-- Class:is(err): is 'err' an instance of this class or of a subclass?
+function Error.is(class, err)
+  if type(err) ~= "table" then return false end
+  local mt = getmetatable(err)
+  while mt ~= nil do
+    if mt == class then return true end
+    mt = rawget(mt, "_parent")
+  end
+  return false
+end
 errors.CancelledError = class("CancelledError", Error, "")
 errors.TimeoutError = class("TimeoutError", Error, "the operation timed out")
 errors.InvalidStateError = class("InvalidStateError", Error, "invalid state")

@@ -1,0 +1,81 @@
+local asyncio = require "asyncio"
+local support = require "spec.support"
+local await = asyncio.await
+
+describe("sleep", function()
+  after_each(support.assert_clean)
+
+  it("returns its extra values", function()
+    assert.same({"a", nil, 3}, {asyncio.run(function()
+      return await(asyncio.sleep(0.001, "a", nil, 3))
+    end)})
+    assert.equal(0, select("#", asyncio.run(function() return await(asyncio.sleep(0)) end)))
+  end)
+
+  it("sleep(0) yields to the loop exactly once", function()
+    local log = {}
+    asyncio.run(function()
+      local t = asyncio.create_task(function() log[#log + 1] = "other" end)
+      log[#log + 1] = "before"
+      await(asyncio.sleep(0))
+      log[#log + 1] = "after"
+      await(t)
+    end)
+    assert.same({"before", "other", "after"}, log)
+  end)
+
+  it("wakes sleepers in deadline order", function()
+    local log = {}
+    asyncio.run(function()
+      local ts = {}
+      for _, d in ipairs({0.03, 0.01, 0.02}) do
+        ts[#ts + 1] = asyncio.create_task(function()
+          await(asyncio.sleep(d))
+          log[#log + 1] = d
+        end)
+      end
+      await(asyncio.gather(table.unpack(ts)))
+    end)
+    assert.same({0.01, 0.02, 0.03}, log)
+  end)
+
+  it("takes at least the delay on the loop's clock", function()
+    local elapsed = asyncio.run(function()
+      local loop = asyncio.get_running_loop()
+      local t0 = loop:time()
+      await(asyncio.sleep(0.02))
+      return loop:time() - t0
+    end)
+    assert.is_true(elapsed >= 0.02)
+  end)
+
+  it("treats a negative delay as zero and a huge one as forever", function()
+    asyncio.run(function() await(asyncio.sleep(-5)) end)
+    local cancelled = asyncio.run(function()
+      local t = asyncio.create_task(function() await(asyncio.sleep(math.huge)) end)
+      await(asyncio.sleep(0))
+      t:cancel()
+      return not pcall(await, t)
+    end)
+    assert.is_true(cancelled)
+  end)
+
+  it("leaves no timer behind when a sleeper is cancelled", function()
+    local pending = asyncio.run(function()
+      local t = asyncio.create_task(function() await(asyncio.sleep(10)) end)
+      await(asyncio.sleep(0))
+      t:cancel()
+      pcall(await, t)
+      local _, timers = asyncio.get_running_loop()._core:pending()
+      return timers
+    end)
+    assert.equal(0, pending)
+  end)
+
+  it("checks its delay", function()
+    assert.has_error(function() asyncio.sleep("soon") end,
+      "bad argument #1 to 'sleep' (number expected, got string)")
+    assert.has_error(function() asyncio.sleep(0/0) end,
+      "bad argument #1 to 'sleep' (delay is not a number)")
+  end)
+end)
