@@ -272,6 +272,13 @@ static int loop_time (lua_State *L) {
 }
 
 
+/* core.monotonic(): the clock of loop:time(), without a loop */
+static int core_monotonic (lua_State *L) {
+  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
+  return 1;
+}
+
+
 /* loop:pending() -> number of ready entries, number of armed timers */
 static int loop_pending (lua_State *L) {
   Loop *lp = (Loop *)luaL_checkudata(L, 1, ASYNCIO_LOOP);
@@ -406,6 +413,8 @@ void asyncio_loop_open (lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, new_loop);
   lua_setfield(L, -2, "new_loop");
+  lua_pushcfunction(L, core_monotonic);
+  lua_setfield(L, -2, "monotonic");
   lua_pushlightuserdata(L, (void *)&token_key);
   lua_setfield(L, -2, "TOKEN");
   lua_pushlightuserdata(L, (void *)&sentinel_key);

@@ -30,6 +30,7 @@ local asyncio = {
   Task = task.Task,
   EventLoop = EventLoop,
   new_event_loop = rt.new_event_loop,
+  monotonic = require("asyncio.core").monotonic,
 }
 
 for name, class in pairs(errors) do asyncio[name] = class end
