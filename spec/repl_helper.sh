@@ -1,0 +1,30 @@
+#!/bin/bash
+# repl_helper.sh LINES_FILE [WAIT_FOR_PATTERN]: drive a real interactive
+# lua5.4 -i with the lines of LINES_FILE. With a pattern, the lines after a
+# line "--SIGINT--" are sent only once the output shows the pattern and
+# SIGINT was sent to the REPL. Prints the REPL's whole output.
+set -u
+lines=$1; pattern=${2:-}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+mkfifo "$dir/in"
+LUA_PATH="lua/?.lua;lua/?/init.lua;./?.lua;;" LUA_CPATH="build/?.so;;" \
+  lua5.4 -i < "$dir/in" > "$dir/out" 2>&1 &
+pid=$!
+exec 3>"$dir/in"
+while IFS= read -r line; do
+  if [ "$line" = "--SIGINT--" ]; then
+    # wait (at most 30 s: a guard against a hang, not a time bound) for the run to start
+    for _ in $(seq 1 300); do grep -q -- "$pattern" "$dir/out" && break; sleep 0.1; done
+    sleep 0.2
+    kill -INT "$pid"
+  else
+    printf '%s\n' "$line" >&3
+  fi
+done < "$lines"
+exec 3>&-
+( sleep 60; kill -9 "$pid" ) </dev/null >/dev/null 2>&1 & guard=$!
+wait "$pid"; rc=$?
+kill "$guard" 2>/dev/null
+cat "$dir/out"
+echo "exit status $rc"
