@@ -1,10 +1,9 @@
 #!/bin/bash
-# repl_helper.sh LINES_FILE [WAIT_FOR_PATTERN]: drive a real interactive
-# lua5.4 -i with the lines of LINES_FILE. With a pattern, the lines after a
-# line "--SIGINT--" are sent only once the output shows the pattern and
-# SIGINT was sent to the REPL. Prints the REPL's whole output.
+# repl_helper.sh LINES_FILE: drive a real interactive lua5.4 -i with the
+# lines of LINES_FILE. A line "--SIGINT-- PATTERN" waits until the output
+# shows PATTERN, then sends SIGINT to the REPL. Prints the REPL's output.
 set -u
-lines=$1; pattern=${2:-}
+lines=$1
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 mkfifo "$dir/in"
@@ -13,7 +12,8 @@ LUA_PATH="lua/?.lua;lua/?/init.lua;./?.lua;;" LUA_CPATH="build/?.so;;" \
 pid=$!
 exec 3>"$dir/in"
 while IFS= read -r line; do
-  if [ "$line" = "--SIGINT--" ]; then
+  if [ "${line%% *}" = "--SIGINT--" ]; then
+    pattern=${line#--SIGINT-- }
     # wait (at most 30 s: a guard against a hang, not a time bound) for the run to start
     for _ in $(seq 1 300); do grep -q -- "$pattern" "$dir/out" && break; sleep 0.1; done
     sleep 0.2

@@ -90,16 +90,19 @@ function asyncio.run(main, ...)
     local status = loop:_run_until(main_task, true)
     if status == "interrupted" then
       main_task:cancel("interrupted")
-      loop:_run_until(main_task, true)
-      return "interrupted"
+      status = loop:_run_until(main_task, true)
+      return status == "interrupted" and "abandoned" or "interrupted"
     elseif status == "idle" and not main_task:done() then
       return "deadlock"
     end
   end)
-  local cleanup_ok, cleanup_err = pcall(cancel_all, loop)
+  local cleanup_ok, cleanup_err = true, nil
+  if err ~= "abandoned" then  -- a second Ctrl-C leaves the stragglers be
+    cleanup_ok, cleanup_err = pcall(cancel_all, loop)
+  end
   loop:close()
   if not ok then error(err, 0) end
-  if err == "interrupted" then error(errors.KeyboardInterrupt(), 0) end
+  if err == "interrupted" or err == "abandoned" then error(errors.KeyboardInterrupt(), 0) end
   if err == "deadlock" then
     error("asyncio.run: deadlock: main waits for something that no task, timer or I/O can complete", 2)
   end
