@@ -7,6 +7,8 @@ DESTDIR    ?=
 LUA_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VER)
 LUA_SHARE  ?= $(PREFIX)/share/lua/$(LUA_VER)
 BUSTED     ?= busted
+LUACHECK   ?= luacheck
+VALGRIND   ?= valgrind
 
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC -Wall -Wextra -pedantic \
@@ -17,15 +19,25 @@ LDFLAGS += -shared
 SRC  := $(wildcard src/*.c)
 LUAS := $(wildcard lua/asyncio/*.lua)
 CORE := build/asyncio/core.so
+ASAN_CORE := build/asan/asyncio/core.so
+SANITIZE  := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer
+# the interpreter is not instrumented: preload the runtimes, run busted under lua5.4 itself
+SAN_ENV   := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+             LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)"
+BUSTED54  := $(LUA) $$(command -v $(BUSTED)) --ignore-lua
 RUN  := LUA_PATH="lua/?.lua;lua/?/init.lua;./?.lua;;" LUA_CPATH="build/?.so;;"
 
-.PHONY: all setup demo test repl install uninstall clean check bench
+.PHONY: all setup demo test repl install uninstall clean check lint asan gcstress memcheck bench
 
 all: $(CORE)
 
 $(CORE): $(SRC) src/asyncio.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(SRC) $(LIBS)
+
+$(ASAN_CORE): $(SRC) src/asyncio.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -O1 $(SANITIZE) $(LDFLAGS) -o $@ $(SRC) $(LIBS)
 
 setup:
 	@sh scripts/setup.sh build
@@ -39,6 +51,28 @@ test:
 	@sh scripts/setup.sh test
 	@$(MAKE) --no-print-directory all
 	$(BUSTED)
+
+# make check: static checks, then the whole suite under ASan+UBSan, under
+# GC stress, and under valgrind. Any report fails the run.
+check:
+	@sh scripts/setup.sh check
+	@$(MAKE) --no-print-directory all $(ASAN_CORE)
+	@$(MAKE) --no-print-directory lint asan gcstress memcheck
+
+lint:
+	$(LUACHECK) -q lua spec examples bench
+	cppcheck --error-exitcode=1 --enable=warning,style,performance,portability \
+	  --inline-suppr --std=c11 -D_POSIX_C_SOURCE=200809L -q src
+
+asan: $(ASAN_CORE)
+	$(SAN_ENV) $(BUSTED54) --cpath="build/asan/?.so"
+
+gcstress: all
+	ASYNCIO_GC_STRESS=1 $(BUSTED)
+
+memcheck: all
+	$(VALGRIND) -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+	  --show-leak-kinds=definite $(BUSTED54)
 
 repl: all
 	@$(RUN) $(LUA) -i -e 'print("asyncio ready: asyncio = require \"asyncio\"")'

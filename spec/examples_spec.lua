@@ -145,7 +145,8 @@ describe("the Lua REPL", function()
   it("abandons a task that refuses to be cancelled on a second Ctrl-C", function()
     local out = repl({
       'asyncio = require "asyncio"',
-      'stubborn = function() while true do if not pcall(asyncio.await, asyncio.sleep(1000)) then print("refusing") end end end',
+      'stubborn = function() while true do',
+      '  if not pcall(asyncio.await, asyncio.sleep(1000)) then print("refusing") end end end',
       'ok, err = pcall(asyncio.run, function() print("started"); stubborn() end)',
       '--SIGINT-- started',
       '--SIGINT-- refusing',

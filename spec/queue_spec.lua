@@ -1,6 +1,6 @@
 local asyncio = require "asyncio"
 local support = require "spec.support"
-local await, sleep = asyncio.await, asyncio.sleep
+local await = asyncio.await
 local ticks = support.ticks
 
 local function drain(q)
@@ -174,6 +174,7 @@ describe("Queue", function()
       assert.is_true(asyncio.QueueShutDown:is(err))
       assert.equal(1, q:get_nowait())
       ok, err = pcall(q.get_nowait, q)
+      assert.is_false(ok)
       assert.is_true(asyncio.QueueShutDown:is(err))
     end)
 

@@ -27,6 +27,7 @@ describe("asyncio.run", function()
     assert.is_false(ok)
     assert.equal(obj, err)
     ok, err = pcall(asyncio.run, function() error("plain", 0) end)
+    assert.is_false(ok)
     assert.equal("plain", err)
   end)
 

@@ -30,11 +30,11 @@ errors.Error = class("Error", nil)
 local Error = errors.Error
 
 -- Class:is(err): is 'err' an instance of this class or of a subclass?
-function Error.is(class, err)
+function Error.is(cls, err)
   if type(err) ~= "table" then return false end
   local mt = getmetatable(err)
   while mt ~= nil do
-    if mt == class then return true end
+    if mt == cls then return true end
     mt = rawget(mt, "_parent")
   end
   return false

@@ -359,11 +359,11 @@ end
 
 function Sleep.__await(s)
   local task = current()
-  local delay, core = s[1], task._loop._core
+  local delay, lcore = s[1], task._loop._core
   if delay <= 0 then
-    core:schedule(task._co, nil)  -- already ready: cancel needs no abort
+    lcore:schedule(task._co, nil)  -- already ready: cancel needs no abort
   else
-    task._timer = core:timer(delay, task._co, nil)
+    task._timer = lcore:timer(delay, task._co, nil)
     task._wait_abort = abort_timer
   end
   suspend(task)
