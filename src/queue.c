@@ -36,8 +36,19 @@ typedef struct Queue {
 } Queue;
 
 
-static Queue *checkqueue (lua_State *L) {
-  return (Queue *)luaL_checkudata(L, 1, ASYNCIO_QUEUE);
+/*
+** The queue at index 1, or raise naming method 'fname': a method reached
+** through a computed key has no name Lua could report by itself.
+*/
+static Queue *checkqueue (lua_State *L, const char *fname) {
+  Queue *q = (Queue *)luaL_testudata(L, 1, ASYNCIO_QUEUE);
+  if (q == NULL) {
+    const char *got = luaL_getmetafield(L, 1, "__name") == LUA_TSTRING
+                      ? lua_tostring(L, -1) : luaL_typename(L, 1);
+    luaL_error(L, "bad argument #1 to '%s' (" ASYNCIO_QUEUE " expected, got %s)",
+               fname, got);
+  }
+  return q;
 }
 
 
@@ -263,7 +274,7 @@ static void do_put (lua_State *L, Queue *q) {
 
 
 static int queue_put_nowait (lua_State *L) {
-  Queue *q = checkqueue(L);
+  Queue *q = checkqueue(L, "put_nowait");
   lua_settop(L, 2);
   if (q->shutdown) return qerror(L, "QueueShutDown");
   if (isfull(q)) return qerror(L, "QueueFull");
@@ -274,7 +285,7 @@ static int queue_put_nowait (lua_State *L) {
 
 /* q:put(item): put now and return a done awaitable, or a put operation. */
 static int queue_put (lua_State *L) {
-  Queue *q = checkqueue(L);
+  Queue *q = checkqueue(L, "put");
   lua_settop(L, 2);
   if (q->shutdown) return qerror(L, "QueueShutDown");
   lua_rawgetp(L, LUA_REGISTRYINDEX, &config_key);
@@ -296,7 +307,7 @@ static int queue_put (lua_State *L) {
 
 /* q:_try_put(item) -> true if put now, false if the queue is full. */
 static int queue_try_put (lua_State *L) {
-  Queue *q = checkqueue(L);
+  Queue *q = checkqueue(L, "_try_put");
   lua_settop(L, 2);
   if (q->shutdown) return qerror(L, "QueueShutDown");
   if (isfull(q)) { lua_pushboolean(L, 0); return 1; }
@@ -307,7 +318,7 @@ static int queue_try_put (lua_State *L) {
 
 
 static int queue_get_nowait (lua_State *L) {
-  Queue *q = checkqueue(L);
+  Queue *q = checkqueue(L, "get_nowait");
   if (available(q) <= 0)
     return qerror(L, q->shutdown ? "QueueShutDown" : "QueueEmpty");
   items_pop(L, q);
@@ -318,7 +329,7 @@ static int queue_get_nowait (lua_State *L) {
 
 /* q:try_get() -> true, item | false. Raises QueueShutDown when that is the answer. */
 static int queue_try_get (lua_State *L) {
-  Queue *q = checkqueue(L);
+  Queue *q = checkqueue(L, "_try_get");
   if (available(q) <= 0) {
     if (q->shutdown) return qerror(L, "QueueShutDown");
     lua_pushboolean(L, 0);
@@ -333,7 +344,7 @@ static int queue_try_get (lua_State *L) {
 
 /* q:get(): the queue's get awaitable (one per queue, reusable). */
 static int queue_get (lua_State *L) {
-  checkqueue(L);
+  checkqueue(L, "get");
   lua_getiuservalue(L, 1, Q_GETOP);
   return 1;
 }
@@ -351,7 +362,7 @@ static int checkwhich (lua_State *L, int arg) {
 ** false (the queue was shut down).
 */
 static int queue_wait (lua_State *L) {
-  Queue *q = checkqueue(L);
+  Queue *q = checkqueue(L, "_wait");
   int w = checkwhich(L, 2);
   Ring *r = &q->waiters[w];
   Loop *lp;
@@ -386,7 +397,7 @@ static int queue_wait (lua_State *L) {
 
 /* q:remove_waiter(which, co) -> true if 'co' was still waiting (not woken). */
 static int queue_remove_waiter (lua_State *L) {
-  Queue *q = checkqueue(L);
+  Queue *q = checkqueue(L, "_remove_waiter");
   int w = checkwhich(L, 2);
   Ring *r = &q->waiters[w];
   lua_Integer i;
@@ -415,7 +426,7 @@ static int queue_remove_waiter (lua_State *L) {
 
 /* q:take(): a woken getter takes the item reserved for it. */
 static int queue_take (lua_State *L) {
-  Queue *q = checkqueue(L);
+  Queue *q = checkqueue(L, "_take");
   if (q->reserved[GETTERS] > 0) q->reserved[GETTERS]--;
   if (q->count == 0)  /* drained by shutdown(true) meanwhile */
     return qerror(L, "QueueShutDown");
@@ -427,7 +438,7 @@ static int queue_take (lua_State *L) {
 
 /* q:put_woken(item): a woken putter fills the slot reserved for it. */
 static int queue_put_woken (lua_State *L) {
-  Queue *q = checkqueue(L);
+  Queue *q = checkqueue(L, "_put_woken");
   lua_settop(L, 2);
   if (q->reserved[PUTTERS] > 0) q->reserved[PUTTERS]--;
   if (q->shutdown) return qerror(L, "QueueShutDown");
@@ -438,7 +449,7 @@ static int queue_put_woken (lua_State *L) {
 
 /* q:release(which): a woken waiter gives up its reservation (cancelled). */
 static int queue_release (lua_State *L) {
-  Queue *q = checkqueue(L);
+  Queue *q = checkqueue(L, "_release");
   int w = checkwhich(L, 2);
   if (q->reserved[w] > 0) q->reserved[w]--;
   settle(L, q);
@@ -447,32 +458,32 @@ static int queue_release (lua_State *L) {
 
 
 static int queue_qsize (lua_State *L) {
-  lua_pushinteger(L, available(checkqueue(L)));
+  lua_pushinteger(L, available(checkqueue(L, "qsize")));
   return 1;
 }
 
 
 static int queue_empty (lua_State *L) {
-  lua_pushboolean(L, available(checkqueue(L)) <= 0);
+  lua_pushboolean(L, available(checkqueue(L, "empty")) <= 0);
   return 1;
 }
 
 
 static int queue_full (lua_State *L) {
-  lua_pushboolean(L, isfull(checkqueue(L)));
+  lua_pushboolean(L, isfull(checkqueue(L, "full")));
   return 1;
 }
 
 
 static int queue_maxsize (lua_State *L) {
-  lua_pushinteger(L, checkqueue(L)->maxsize);
+  lua_pushinteger(L, checkqueue(L, "maxsize")->maxsize);
   return 1;
 }
 
 
 /* q:task_done() -> unfinished count left. Raises if called too often. */
 static int queue_task_done (lua_State *L) {
-  Queue *q = checkqueue(L);
+  Queue *q = checkqueue(L, "task_done");
   if (q->unfinished <= 0)
     return luaL_error(L, "task_done() called too many times");
   lua_pushinteger(L, --q->unfinished);
@@ -481,14 +492,14 @@ static int queue_task_done (lua_State *L) {
 
 
 static int queue_unfinished (lua_State *L) {
-  lua_pushinteger(L, checkqueue(L)->unfinished);
+  lua_pushinteger(L, checkqueue(L, "_unfinished")->unfinished);
   return 1;
 }
 
 
 /* q:shutdown(immediate) -> unfinished count left. */
 static int queue_shutdown (lua_State *L) {
-  Queue *q = checkqueue(L);
+  Queue *q = checkqueue(L, "shutdown");
   int immediate = lua_toboolean(L, 2);
   q->shutdown = 1;
   if (immediate) {  /* drop the items and the task_done they would owe */
@@ -506,14 +517,14 @@ static int queue_shutdown (lua_State *L) {
 
 
 static int queue_is_shutdown (lua_State *L) {
-  lua_pushboolean(L, checkqueue(L)->shutdown);
+  lua_pushboolean(L, checkqueue(L, "is_shutdown")->shutdown);
   return 1;
 }
 
 
 /* q:waiting() -> number of unwoken getters, putters */
 static int queue_waiting (lua_State *L) {
-  Queue *q = checkqueue(L);
+  Queue *q = checkqueue(L, "_waiting");
   lua_pushinteger(L, q->waiters[GETTERS].count);
   lua_pushinteger(L, q->waiters[PUTTERS].count);
   return 2;
@@ -521,7 +532,7 @@ static int queue_waiting (lua_State *L) {
 
 
 static int queue_gc (lua_State *L) {
-  Queue *q = checkqueue(L);
+  Queue *q = checkqueue(L, "__gc");
   free(q->seqs);
   q->seqs = NULL;
   return 0;

@@ -116,7 +116,7 @@ Future._cancelled_error = cancelled_error
 
 -- The results, or raise the error (the same value that was set).
 function Future:result()
-  local state = self._state
+  local state = type(self) == "table" and self._state
   if state == FINISHED then
     local exc = self._exc
     if exc ~= nil then

@@ -40,11 +40,15 @@ local function newhandle(loop, fn, ...)
   return setmetatable(h, Handle)
 end
 
-local function checkloop(self, fname)
+local function checkself(self, fname)
   if getmetatable(self) ~= EventLoop then
     error(("bad argument #1 to '%s' (%s)"):format(fname,
-      typeerror("asyncio.EventLoop", self)), 3)
+      typeerror("asyncio.EventLoop", self)), 4)
   end
+end
+
+local function checkloop(self, fname)
+  checkself(self, fname)
   if self._core:is_closed() then error("attempt to use a closed event loop", 3) end
 end
 
@@ -98,8 +102,15 @@ function EventLoop:create_future()
   return require("asyncio.future")._new(require("asyncio.future"), self)
 end
 
-function EventLoop:is_running() return self._core:is_running() end
-function EventLoop:is_closed() return self._core:is_closed() end
+function EventLoop:is_running()
+  checkself(self, "is_running")
+  return self._core:is_running()
+end
+
+function EventLoop:is_closed()
+  checkself(self, "is_closed")
+  return self._core:is_closed()
+end
 
 function EventLoop:stop()
   checkloop(self, "stop")
@@ -107,7 +118,7 @@ function EventLoop:stop()
 end
 
 function EventLoop:close()
-  if getmetatable(self) ~= EventLoop then checkloop(self, "close") end
+  checkself(self, "close")
   if self._core:is_running() then error("cannot close a running event loop", 2) end
   self._core:close()
 end
@@ -164,7 +175,10 @@ function EventLoop:set_exception_handler(fn)
   self._handler = fn
 end
 
-function EventLoop:get_exception_handler() return self._handler end
+function EventLoop:get_exception_handler()
+  checkself(self, "get_exception_handler")
+  return self._handler
+end
 
 function EventLoop:default_exception_handler(ctx)
   rt.default_exception_handler(self, ctx)
@@ -172,6 +186,7 @@ end
 
 -- Call the exception handler with 'ctx'; if it raises, fall back to the default.
 function EventLoop:call_exception_handler(ctx)
+  checkself(self, "call_exception_handler")
   local h = self._handler
   if h == nil then return rt.default_exception_handler(self, ctx) end
   local ok, err = pcall(h, self, ctx)

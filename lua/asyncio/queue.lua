@@ -86,7 +86,12 @@ end
 
 local c_task_done, c_shutdown = methods.task_done, methods.shutdown
 
+local QUEUE_MT = getmetatable(core.new_queue("fifo", 0, nil, false))
+
 function methods.join(q)
+  if getmetatable(q) ~= QUEUE_MT then
+    error(("bad argument #1 to 'join' (%s)"):format(typeerror("asyncio.Queue", q)), 2)
+  end
   return setmetatable({q}, JoinOp)
 end
 

@@ -281,7 +281,14 @@ function M.ensure_future(aw, fname, n, loop)
     typeerror("awaitable", aw)), 3)
 end
 
+local function checktask(self, fname)
+  if getmetatable(self) ~= Task then
+    error(("bad argument #1 to '%s' (%s)"):format(fname, typeerror("asyncio.Task", self)), 3)
+  end
+end
+
 function Task:cancel(msg)
+  checktask(self, "cancel")
   if self._state ~= PENDING then return false end
   self._num_cancels_requested = self._num_cancels_requested + 1
   local w = self._fut_waiter
@@ -296,9 +303,13 @@ function Task:cancel(msg)
   return true
 end
 
-function Task:cancelling() return self._num_cancels_requested end
+function Task:cancelling()
+  checktask(self, "cancelling")
+  return self._num_cancels_requested
+end
 
 function Task:uncancel()
+  checktask(self, "uncancel")
   if self._num_cancels_requested > 0 then
     self._num_cancels_requested = self._num_cancels_requested - 1
     if self._num_cancels_requested == 0 then self._must_cancel = false end
@@ -307,6 +318,7 @@ function Task:uncancel()
 end
 
 function Task:get_name()
+  checktask(self, "get_name")
   if self._name == nil then
     self._name = ("Task-%s"):format(tostring(self._co):match("0x%x+") or "?")
   end
@@ -314,13 +326,18 @@ function Task:get_name()
 end
 
 function Task:set_name(name)
+  checktask(self, "set_name")
   self._name = tostring(name)
 end
 
-function Task:get_coro() return self._co end
+function Task:get_coro()
+  checktask(self, "get_coro")
+  return self._co
+end
 
 -- Where the task failed, or where it is suspended now; nil when neither.
 function Task:traceback()
+  checktask(self, "traceback")
   if self._tb then return self._tb end
   if self._state == PENDING and task_by_co[self._co] == self then
     return traceback(self._co, "traceback of " .. self:get_name())

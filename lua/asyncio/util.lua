@@ -13,7 +13,6 @@ end
 function util.typeerror(expected, value)
   local mt = getmetatable(value)
   local got = type(mt) == "table" and rawget(mt, "__name") or type(value)
-  if value == nil then got = "no value" end
   return ("%s expected, got %s"):format(expected, got)
 end
 
