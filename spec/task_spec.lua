@@ -243,6 +243,21 @@ describe("Task:cancel", function()
     assert.is_true(r)
   end)
 
+  it("ends tasks that await each other in a cycle (regress: issue 4, stack overflow)", function()
+    local r = asyncio.run(function()
+      local a, b
+      a = asyncio.create_task(function() await(asyncio.sleep(0)); return await(b) end)
+      b = asyncio.create_task(function() await(asyncio.sleep(0)); return await(a) end)
+      await(asyncio.sleep(0))
+      await(asyncio.sleep(0))
+      assert.is_true(a:cancel())
+      local ra = {pcall(await, a)}
+      local rb = {pcall(await, b)}
+      return {ra[1], asyncio.CancelledError:is(ra[2]), rb[1], asyncio.CancelledError:is(rb[2])}
+    end)
+    assert.same({false, true, false, true}, r)
+  end)
+
   it("returns false for a finished task", function()
     asyncio.run(function()
       local t = asyncio.create_task(function() return 1 end)

@@ -203,7 +203,7 @@ end
 local function worker(tok, task)
   local co = running()
   while true do
-    if tok == TOKEN then
+    if tok == TOKEN and getmetatable(task) == Task then
       task_by_co[co] = task
       run_task(task)
       task_by_co[co] = nil
@@ -292,9 +292,20 @@ function Task:cancel(msg)
   if self._state ~= PENDING then return false end
   self._num_cancels_requested = self._num_cancels_requested + 1
   local w = self._fut_waiter
-  if w ~= nil and w:cancel(msg) then return true end
+  if w ~= nil and not self._in_cancel then
+    self._in_cancel = true  -- tasks awaiting each other in a cycle end here
+    local done = w:cancel(msg)
+    self._in_cancel = nil
+    if done then return true end
+  end
   self._must_cancel = true
   self._cancel_message = msg
+  if w ~= nil and w._state == PENDING then  -- re-entered: wake it ourselves
+    w:_remove_waiter(self)
+    self._fut_waiter = nil
+    self._loop._core:schedule(self._co, nil)
+    return true
+  end
   local abort = self._wait_abort
   if abort ~= nil then
     self._wait_abort = nil
