@@ -27,7 +27,7 @@ SAN_ENV   := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_
 BUSTED54  := $(LUA) $$(command -v $(BUSTED)) --ignore-lua
 RUN  := LUA_PATH="lua/?.lua;lua/?/init.lua;./?.lua;;" LUA_CPATH="build/?.so;;"
 
-.PHONY: all setup demo test repl install uninstall clean check lint asan gcstress memcheck fuzz bench
+.PHONY: all setup demo test repl install uninstall clean check lint asan gcstress memcheck soak fuzz bench
 
 all: $(CORE)
 
@@ -57,7 +57,7 @@ test:
 check:
 	@sh scripts/setup.sh check
 	@$(MAKE) --no-print-directory all $(ASAN_CORE)
-	@$(MAKE) --no-print-directory lint asan gcstress memcheck
+	@$(MAKE) --no-print-directory lint asan gcstress memcheck soak
 
 lint:
 	$(LUACHECK) -q lua spec examples bench
@@ -73,6 +73,10 @@ gcstress: all
 memcheck: all
 	$(VALGRIND) -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
 	  --show-leak-kinds=definite $(BUSTED54)
+
+# a million tasks, 100k timers, memory over ten runs
+soak: all
+	$(BUSTED) --run=soak
 
 # a longer random-program run than the suite's (set ASYNCIO_SEED to replay)
 fuzz: all

@@ -39,6 +39,33 @@ describe("event loop", function()
     assert.same({"past", "a", "late"}, log)
   end)
 
+  it("gives call_later handles their deadline on the loop clock", function()
+    local loop = asyncio.new_event_loop()
+    local before = loop:time()
+    local h = loop:call_later(10, print)
+    assert.is_true(h:when() >= before + 10)
+    assert.is_true(h:when() <= loop:time() + 10)
+    assert.equal(5, loop:call_at(5, print):when())
+    loop:close()
+  end)
+
+  it("fires call_at timers in exact deadline order, ties in arming order", function()
+    local loop = asyncio.new_event_loop()
+    math.randomseed(5)
+    local order, base = {}, loop:time()
+    for i = 1, 5000 do
+      local when = base + math.random(0, 200) / 1e5
+      loop:call_at(when, function() order[#order + 1] = {when, i} end)
+    end
+    loop:run_forever()
+    loop:close()
+    assert.equal(5000, #order)
+    for k = 2, #order do
+      local a, b = order[k - 1], order[k]
+      assert.is_true(a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]))
+    end
+  end)
+
   it("reports time in monotonic seconds", function()
     local loop = asyncio.new_event_loop()
     local a = loop:time()

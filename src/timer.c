@@ -121,13 +121,9 @@ static double checkdelay (lua_State *L, int arg) {
 }
 
 
-/*
-** loop:timer(delay, target, value) -> id. After 'delay' seconds, the entry
-** (target, value) goes to the ready queue in the order timers were armed.
-*/
-static int timer_start (lua_State *L) {
-  Loop *lp = asyncio_checkloop(L, 1);
-  double d = checkdelay(L, 2);
+/* Arm a timer for 'deadline' (uv_hrtime nanoseconds) with the payload at
+** indices 3 and 4; push its id and its deadline in loop seconds. */
+static int arm (lua_State *L, Loop *lp, uint64_t deadline) {
   int t = lua_type(L, 3);
   int32_t slot;
   TimerSlot *ts;
@@ -143,13 +139,38 @@ static int timer_start (lua_State *L) {
   lua_rawseti(L, -2, (lua_Integer)slot * 2 + 2);
   ts = &lp->slots[slot];
   lp->freeslot = -2 - ts->heapidx;
-  ts->deadline = uv_hrtime() + (uint64_t)(d * 1e9);
+  ts->deadline = deadline;
   ts->seq = lp->seq++;
   lp->heap[lp->heapn] = slot;
   ts->heapidx = lp->heapn++;
   sift_up(lp, ts->heapidx);
   lua_pushinteger(L, (lua_Integer)(((uint64_t)ts->gen << 32) | (uint32_t)slot));
-  return 1;
+  lua_pushnumber(L, (lua_Number)ts->deadline / 1e9);
+  return 2;
+}
+
+
+/*
+** loop:timer(delay, target, value) -> id, deadline (loop seconds). After
+** 'delay' seconds the entry (target, value) goes to the ready queue;
+** equal deadlines keep the order timers were armed in.
+*/
+static int timer_start (lua_State *L) {
+  Loop *lp = asyncio_checkloop(L, 1);
+  double d = checkdelay(L, 2);
+  return arm(L, lp, uv_hrtime() + (uint64_t)(d * 1e9));
+}
+
+
+/* loop:timer_at(when, target, value) -> id, deadline: at loop time 'when'. */
+static int timer_at (lua_State *L) {
+  Loop *lp = asyncio_checkloop(L, 1);
+  double when = luaL_checknumber(L, 2);
+  uint64_t now = uv_hrtime();
+  double max = (double)now / 1e9 + MAX_DELAY;
+  luaL_argcheck(L, !isnan(when), 2, "time is not a number");
+  if (when > max) when = max;
+  return arm(L, lp, when <= 0 ? 0 : (uint64_t)(when * 1e9));
 }
 
 
@@ -215,6 +236,7 @@ int64_t asyncio_timer_next_ms (Loop *lp) {
 
 const luaL_Reg asyncio_timer_methods[] = {
   {"timer", timer_start},
+  {"timer_at", timer_at},
   {"untimer", timer_cancel},
   {NULL, NULL}
 };

@@ -83,10 +83,10 @@ local function gather(...)
     n = n - 1
   end
   local loop = rt.loop
-  local children = {}
+  local children = {...}  -- one copy: select(i, ...) in the loop would be quadratic
+  children[n + 1] = nil
   for i = 1, n do
-    local aw = select(i, ...)
-    local fut = task.ensure_future(aw, "gather", i, loop)
+    local fut = task.ensure_future(children[i], "gather", i, loop)
     loop = loop or fut._loop
     children[i] = fut
   end

@@ -77,8 +77,7 @@ function EventLoop:call_later(delay, fn, ...)
   util.checkdelay(delay, 1, "call_later")
   argcheck(type(fn) == "function", 2, "call_later", typeerror("function", fn))
   local h = newhandle(self, fn, ...)
-  h._when = self._core:time() + delay
-  h._timer = self._core:timer(delay, run_handle, h)
+  h._timer, h._when = self._core:timer(delay, run_handle, h)
   return h
 end
 
@@ -87,8 +86,7 @@ function EventLoop:call_at(when, fn, ...)
   util.checkdelay(when, 1, "call_at")
   argcheck(type(fn) == "function", 2, "call_at", typeerror("function", fn))
   local h = newhandle(self, fn, ...)
-  h._when = when
-  h._timer = self._core:timer(when - self._core:time(), run_handle, h)
+  h._timer, h._when = self._core:timer_at(when, run_handle, h)
   return h
 end
 
