@@ -1,0 +1,211 @@
+-- timeouts.lua: timeout, wait_for, wait, as_completed and shield. A time
+-- limit cancels the current task when it expires and turns that very
+-- cancellation into TimeoutError at its own boundary, so nested limits and
+-- cancellations from outside keep their meaning (CPython 3.12+ semantics).
+
+local errors = require "asyncio.errors"
+local Future = require "asyncio.future"
+local rt = require "asyncio.runtime"
+local task = require "asyncio.task"
+local util = require "asyncio.util"
+
+local CancelledError, TimeoutError = errors.CancelledError, errors.TimeoutError
+local await, current, async = task.await, task.current, task.async
+local argcheck, typeerror, pack, unpack = util.argcheck, util.typeerror, util.pack, util.unpack
+
+local M = {}
+
+local function checkfn(fn, n, fname)
+  argcheck(type(fn) == "function", n, fname, typeerror("function", fn))
+end
+
+-- Run fn(...) in the current task under a deadline 'delay' seconds away.
+local function run_with_timeout(delay, fn, ...)
+  if delay == nil then return fn(...) end
+  local t = current("timeout")
+  local baseline = t:cancelling()
+  local expired = false
+  local handle = t._loop:call_later(delay, function()
+    expired = true
+    t:cancel()
+  end)
+  local r = pack(pcall(fn, ...))
+  handle:cancel()
+  if expired then
+    -- our own cancellation becomes TimeoutError; one from outside stays
+    if t:uncancel() <= baseline and not r[1] and CancelledError:is(r[2]) then
+      error(TimeoutError(), 0)
+    end
+  end
+  if not r[1] then error(r[2], 0) end
+  return unpack(r, 2, r.n)
+end
+
+-- timeout(delay, fn, ...): a coroutine object running fn(...) in the
+-- awaiting task; TimeoutError if 'delay' seconds pass first (nil: no limit).
+function M.timeout(delay, fn, ...)
+  util.checkdelay(delay, 1, "timeout", true)
+  checkfn(fn, 2, "timeout")
+  return async(run_with_timeout)(delay, fn, ...)
+end
+
+-- Cancel 'fut' and wait until it is done, whatever cancels us meanwhile.
+local function cancel_and_wait(fut)
+  local waiter = Future._new(Future, fut._loop)
+  local function cb() if not waiter:done() then waiter:set_result() end end
+  fut:add_done_callback(cb)
+  fut:cancel()
+  local ok, err = pcall(await, waiter)
+  fut:remove_done_callback(cb)
+  if not ok then error(err, 0) end
+end
+
+-- wait_for(aw, timeout): await 'aw' for at most 'timeout' seconds; on
+-- expiry 'aw' is cancelled and TimeoutError raised. nil: no limit.
+function M.wait_for(aw, timeout)
+  util.checkdelay(timeout, 2, "wait_for", true)
+  local mt = getmetatable(aw)
+  argcheck(type(mt) == "table" and mt.__await ~= nil, 1, "wait_for", typeerror("awaitable", aw))
+  return async(function()
+    if timeout == nil then return await(aw) end
+    if timeout <= 0 then
+      local fut = task.ensure_future(aw, "wait_for", 1)
+      if fut:done() then return fut:result() end
+      cancel_and_wait(fut)
+      local r = pack(pcall(fut.result, fut))
+      if r[1] then return unpack(r, 2, r.n) end
+      if CancelledError:is(r[2]) then error(TimeoutError(), 0) end
+      error(r[2], 0)
+    end
+    return run_with_timeout(timeout, await, aw)
+  end)()
+end
+
+local RETURN_WHEN = {FIRST_COMPLETED = true, FIRST_EXCEPTION = true, ALL_COMPLETED = true}
+
+-- The futures of list 'fs' for 'fname' (coroutine objects are refused,
+-- as in asyncio: they would run without anyone holding their task).
+local function futures_of(fs, fname)
+  argcheck(type(fs) == "table" and getmetatable(fs) == nil, 1, fname,
+    typeerror("list of futures", fs))
+  local list, seen = {}, {}
+  for i = 1, #fs do
+    local f = fs[i]
+    if task.iscoroutine(f) then
+      error(("bad argument #1 to '%s' (coroutine objects are not accepted: create tasks for them)")
+        :format(fname), 3)
+    end
+    f = task.ensure_future(f, fname, 1)
+    if not seen[f] then seen[f] = true; list[#list + 1] = f end
+  end
+  return list
+end
+
+-- wait(list, {timeout=, return_when=}): an awaitable giving done, pending as
+-- sets {[fut] = true}. Nothing is cancelled when the time runs out.
+function M.wait(fs, opts)
+  opts = opts or {}
+  argcheck(type(opts) == "table", 2, "wait", typeerror("table", opts))
+  local timeout = util.checkdelay(opts.timeout, 2, "wait", true)
+  local when = opts.return_when or "ALL_COMPLETED"
+  argcheck(RETURN_WHEN[when], 2, "wait", "return_when must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED")
+  local list = futures_of(fs, "wait")
+  argcheck(#list > 0, 1, "wait", "list of futures is empty")
+  return async(function()
+    local loop = list[1]._loop or rt.loop
+    local waiter = Future._new(Future, loop)
+    local handle
+    if timeout ~= nil then
+      handle = loop:call_later(timeout, function() if not waiter:done() then waiter:set_result() end end)
+    end
+    local counter = #list
+    local function on_completion(f)
+      counter = counter - 1
+      if counter <= 0 or when == "FIRST_COMPLETED" or
+         (when == "FIRST_EXCEPTION" and not f:cancelled() and f._exc ~= nil) then
+        if handle then handle:cancel() end
+        if not waiter:done() then waiter:set_result() end
+      end
+    end
+    for _, f in ipairs(list) do f:add_done_callback(on_completion) end
+    local ok, err = pcall(await, waiter)
+    if handle then handle:cancel() end
+    for _, f in ipairs(list) do f:remove_done_callback(on_completion) end
+    if not ok then error(err, 0) end
+    local done, pending = {}, {}
+    for _, f in ipairs(list) do
+      if f:done() then done[f] = true else pending[f] = true end
+    end
+    return done, pending
+  end)()
+end
+
+-- as_completed(list, {timeout=}): an iterator of awaitables; awaiting the
+-- i-th gives the results of the i-th future to finish (or raises its
+-- error, or TimeoutError once the time is up).
+function M.as_completed(fs, opts)
+  opts = opts or {}
+  argcheck(type(opts) == "table", 2, "as_completed", typeerror("table", opts))
+  local timeout = util.checkdelay(opts.timeout, 2, "as_completed", true)
+  local list = futures_of(fs, "as_completed")
+  local finished, waiters, timed_out = {}, {}, false
+  local function wake_one()
+    local w = table.remove(waiters, 1)
+    while w and w:done() do w = table.remove(waiters, 1) end
+    if w then w:set_result() end
+  end
+  local function on_completion(f)
+    if timed_out then return end
+    finished[#finished + 1] = f
+    wake_one()
+  end
+  for _, f in ipairs(list) do f:add_done_callback(on_completion) end
+  local loop = (list[1] and list[1]._loop) or rt.loop
+  if timeout ~= nil and #list > 0 then
+    loop:call_later(timeout, function()
+      timed_out = true
+      for _, f in ipairs(list) do f:remove_done_callback(on_completion) end
+      while #waiters > 0 do wake_one() end
+    end)
+  end
+  local Next = {__name = "asyncio.as_completed", __await = function()
+    while #finished == 0 and not timed_out do
+      local w = Future._new(Future, loop)
+      waiters[#waiters + 1] = w
+      await(w)
+    end
+    local f = table.remove(finished, 1)
+    if f == nil then error(TimeoutError(), 0) end
+    return f:result()
+  end}
+  local i = 0
+  return function()
+    i = i + 1
+    if i > #list then return nil end
+    return setmetatable({}, Next)
+  end
+end
+
+-- shield(aw): a future that follows 'aw' but whose cancellation does not
+-- reach 'aw'.
+function M.shield(aw)
+  local inner = task.ensure_future(aw, "shield", 1)
+  if inner:done() then return inner end
+  local outer = Future._new(Future, inner._loop)
+  local function inner_done(f)
+    if outer:cancelled() then
+      if not f:cancelled() then f:exception() end  -- retrieved: no report
+      return
+    end
+    if f:cancelled() then outer:cancel()
+    elseif f._exc ~= nil then outer:set_exception(f:exception())
+    else outer:set_result(f:result()) end
+  end
+  inner:add_done_callback(inner_done)
+  outer:add_done_callback(function()
+    if not inner:done() then inner:remove_done_callback(inner_done) end
+  end)
+  return outer
+end
+
+return M
