@@ -35,7 +35,10 @@ build = {
     ["asyncio.loop"] = "lua/asyncio/loop.lua",
     ["asyncio.queue"] = "lua/asyncio/queue.lua",
     ["asyncio.runtime"] = "lua/asyncio/runtime.lua",
+    ["asyncio.sync"] = "lua/asyncio/sync.lua",
     ["asyncio.task"] = "lua/asyncio/task.lua",
+    ["asyncio.taskgroup"] = "lua/asyncio/taskgroup.lua",
+    ["asyncio.timeouts"] = "lua/asyncio/timeouts.lua",
     ["asyncio.util"] = "lua/asyncio/util.lua",
   },
 }
