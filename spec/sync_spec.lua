@@ -83,7 +83,7 @@ describe("Lock", function()
     local r = asyncio.run(function()
       local lock = asyncio.Lock()
       local function critical(fail)
-        local _held <close> = await(lock:acquire())
+        local held <close> = await(lock:acquire())  -- luacheck: ignore held (released by <close>)
         assert(lock:locked())
         if fail then error("inside", 0) end
         return "ok"
