@@ -61,14 +61,18 @@ describe("wait_for", function()
   end)
 
   it("raises TimeoutError when the inner future finishes at the moment of the timeout", function()
-    -- both timers expire while the loop is blocked, so they fire in one
-    -- batch: the inner result first, then the deadline, before the waiter
-    -- resumes. As in CPython 3.12+, the time limit wins.
+    -- The waiter arms both timers in one step and the blocking callback
+    -- runs in the same batch, so both deadlines have passed before the loop
+    -- looks at its timers again, however slow the step (GC stress): they
+    -- fire in one batch, the inner result first, then the deadline, before
+    -- the waiter resumes. As in CPython 3.12+, the time limit wins.
     local r = asyncio.run(function()
       local loop = asyncio.get_running_loop()
       local inner = asyncio.Future()
-      loop:call_later(0.001, function() inner:set_result("late") end)
-      local waiter = asyncio.create_task(function() return await(asyncio.wait_for(inner, 0.002)) end)
+      local waiter = asyncio.create_task(function()
+        loop:call_later(0.001, function() inner:set_result("late") end)
+        return await(asyncio.wait_for(inner, 0.002))
+      end)
       loop:call_soon(function()  -- block the loop past both deadlines
         local t = asyncio.monotonic() + 0.01
         while asyncio.monotonic() < t do end
