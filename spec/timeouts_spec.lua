@@ -252,7 +252,14 @@ describe("as_completed", function()
 
   it("gives results in completion order", function()
     local order = asyncio.run(function()
-      local mk = function(d, v) return asyncio.create_task(function() await(asyncio.sleep(d)) return v end) end
+      -- the timers are armed in this one step, so a slow step (GC stress)
+      -- cannot reorder their deadlines
+      local loop = asyncio.get_running_loop()
+      local mk = function(d, v)
+        local f = asyncio.Future()
+        loop:call_later(d, function() f:set_result(v) end)
+        return asyncio.create_task(function() return await(f) end)
+      end
       local out = {}
       for aw in asyncio.as_completed({mk(0.02, "slow"), mk(0, "fast"), mk(0.01, "mid")}) do
         out[#out + 1] = await(aw)
