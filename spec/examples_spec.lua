@@ -71,6 +71,61 @@ describe("examples/count.lua", function()
   end)
 end)
 
+describe("examples/task_group.lua", function()
+  local PAGES = {"a.example", "b.example", "c.example", "d.example"}
+
+  it("fetches every page when nothing fails", function()
+    local out, code = support.sh(support.LUA .. " examples/task_group.lua --scale 0.2")
+    assert.equal(0, code)
+    for _, p in ipairs(PAGES) do
+      assert.equal(1, #lines_of(out, "^fetched " .. p:gsub("%.", "%%.") .. "$"))
+    end
+    assert.matches("all 4 pages fetched: a.example, b.example, c.example, d.example\n$", out)
+  end)
+
+  it("cancels the siblings of a failing fetch and lists the failure", function()
+    local out, code = support.sh(support.LUA .. " examples/task_group.lua --scale 0.2 --fail b.example")
+    assert.equal(0, code)
+    assert.same({"failed: b.example: connection reset"}, lines_of(out, "^failed"))
+    assert.same({}, lines_of(out, "^fetched b"))
+    -- d takes longest: it is still running when b fails, and is cancelled
+    assert.same({"cancelled d.example"}, lines_of(out, "^cancelled d"))
+    for _, p in ipairs(PAGES) do
+      if p ~= "b.example" then
+        local ended = #lines_of(out, "^fetched " .. p:gsub("%.", "%%.") .. "$")
+          + #lines_of(out, "^cancelled " .. p:gsub("%.", "%%.") .. "$")
+        assert.equal(1, ended, p .. " neither fetched nor cancelled exactly once")
+      end
+    end
+  end)
+
+  it("cancels every fetch when the deadline passes first", function()
+    -- the deadline (0.1 * 0.2 s) is armed before any fetch starts and is
+    -- shorter than the quickest fetch (0.2 * 0.2 s)
+    local out, code = support.sh(support.LUA .. " examples/task_group.lua --scale 0.2 --deadline 0.1")
+    assert.equal(0, code)
+    assert.equal(4, #lines_of(out, "^cancelled "))
+    assert.same({}, lines_of(out, "^fetched "))
+    assert.matches("deadline passed: every fetch was cancelled\n$", out)
+  end)
+
+  it("is a module whose main returns the pages by name", function()
+    local out, code = support.sh(support.LUA .. [[ -e '
+      local asyncio = require "asyncio"
+      local tg = require "examples.task_group"
+      local pages = asyncio.run(tg.main, {scale = 0.05})
+      print("c is", pages["c.example"])' ]])
+    assert.equal(0, code)
+    assert.matches("c is\t<c.example: 900 bytes>", out)
+  end)
+
+  it("rejects unknown options with its usage", function()
+    local out, code = support.sh(support.LUA .. " examples/task_group.lua --nope 2>&1")
+    assert.are_not.equal(0, code)
+    assert.matches("usage: task_group.lua", out)
+  end)
+end)
+
 describe("examples/producer_consumer.lua", function()
   it("consumes every produced item exactly once", function()
     local out, code = support.sh(support.LUA ..
@@ -93,6 +148,24 @@ describe("examples/producer_consumer.lua", function()
     assert.equal(0, code)
     assert.is_true(check_items(out) >= 0)
     assert.matches("Program completed in", out)
+  end)
+end)
+
+describe("README.md", function()
+  it("tells the truth in its tour", function()
+    local readme = assert(io.open("README.md")):read("a")
+    local tour = readme:match("\n## A tour\n(.-)\n## ")
+    local code = {}
+    for block in tour:gmatch("```lua\n(.-)```") do code[#code + 1] = block end
+    assert.equal(2, #code)
+    local f = os.tmpname()
+    local h = assert(io.open(f, "w"))
+    h:write(table.concat(code, "\n"))
+    h:close()
+    local out, status = support.sh(support.LUA .. " " .. f)
+    os.remove(f)
+    assert.equal(0, status, out)
+    assert.equal("result1\tresult2\tresult3\t3\n5050\nfalse\ttrue\n6\n", out)
   end)
 end)
 

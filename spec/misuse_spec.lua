@@ -85,6 +85,54 @@ describe("misuse", function()
     end
   end)
 
+  it("of the synchronisation primitives with a wrong self names the method", function()
+    local methods = {
+      Event = {"set", "clear", "is_set", "wait"},
+      Lock = {"acquire", "release", "locked"},
+      Condition = {"acquire", "release", "locked", "wait", "wait_for", "notify", "notify_all"},
+      Barrier = {"wait", "reset", "abort", "n_waiting", "broken"},
+    }
+    for class, names in pairs(methods) do
+      for _, name in ipairs(names) do
+        fails_with(bad(1, name, "asyncio." .. class .. " expected, got number"), asyncio[class][name], 42)
+        fails_with(bad(1, name, "asyncio." .. class .. " expected, got nil"), asyncio[class][name])
+        fails_with(bad(1, name, "asyncio." .. class .. " expected, got asyncio.Queue"),
+          asyncio[class][name], asyncio.Queue())
+      end
+    end
+    for _, class in ipairs({asyncio.Semaphore, asyncio.BoundedSemaphore}) do
+      for _, name in ipairs({"acquire", "release", "locked"}) do
+        fails_with(bad(1, name, "asyncio.Semaphore expected, got table"), class[name], {})
+        fails_with(bad(1, name, "asyncio.Semaphore expected, got asyncio.Lock"), class[name], asyncio.Lock())
+      end
+    end
+    asyncio.run(function()
+      await(asyncio.task_group(function(tg)
+        fails_with(bad(1, "create_task", "asyncio.TaskGroup expected, got number"), tg.create_task, 42, print)
+      end))
+    end)
+  end)
+
+  it("of the combinators and time limits names the argument", function()
+    fails_with(bad(1, "wait_for", "awaitable expected, got nil"), asyncio.wait_for)
+    fails_with(bad(2, "wait_for", "delay is not a number"), asyncio.wait_for, asyncio.Future(), 0/0)
+    fails_with(bad(1, "timeout", "number expected, got string"), asyncio.timeout, "1", print)
+    fails_with(bad(2, "timeout", "function expected, got nil"), asyncio.timeout, 1)
+    fails_with(bad(1, "wait", "list of futures expected, got nil"), asyncio.wait)
+    fails_with(bad(2, "wait", "table expected, got number"), asyncio.wait, {}, 5)
+    fails_with(bad(1, "as_completed", "list of futures expected, got string"), asyncio.as_completed, "x")
+    fails_with(bad(2, "as_completed", "number expected, got string"),
+      asyncio.as_completed, {asyncio.Future()}, {timeout = "soon"})
+    fails_with(bad(1, "shield", "awaitable expected, got number"), asyncio.shield, 7)
+    fails_with(bad(1, "task_group", "function expected, got nil"), asyncio.task_group)
+    fails_with(bad(1, "Semaphore", "value must be a non-negative integer"), asyncio.Semaphore, -1)
+    fails_with(bad(1, "BoundedSemaphore", "integer expected, got string"), asyncio.BoundedSemaphore, "2")
+    fails_with(bad(1, "Barrier", "parties must be a positive integer"), asyncio.Barrier, 0)
+    fails_with(bad(1, "Condition", "asyncio.Lock expected, got table"), asyncio.Condition, {})
+    fails_with(bad(1, "wait_for", "function expected, got number"), asyncio.Condition().wait_for,
+      asyncio.Condition(), 3)
+  end)
+
   it("of the constructors and functions names the argument", function()
     fails_with(bad(1, "sleep", "number expected, got nil"), asyncio.sleep)
     fails_with(bad(1, "sleep", "number expected, got table"), asyncio.sleep, {})

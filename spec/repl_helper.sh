@@ -4,8 +4,7 @@
 # shows PATTERN, then sends SIGINT to the REPL. Prints the REPL's output.
 set -u
 lines=$1
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+dir=$(mktemp -d /tmp/asyncio-repl.XXXXXXXX)
 mkfifo "$dir/in"
 LUA_PATH="lua/?.lua;lua/?/init.lua;./?.lua;;" LUA_CPATH="build/?.so;;" \
   lua5.4 -i < "$dir/in" > "$dir/out" 2>&1 &
@@ -26,5 +25,7 @@ exec 3>&-
 ( sleep 60; kill -9 "$pid" ) </dev/null >/dev/null 2>&1 & guard=$!
 wait "$pid"; rc=$?
 kill "$guard" 2>/dev/null
-cat "$dir/out"
+if [ -f "$dir/out" ]; then cat "$dir/out"
+else echo "repl_helper: $dir/out is gone:"; ls -la "$dir" 2>&1; fi
 echo "exit status $rc"
+rm -rf "$dir"

@@ -79,6 +79,38 @@ describe("task_group", function()
     assert.same({"inner child", "inner group", "outer group"}, r)
   end)
 
+  it("nests: a failing inner group fails the outer one, which cancels its other children", function()
+    local r = asyncio.run(function()
+      local other
+      local ok, err = pcall(await, asyncio.task_group(function(outer)
+        other = outer:create_task(function() await(asyncio.sleep(10)) end)
+        outer:create_task(function()
+          await(asyncio.task_group(function(inner)
+            inner:create_task(function() await(asyncio.sleep(0)); error("deep", 0) end)
+          end))
+        end)
+      end))
+      local inner_group = err.errors[1]
+      return {ok, asyncio.ExceptionGroup:is(err), #err.errors,
+              asyncio.ExceptionGroup:is(inner_group), inner_group.errors[1], other:cancelled()}
+    end)
+    assert.same({false, true, 1, true, "deep", true}, r)
+  end)
+
+  it("refuses new children while cancelling them after a failure", function()
+    local r = asyncio.run(function()
+      local msg
+      pcall(await, asyncio.task_group(function(tg)
+        tg:create_task(function() error("boom", 0) end)
+        local ok = pcall(await, asyncio.sleep(10))  -- cancelled by the failure
+        local ok2, e = pcall(tg.create_task, tg, function() end)
+        msg = not ok and not ok2 and e
+      end))
+      return msg
+    end)
+    assert.matches("the task group is shutting down", r)
+  end)
+
   it("refuses new children once finished, and checks its arguments", function()
     local ok, err = pcall(asyncio.run, function()
       local saved

@@ -295,6 +295,23 @@ describe("as_completed", function()
     end)
     assert.same({true}, r)
   end)
+
+  it("lets the task awaiting it be cancelled, leaving the futures alone", function()
+    local r = asyncio.run(function()
+      local f = asyncio.Future()
+      local t = asyncio.create_task(function()
+        for aw in asyncio.as_completed({f}) do await(aw) end
+      end)
+      ticks(2)
+      t:cancel()
+      local cancelled = raises(asyncio.CancelledError, await, t)
+      local still_pending = not f:done()
+      f:set_result("later")  -- nobody is listening any more: nothing breaks
+      ticks(1)
+      return {cancelled, still_pending}
+    end)
+    assert.same({true, true}, r)
+  end)
 end)
 
 describe("shield", function()
@@ -319,5 +336,22 @@ describe("shield", function()
       return {a, ok, err}
     end)
     assert.same({1, false, "e"}, r)
+  end)
+
+  it("is cancelled itself when the inner task is cancelled", function()
+    local r = asyncio.run(function()
+      local inner = asyncio.create_task(function() await(asyncio.sleep(10)) end)
+      local waiter = asyncio.create_task(function() return await(asyncio.shield(inner)) end)
+      ticks(1)
+      inner:cancel()
+      return {(raises(asyncio.CancelledError, await, waiter)), inner:cancelled()}
+    end)
+    assert.same({true, true}, r)
+  end)
+
+  it("checks its argument", function()
+    local ok, err = pcall(asyncio.run, function() asyncio.shield("task") end)
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to 'shield' %(awaitable expected, got string%)", err)
   end)
 end)

@@ -269,16 +269,16 @@ end
 function M.ensure_future(aw, fname, n, loop)
   local mt = getmetatable(aw)
   if type(mt) == "table" and mt.__isfuture then return aw end
+  if type(mt) ~= "table" or (mt ~= Coro and not mt.__await) then
+    error(("bad argument #%d to '%s' (%s)"):format(n or 1, fname, typeerror("awaitable", aw)), 3)
+  end
   loop = loop or rt.loop
   if loop == nil then error(("'%s' called with no running event loop"):format(fname), 3) end
   if mt == Coro then
     claim(aw, fname)
     return spawn(loop, aw.fn, aw)
-  elseif type(mt) == "table" and mt.__await then
-    return spawn(loop, function() return await(aw) end, EMPTY)
   end
-  error(("bad argument #%d to '%s' (%s)"):format(n or 1, fname,
-    typeerror("awaitable", aw)), 3)
+  return spawn(loop, function() return await(aw) end, EMPTY)
 end
 
 local function checktask(self, fname)
