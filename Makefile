@@ -27,7 +27,7 @@ SAN_ENV   := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_
 BUSTED54  := $(LUA) $$(command -v $(BUSTED)) --ignore-lua
 RUN  := LUA_PATH="lua/?.lua;lua/?/init.lua;./?.lua;;" LUA_CPATH="build/?.so;;"
 
-.PHONY: all setup demo test repl install uninstall clean check lint asan gcstress memcheck soak fuzz bench
+.PHONY: all setup demo test repl install uninstall clean check lint asan gcstress memcheck soak fuzz bench bench-smoke
 
 all: $(CORE)
 
@@ -57,7 +57,7 @@ test:
 check:
 	@sh scripts/setup.sh check
 	@$(MAKE) --no-print-directory all $(ASAN_CORE)
-	@$(MAKE) --no-print-directory lint asan gcstress memcheck soak
+	@$(MAKE) --no-print-directory lint asan gcstress memcheck soak bench-smoke
 
 lint:
 	$(LUACHECK) -q lua spec examples bench
@@ -81,6 +81,25 @@ soak: all
 # a longer random-program run than the suite's (set ASYNCIO_SEED to replay)
 fuzz: all
 	ASYNCIO_RANDOM_N=$${ASYNCIO_RANDOM_N:-20000} $(BUSTED) spec/random_spec.lua
+
+# make bench: installs the peers (scripts/setup.sh bench), then runs every
+# workload on lua-asyncio and each peer, alternating, and prints medians and
+# ratios. BENCH_ARGS="--rounds 3 --only W1,W4" narrows it.
+BENCH_FLOOR := build/bench/libuv
+
+$(BENCH_FLOOR): bench/impl/libuv.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -pedantic \
+	  $(shell $(PKG_CONFIG) --cflags libuv) -o $@ $< $(LIBS)
+
+bench:
+	@sh scripts/setup.sh bench
+	@$(MAKE) --no-print-directory all $(BENCH_FLOOR)
+	$(LUA) bench/run.lua $(BENCH_ARGS)
+
+# tiny sizes, every program's answer checked, whichever peers are installed
+bench-smoke: all $(BENCH_FLOOR)
+	$(LUA) bench/run.lua --smoke
 
 repl: all
 	@$(RUN) $(LUA) -i -e 'print("asyncio ready: asyncio = require \"asyncio\"")'

@@ -1,0 +1,44 @@
+-- bench/common.lua: what every Lua benchmark program shares: the seeded
+-- delays of W2, the answer check and the report line.
+local M = {}
+
+function M.check(ok, what)
+  if not ok then
+    io.stderr:write("WRONG ANSWER: ", what, "\n")
+    os.exit(3)
+  end
+end
+
+-- n delays in [0, 0.1], from a seeded generator every runtime reproduces
+-- (a 31-bit LCG, so Python, Node and C compute the very same list).
+function M.delays(n)
+  local t, x = {}, 12345
+  for i = 1, n do
+    x = (x * 1103515245 + 12345) % 2147483648
+    t[i] = (x % 100001) / 1e6
+  end
+  return t
+end
+
+-- Peak resident set size of this process, in KiB (Linux).
+function M.rss_kb()
+  local f = io.open("/proc/self/status")
+  if not f then return 0 end
+  local s = f:read("a")
+  f:close()
+  return tonumber(s:match("VmHWM:%s*(%d+)")) or 0
+end
+
+-- main(workloads, name, n): run one workload and print its report.
+function M.main(W, name, n)
+  n = math.tointeger(tonumber(n))
+  local fn = W[name]
+  if not fn or not n then
+    io.stderr:write("usage: WORKLOAD N (workloads: W1 W2 W3 W3b W4 W6)\n")
+    os.exit(2)
+  end
+  local elapsed = n > 0 and fn(n) or 0
+  io.write(("elapsed %.6f rss_kb %d\n"):format(elapsed, M.rss_kb()))
+end
+
+return M

@@ -1,0 +1,120 @@
+-- bench/impl/asyncio.lua WORKLOAD N: the workloads for lua-asyncio.
+-- Prints "elapsed <seconds> rss_kb <peak RSS>"; exits non-zero on a wrong answer.
+local common = require "bench.common"
+local asyncio = require "asyncio"
+local await, sleep, gather, Queue = asyncio.await, asyncio.sleep, asyncio.gather, asyncio.Queue
+local now = asyncio.monotonic
+
+local W = {}
+
+function W.W1(n)  -- spawn: n tasks, each sleep(0) once and returns its index
+  local function job(i) await(sleep(0)); return i end
+  return asyncio.run(function()
+    local t0 = now()
+    local tasks = {}
+    for i = 1, n do tasks[i] = asyncio.create_task(job, i) end
+    local r = await(gather(table.unpack(tasks, 1, n)))
+    local dt = now() - t0
+    local sum = 0
+    for i = 1, r.n do sum = sum + r[i] end
+    common.check(sum == n * (n + 1) // 2 and r.n == n, "W1 sum")
+    return dt
+  end)
+end
+
+function W.W2(n)  -- timers: n tasks sleep a seeded random delay in [0, 0.1]
+  local delays = common.delays(n)
+  local done = 0
+  local function job(d) await(sleep(d)); done = done + 1 end
+  return asyncio.run(function()
+    local t0 = now()
+    local tasks = {}
+    for i = 1, n do tasks[i] = asyncio.create_task(job, delays[i]) end
+    await(gather(table.unpack(tasks, 1, n)))
+    local dt = now() - t0
+    common.check(done == n, "W2 count")
+    return dt
+  end)
+end
+
+function W.W3(n)  -- queue: one producer, one consumer, maxsize 100
+  return asyncio.run(function()
+    local q = Queue(100)
+    local t0 = now()
+    local consumer = asyncio.create_task(function()
+      local sum, get = 0, q:get()
+      for _ = 1, n do sum = sum + await(get) end
+      return sum
+    end)
+    for i = 1, n do await(q:put(i)) end
+    local sum = await(consumer)
+    local dt = now() - t0
+    common.check(sum == n * (n + 1) // 2, "W3 sum")
+    return dt
+  end)
+end
+
+function W.W3b(n)  -- fan: 4 producers, 4 consumers, task_done and join
+  return asyncio.run(function()
+    local q = Queue(100)
+    local sums = {0, 0, 0, 0}
+    local t0 = now()
+    local consumers = {}
+    for c = 1, 4 do
+      consumers[c] = asyncio.create_task(function()
+        local get = q:get()
+        while true do
+          sums[c] = sums[c] + await(get)
+          q:task_done()
+        end
+      end)
+    end
+    local producers = {}
+    for p = 1, 4 do
+      producers[p] = asyncio.create_task(function()
+        for i = p, n, 4 do await(q:put(i)) end
+      end)
+    end
+    await(gather(table.unpack(producers)))
+    await(q:join())
+    local dt = now() - t0
+    for c = 1, 4 do consumers[c]:cancel() end
+    common.check(sums[1] + sums[2] + sums[3] + sums[4] == n * (n + 1) // 2, "W3b sum")
+    return dt
+  end)
+end
+
+function W.W4(n)  -- ping-pong: a token through two queues of maxsize 1
+  return asyncio.run(function()
+    local ping, pong = Queue(1), Queue(1)
+    local t0 = now()
+    local ponger = asyncio.create_task(function()
+      local get = ping:get()
+      for _ = 1, n do pong:put_nowait(await(get) + 1) end
+    end)
+    local v, get = 0, pong:get()
+    for _ = 1, n do
+      await(ping:put(v))
+      v = await(get)
+    end
+    await(ponger)
+    local dt = now() - t0
+    common.check(v == n, "W4 token")
+    return dt
+  end)
+end
+
+function W.W6(n)  -- memory: n tasks sleeping 1 s at once
+  local done = 0
+  local function job() await(sleep(1)); done = done + 1 end
+  return asyncio.run(function()
+    local t0 = now()
+    local tasks = {}
+    for i = 1, n do tasks[i] = asyncio.create_task(job) end
+    await(gather(table.unpack(tasks, 1, n)))
+    common.check(done == n, "W6 count")
+    return now() - t0
+  end)
+end
+
+common.main(W, ...)

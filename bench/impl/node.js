@@ -1,0 +1,148 @@
+// bench/impl/node.js WORKLOAD N: the workloads for Node.js, with async/await
+// and the small promise-based queue class Node users write.
+'use strict';
+const fs = require('fs');
+
+function check(ok, what) {
+  if (!ok) { process.stderr.write(`WRONG ANSWER: ${what}\n`); process.exit(3); }
+}
+
+// the seeded delays of W2: the same 31-bit LCG as bench/common.lua
+function delays(n) {
+  const out = [];
+  let x = 12345n;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245n + 12345n) % 2147483648n;
+    out.push(Number(x % 100001n) / 1e6);
+  }
+  return out;
+}
+
+function rssKb() {
+  const m = /VmHWM:\s*(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
+
+const now = () => Number(process.hrtime.bigint()) / 1e9;
+const sleep = (s) => new Promise((resolve) => setTimeout(resolve, s * 1000));
+const yieldOnce = () => new Promise((resolve) => setImmediate(resolve));
+
+class Queue {
+  constructor(maxsize) {
+    this.items = []; this.head = 0; this.maxsize = maxsize;
+    this.getters = []; this.putters = []; this.unfinished = 0; this.joiners = [];
+  }
+  size() { return this.items.length - this.head; }
+  async put(x) {
+    while (this.size() >= this.maxsize) await new Promise((r) => this.putters.push(r));
+    this.putNowait(x);
+  }
+  putNowait(x) {
+    this.items.push(x);
+    this.unfinished++;
+    const g = this.getters.shift();
+    if (g) g();
+  }
+  async get() {
+    while (this.size() === 0) await new Promise((r) => this.getters.push(r));
+    const x = this.items[this.head++];
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head); this.head = 0;
+    }
+    const p = this.putters.shift();
+    if (p) p();
+    return x;
+  }
+  taskDone() {
+    if (--this.unfinished === 0) { this.joiners.forEach((r) => r()); this.joiners = []; }
+  }
+  async join() {
+    if (this.unfinished > 0) await new Promise((r) => this.joiners.push(r));
+  }
+}
+
+const W = {
+  async W1(n) {
+    const job = async (i) => { await yieldOnce(); return i; };
+    const t0 = now();
+    const tasks = [];
+    for (let i = 1; i <= n; i++) tasks.push(job(i));
+    const r = await Promise.all(tasks);
+    const dt = now() - t0;
+    check(r.reduce((a, b) => a + b, 0) === n * (n + 1) / 2, 'W1 sum');
+    return dt;
+  },
+  async W2(n) { return sleepers(n, delays(n), 'W2 count'); },
+  async W6(n) { return sleepers(n, new Array(n).fill(1), 'W6 count'); },
+  async W3(n) {
+    const q = new Queue(100);
+    const t0 = now();
+    const consumer = (async () => {
+      let s = 0;
+      for (let i = 0; i < n; i++) s += await q.get();
+      return s;
+    })();
+    for (let i = 1; i <= n; i++) await q.put(i);
+    const s = await consumer;
+    const dt = now() - t0;
+    check(s === n * (n + 1) / 2, 'W3 sum');
+    return dt;
+  },
+  async W3b(n) {
+    const q = new Queue(100);
+    const sums = [0, 0, 0, 0];
+    let finished = false;
+    const t0 = now();
+    for (let c = 0; c < 4; c++) {
+      (async () => {
+        while (!finished) { sums[c] += await q.get(); q.taskDone(); }
+      })();
+    }
+    const producers = [];
+    for (let p = 1; p <= 4; p++) {
+      producers.push((async () => { for (let i = p; i <= n; i += 4) await q.put(i); })());
+    }
+    await Promise.all(producers);
+    await q.join();
+    const dt = now() - t0;
+    finished = true;  // the consumers stay parked on get; the process ends anyway
+    check(sums.reduce((a, b) => a + b, 0) === n * (n + 1) / 2, 'W3b sum');
+    return dt;
+  },
+  async W4(n) {
+    const ping = new Queue(1), pong = new Queue(1);
+    const t0 = now();
+    const ponger = (async () => {
+      for (let i = 0; i < n; i++) pong.putNowait(await ping.get() + 1);
+    })();
+    let v = 0;
+    for (let i = 0; i < n; i++) { await ping.put(v); v = await pong.get(); }
+    await ponger;
+    const dt = now() - t0;
+    check(v === n, 'W4 token');
+    return dt;
+  },
+};
+
+async function sleepers(n, ds, what) {
+  let done = 0;
+  const t0 = now();
+  await Promise.all(ds.map(async (d) => { await sleep(d); done++; }));
+  const dt = now() - t0;
+  check(done === n, what);
+  return dt;
+}
+
+async function main() {
+  const [name, arg] = process.argv.slice(2);
+  const n = Number(arg);
+  if (!W[name] || !Number.isInteger(n)) {
+    process.stderr.write('usage: WORKLOAD N\n');
+    process.exit(2);
+  }
+  const elapsed = n > 0 ? await W[name](n) : 0;
+  console.log(`elapsed ${elapsed.toFixed(6)} rss_kb ${rssKb()}`);
+  process.exit(0);
+}
+
+main();

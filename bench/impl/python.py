@@ -1,0 +1,132 @@
+"""bench/impl/python.py WORKLOAD N: the workloads for Python 3 asyncio."""
+import asyncio
+import re
+import sys
+import time
+
+
+def check(ok, what):
+    if not ok:
+        sys.stderr.write("WRONG ANSWER: %s\n" % what)
+        sys.exit(3)
+
+
+def delays(n):
+    """The seeded delays of W2: the same 31-bit LCG as bench/common.lua."""
+    out, x = [], 12345
+    for _ in range(n):
+        x = (x * 1103515245 + 12345) % 2147483648
+        out.append((x % 100001) / 1e6)
+    return out
+
+
+def rss_kb():
+    with open("/proc/self/status") as f:
+        return int(re.search(r"VmHWM:\s*(\d+)", f.read()).group(1))
+
+
+async def w1(n):
+    async def job(i):
+        await asyncio.sleep(0)
+        return i
+    t0 = time.monotonic()
+    r = await asyncio.gather(*[asyncio.create_task(job(i)) for i in range(1, n + 1)])
+    dt = time.monotonic() - t0
+    check(sum(r) == n * (n + 1) // 2, "W1 sum")
+    return dt
+
+
+async def sleepers(n, ds, what):
+    done = 0
+
+    async def job(d):
+        nonlocal done
+        await asyncio.sleep(d)
+        done += 1
+    t0 = time.monotonic()
+    await asyncio.gather(*[asyncio.create_task(job(d)) for d in ds])
+    dt = time.monotonic() - t0
+    check(done == n, what)
+    return dt
+
+
+async def w2(n):
+    return await sleepers(n, delays(n), "W2 count")
+
+
+async def w6(n):
+    return await sleepers(n, [1] * n, "W6 count")
+
+
+async def w3(n):
+    q = asyncio.Queue(100)
+
+    async def consumer():
+        s = 0
+        for _ in range(n):
+            s += await q.get()
+        return s
+    t0 = time.monotonic()
+    c = asyncio.create_task(consumer())
+    for i in range(1, n + 1):
+        await q.put(i)
+    s = await c
+    dt = time.monotonic() - t0
+    check(s == n * (n + 1) // 2, "W3 sum")
+    return dt
+
+
+async def w3b(n):
+    q = asyncio.Queue(100)
+    sums = [0, 0, 0, 0]
+
+    async def consumer(c):
+        while True:
+            sums[c] += await q.get()
+            q.task_done()
+
+    async def producer(p):
+        for i in range(p, n + 1, 4):
+            await q.put(i)
+    t0 = time.monotonic()
+    consumers = [asyncio.create_task(consumer(c)) for c in range(4)]
+    await asyncio.gather(*[producer(p) for p in range(1, 5)])
+    await q.join()
+    dt = time.monotonic() - t0
+    for c in consumers:
+        c.cancel()
+    check(sum(sums) == n * (n + 1) // 2, "W3b sum")
+    return dt
+
+
+async def w4(n):
+    ping, pong = asyncio.Queue(1), asyncio.Queue(1)
+
+    async def ponger():
+        for _ in range(n):
+            pong.put_nowait(await ping.get() + 1)
+    t0 = time.monotonic()
+    t = asyncio.create_task(ponger())
+    v = 0
+    for _ in range(n):
+        await ping.put(v)
+        v = await pong.get()
+    await t
+    dt = time.monotonic() - t0
+    check(v == n, "W4 token")
+    return dt
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W3b": w3b, "W4": w4, "W6": w6}
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[1] not in WORKLOADS:
+        sys.stderr.write("usage: WORKLOAD N\n")
+        sys.exit(2)
+    n = int(sys.argv[2])
+    elapsed = asyncio.run(WORKLOADS[sys.argv[1]](n)) if n > 0 else 0
+    print("elapsed %.6f rss_kb %d" % (elapsed, rss_kb()))
+
+
+main()

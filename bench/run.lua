@@ -1,0 +1,206 @@
+-- bench/run.lua: run every workload on lua-asyncio and its peers, in one
+-- run, alternating, several rounds; print the medians and the ratios.
+--   lua5.4 bench/run.lua [--rounds N] [--only W1,W3] [--smoke]
+-- --smoke runs tiny sizes once: it checks every program's answer, not speed.
+
+local ROOT_LUA = 'LUA_PATH="lua/?.lua;lua/?/init.lua;./?.lua;;" LUA_CPATH="build/?.so;;" '
+
+local RUNTIMES = {
+  {id = "asyncio", title = "lua-asyncio", cmd = ROOT_LUA .. "lua5.4 bench/impl/asyncio.lua"},
+  {id = "python", title = "Python asyncio", cmd = "python3 bench/impl/python.py", probe = "python3 -c 1"},
+  {id = "node", title = "Node.js", cmd = "node bench/impl/node.js", probe = "node -e 0"},
+  {id = "cqueues", title = "cqueues", cmd = ROOT_LUA .. "lua5.4 bench/impl/cqueues.lua",
+   probe = "lua5.4 -e 'require \"cqueues\"'"},
+  {id = "luv", title = "luv", cmd = ROOT_LUA .. "lua5.4 bench/impl/luv.lua",
+   probe = "lua5.4 -e 'require \"luv\"'"},
+  {id = "bare", title = "bare Lua floor", cmd = ROOT_LUA .. "lua5.4 bench/impl/bare.lua",
+   only = {W1 = true, W3 = true, W3b = true, W4 = true}},
+  {id = "libuv", title = "C libuv floor", cmd = "build/bench/libuv", probe = "test -x build/bench/libuv",
+   only = {W2 = true, W3 = true}},
+}
+
+-- metric: how a report (elapsed seconds, peak RSS, empty-run RSS) becomes
+-- the figure in the table; 'higher' says whether more is better.
+local WORKLOADS = {
+  {id = "W1", title = "W1 spawn, tasks/s", n = 100000, smoke = 300, higher = true,
+   metric = function(r, n) return n / r.elapsed end},
+  {id = "W2", title = "W2 timers, overhead s", n = 100000, smoke = 300, higher = false,
+   metric = function(r) return r.elapsed - 0.1 end},
+  {id = "W3", title = "W3 queue, items/s", n = 1000000, smoke = 3000, higher = true,
+   metric = function(r, n) return n / r.elapsed end},
+  {id = "W3b", title = "W3b fan 4x4, items/s", n = 1000000, smoke = 3000, higher = true,
+   metric = function(r, n) return n / r.elapsed end},
+  {id = "W4", title = "W4 ping-pong, round trips/s", n = 500000, smoke = 1000, higher = true,
+   metric = function(r, n) return n / r.elapsed end},
+  {id = "W6", title = "W6 memory, bytes/sleeping task", n = 100000, smoke = 300, higher = false,
+   metric = function(r, n) return (r.rss_kb - r.empty_kb) * 1024 / n end},
+}
+
+-- The goals of issue 5, as ratios in this run.
+local GOALS = {
+  {"W1", "node", ">=", 1.0}, {"W2", "node", "<=", 1.0},
+  {"W3", "bare", ">=", 0.7}, {"W3", "node", ">=", 1.0},
+  {"W4", "bare", ">=", 0.5}, {"W4", "cqueues", ">=", 3.0},
+  {"W6", nil, "<=", 800},
+}
+
+local function parse_args(argv)
+  local o = {rounds = 5}
+  local i = 1
+  while i <= #argv do
+    local a = argv[i]
+    if a == "--smoke" then o.smoke = true; o.rounds = 1
+    elseif a == "--rounds" and tonumber(argv[i + 1]) then o.rounds = math.tointeger(tonumber(argv[i + 1])); i = i + 1
+    elseif a == "--only" and argv[i + 1] then
+      o.only = {}
+      for w in argv[i + 1]:gmatch("[^,]+") do o.only[w] = true end
+      i = i + 1
+    else
+      io.stderr:write("usage: lua5.4 bench/run.lua [--rounds N] [--only W1,W3] [--smoke]\n")
+      os.exit(2)
+    end
+    i = i + 1
+  end
+  return o
+end
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return out, ok and 0 or code
+end
+
+local failures = 0
+
+-- Run one program; its report, or nil after saying what went wrong.
+local function run_one(rt, w, n)
+  local out, code = sh(("%s %s %d"):format(rt.cmd, w.id, n))
+  local elapsed, rss = out:match("elapsed ([%d.]+) rss_kb (%d+)")
+  if code ~= 0 or not elapsed then
+    failures = failures + 1
+    io.stderr:write(("FAILED: %s %s %d (exit %s)\n%s\n"):format(rt.id, w.id, n, tostring(code), out))
+    return nil
+  end
+  return {elapsed = tonumber(elapsed), rss_kb = tonumber(rss)}
+end
+
+local function median(t)
+  if #t == 0 then return nil end
+  table.sort(t)
+  local m = (#t + 1) // 2
+  return #t % 2 == 1 and t[m] or (t[m] + t[m + 1]) / 2
+end
+
+local function fmt(v, w)
+  if v == nil then return "-" end
+  if w.id == "W2" then return ("%.3f s"):format(v) end
+  if w.id == "W6" then return ("%.0f B"):format(v) end
+  if v >= 1e6 then return ("%.2f M"):format(v / 1e6) end
+  return ("%.0f k"):format(v / 1e3)
+end
+
+local function pad(s, n) return s .. (" "):rep(n - #s) end
+
+local function main(argv)
+  local o = parse_args(argv)
+  local runtimes, skipped = {}, {}
+  for _, rt in ipairs(RUNTIMES) do
+    if rt.probe == nil or select(2, sh(rt.probe)) == 0 then runtimes[#runtimes + 1] = rt
+    else skipped[#skipped + 1] = rt.title end
+  end
+  local workloads = {}
+  for _, w in ipairs(WORKLOADS) do
+    if not o.only or o.only[w.id] then workloads[#workloads + 1] = w end
+  end
+  local samples = {}  -- samples[w][rt] = list of metric values
+  for _, w in ipairs(workloads) do
+    samples[w.id] = {}
+    for _, rt in ipairs(runtimes) do samples[w.id][rt.id] = {} end
+  end
+  io.stderr:write(("bench: %d round(s)%s; %s\n"):format(o.rounds, o.smoke and ", smoke sizes" or "",
+    #skipped > 0 and ("not installed: " .. table.concat(skipped, ", ")) or "every peer present"))
+  for round = 1, o.rounds do
+    for _, w in ipairs(workloads) do
+      local n = o.smoke and w.smoke or w.n
+      -- alternate the order of the runtimes from round to round
+      for k = 0, #runtimes - 1 do
+        local rt = runtimes[(k + round - 1) % #runtimes + 1]
+        if not rt.only or rt.only[w.id] then
+          local r = run_one(rt, w, n)
+          if r and w.id == "W6" then
+            local e = run_one(rt, w, 0)
+            r.empty_kb = e and e.rss_kb
+          end
+          if r and (w.id ~= "W6" or r.empty_kb) then
+            local list = samples[w.id][rt.id]
+            list[#list + 1] = w.metric(r, n)
+          end
+        end
+      end
+      io.stderr:write(("  round %d: %s done\n"):format(round, w.id))
+    end
+  end
+
+  local med = {}
+  for _, w in ipairs(workloads) do
+    med[w.id] = {}
+    for _, rt in ipairs(runtimes) do med[w.id][rt.id] = median(samples[w.id][rt.id]) end
+  end
+
+  print(("Medians of %d round(s)%s. Higher is better for rates; lower for W2 and W6."):format(
+    o.rounds, o.smoke and " (smoke sizes: the figures mean nothing)" or ""))
+  print()
+  local head = {pad("workload", 32)}
+  for _, rt in ipairs(runtimes) do head[#head + 1] = pad(rt.title, 15) end
+  print(table.concat(head, " | "))
+  for _, w in ipairs(workloads) do
+    local row = {pad(w.title, 32)}
+    for _, rt in ipairs(runtimes) do row[#row + 1] = pad(fmt(med[w.id][rt.id], w), 15) end
+    print(table.concat(row, " | "))
+  end
+  print()
+  print("lua-asyncio / peer (above 1 is better for rates, below 1 for W2 and W6):")
+  print()
+  local rhead = {pad("workload", 32)}
+  for _, rt in ipairs(runtimes) do
+    if rt.id ~= "asyncio" then rhead[#rhead + 1] = pad(rt.title, 15) end
+  end
+  print(table.concat(rhead, " | "))
+  for _, w in ipairs(workloads) do
+    local row, mine = {pad(w.title, 32)}, med[w.id].asyncio
+    for _, rt in ipairs(runtimes) do
+      if rt.id ~= "asyncio" then
+        local peer = med[w.id][rt.id]
+        local cell = (mine and peer and peer ~= 0) and ("%.2fx"):format(mine / peer) or "-"
+        row[#row + 1] = pad(cell, 15)
+      end
+    end
+    print(table.concat(row, " | "))
+  end
+  print()
+  print("Goals (issue 5):")
+  for _, g in ipairs(GOALS) do
+    local wid, peer, op, bound = g[1], g[2], g[3], g[4]
+    if med[wid] then
+      local mine, value, what = med[wid].asyncio
+      if peer then
+        local p = med[wid][peer]
+        value = (mine and p and p ~= 0) and mine / p or nil
+        what = ("%s: lua-asyncio / %s %s %.1f"):format(wid, peer, op, bound)
+      else
+        value = mine
+        what = ("%s: bytes per sleeping task %s %d"):format(wid, op, bound)
+      end
+      local met = value ~= nil and ((op == ">=" and value >= bound) or (op == "<=" and value <= bound))
+      print(("  %-44s %-10s %s"):format(what, value and ("%.2f"):format(value) or "-",
+        value == nil and "not measured" or met and "met" or "NOT MET"))
+    end
+  end
+  if failures > 0 then
+    io.stderr:write(("bench: %d program(s) failed or gave a wrong answer\n"):format(failures))
+    os.exit(1)
+  end
+end
+
+main(arg)
