@@ -33,6 +33,7 @@ typedef struct Queue {
   lua_Integer unfinished;       /* put minus task_done */
   lua_Integer reserved[2];      /* items promised to woken getters, slots to woken putters */
   Ring waiters[2];
+  Loop *lp;                     /* the loop of user value Q_LOOP, which keeps it alive */
 } Queue;
 
 
@@ -231,7 +232,7 @@ static int wake (lua_State *L, Queue *q, int w, int value) {
     int ok;
     lua_getiuservalue(L, 1, Q_GETTERS + w);
     lua_getiuservalue(L, 1, Q_LOOP);
-    lp = (Loop *)luaL_testudata(L, -1, ASYNCIO_LOOP);
+    lp = q->lp;  /* set with Q_LOOP by queue_wait, so never stale */
     ok = lp != NULL && !lp->closed;
     if (ok) {
       lua_rawgeti(L, -2, k);
@@ -350,9 +351,11 @@ static int queue_get (lua_State *L) {
 }
 
 
+/* Which waiter list: 0 the getters, 1 the putters (queue.lua's GET, PUT). */
 static int checkwhich (lua_State *L, int arg) {
-  static const char *const names[] = {"get", "put", NULL};
-  return luaL_checkoption(L, arg, NULL, names);
+  lua_Integer w = luaL_checkinteger(L, arg);
+  luaL_argcheck(L, w == GETTERS || w == PUTTERS, arg, "0 (getters) or 1 (putters) expected");
+  return (int)w;
 }
 
 
@@ -391,17 +394,16 @@ static int queue_wait (lua_State *L) {
   r->count++;
   lua_pushvalue(L, 4);
   lua_setiuservalue(L, 1, Q_LOOP);
+  q->lp = lp;
   return 0;
 }
 
 
-/* q:remove_waiter(which, co) -> true if 'co' was still waiting (not woken). */
-static int queue_remove_waiter (lua_State *L) {
-  Queue *q = checkqueue(L, "_remove_waiter");
-  int w = checkwhich(L, 2);
+/* Remove 'co' (index 3) from waiter list 'w'; push whether it was there. */
+static int remove_waiter (lua_State *L, Queue *q, int w) {
   Ring *r = &q->waiters[w];
   lua_Integer i;
-  luaL_checktype(L, 3, LUA_TTHREAD);
+  lua_settop(L, 3);
   lua_getiuservalue(L, 1, Q_GETTERS + w);  /* index 4 */
   for (i = 0; i < r->count; i++) {
     lua_rawgeti(L, 4, (r->head + i) % r->cap + 1);
@@ -421,6 +423,30 @@ static int queue_remove_waiter (lua_State *L) {
   }
   lua_pushboolean(L, 0);
   return 1;
+}
+
+
+/* q:_remove_waiter(which, co) -> true if 'co' was still waiting (not woken). */
+static int queue_remove_waiter (lua_State *L) {
+  Queue *q = checkqueue(L, "_remove_waiter");
+  int w = checkwhich(L, 2);
+  luaL_checktype(L, 3, LUA_TTHREAD);
+  return remove_waiter(L, q, w);
+}
+
+
+/*
+** q:_abort(co): a task waiting on the queue is cancelled; remove 'co' from
+** whichever list holds it. True if it was still waiting (not woken).
+*/
+static int queue_abort (lua_State *L) {
+  Queue *q = checkqueue(L, "_abort");
+  luaL_checktype(L, 2, LUA_TTHREAD);
+  lua_pushnil(L);
+  lua_insert(L, 2);  /* co at index 3, as remove_waiter wants it */
+  remove_waiter(L, q, GETTERS);
+  if (lua_toboolean(L, -1)) return 1;
+  return remove_waiter(L, q, PUTTERS);
 }
 
 
@@ -601,6 +627,7 @@ static const luaL_Reg queue_methods[] = {
   {"_try_put", queue_try_put},
   {"_wait", queue_wait},
   {"_remove_waiter", queue_remove_waiter},
+  {"_abort", queue_abort},
   {"_take", queue_take},
   {"_put_woken", queue_put_woken},
   {"_release", queue_release},

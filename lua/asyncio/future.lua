@@ -34,6 +34,43 @@ local function newfuture(mt, loop)
   return setmetatable({_state = PENDING, _loop = loop or rt.loop}, mt)
 end
 
+-- _callbacks holds the waiters and done callbacks: nil, one of them (a
+-- function, or a task waiting in await), or a list of them (a table with
+-- no metatable). Most futures have exactly one: that saves a table each.
+local function islist(cbs)
+  return type(cbs) == "table" and getmetatable(cbs) == nil
+end
+
+local function add_callback(fut, cb)
+  local cbs = fut._callbacks
+  if cbs == nil then fut._callbacks = cb
+  elseif islist(cbs) then cbs[#cbs + 1] = cb
+  else fut._callbacks = {cbs, cb} end
+end
+
+-- Remove the registrations of 'cb' (all, or the first if 'once'); how many.
+local function remove_callback(fut, cb, once)
+  local cbs = fut._callbacks
+  if cbs == nil then return 0 end
+  if not islist(cbs) then
+    if cbs ~= cb then return 0 end
+    fut._callbacks = nil
+    return 1
+  end
+  local j, n = 1, 0
+  for i = 1, #cbs do
+    local x = cbs[i]
+    if x == cb and not (once and n > 0) then n = n + 1 else cbs[j] = x; j = j + 1 end
+  end
+  for i = j, #cbs do cbs[i] = nil end
+  return n
+end
+
+local function schedule_one(core, fut, cb)
+  if type(cb) == "function" then core:schedule(cb, fut)
+  else core:schedule(cb._co, nil) end  -- a task waiting in await
+end
+
 -- Hand every waiter and done callback to the loop; clear the list.
 local function schedule_callbacks(fut)
   local cbs = fut._callbacks
@@ -44,11 +81,8 @@ local function schedule_callbacks(fut)
     error("Future has waiters but no open event loop to run them", 3)
   end
   local core = loop._core
-  for i = 1, #cbs do
-    local cb = cbs[i]
-    if type(cb) == "function" then core:schedule(cb, fut)
-    else core:schedule(cb._co, nil) end  -- a task waiting in await
-  end
+  if not islist(cbs) then return schedule_one(core, fut, cbs) end
+  for i = 1, #cbs do schedule_one(core, fut, cbs[i]) end
 end
 Future._schedule_callbacks = schedule_callbacks
 
@@ -69,11 +103,14 @@ function Future:cancelled()
   return self._state == CANCELLED
 end
 
--- Store the results; 'n' values, kept without a table when there is one.
+-- Store the results: one value in _v alone (the common case: one field,
+-- no table); otherwise their count in _n, and a list in _v if more than one.
 local function store(self, n, ...)
-  self._n = n
   if n == 1 then self._v = ...
-  elseif n > 1 then self._v = {...} end
+  else
+    self._n = n
+    if n > 1 then self._v = {...} end
+  end
 end
 
 function Future:set_result(...)
@@ -124,7 +161,7 @@ function Future:result()
       error(exc, 0)
     end
     local n = self._n
-    if n == 1 then return self._v end
+    if n == nil then return self._v end
     if n == 0 then return end
     return unpack(self._v, 1, n)
   end
@@ -163,37 +200,23 @@ function Future:add_done_callback(fn)
     return
   end
   if self._loop == nil then self._loop = rt.loop end
-  local cbs = self._callbacks
-  if cbs == nil then self._callbacks = {fn} else cbs[#cbs + 1] = fn end
+  add_callback(self, fn)
 end
 
 -- Remove every registration of 'fn'; return how many were removed.
 function Future:remove_done_callback(fn)
   checkfuture(self, "remove_done_callback")
-  local cbs, n = self._callbacks, 0
-  if cbs == nil then return 0 end
-  local j = 1
-  for i = 1, #cbs do
-    local cb = cbs[i]
-    if cb == fn then n = n + 1 else cbs[j] = cb; j = j + 1 end
-  end
-  for i = j, #cbs do cbs[i] = nil end
-  return n
+  return remove_callback(self, fn, false)
 end
 
 -- Register a task as a waiter: it is resumed when this future is done.
 function Future:_add_waiter(task)
   if self._loop == nil then self._loop = task._loop end
-  local cbs = self._callbacks
-  if cbs == nil then self._callbacks = {task} else cbs[#cbs + 1] = task end
+  add_callback(self, task)
 end
 
 function Future:_remove_waiter(task)
-  local cbs = self._callbacks
-  if cbs == nil then return end
-  for i = 1, #cbs do
-    if cbs[i] == task then table.remove(cbs, i) return end
-  end
+  remove_callback(self, task, true)
 end
 
 function Future:get_loop() return self._loop end

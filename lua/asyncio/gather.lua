@@ -30,8 +30,9 @@ local function outcome(child)
     child._guard = nil
     return child._exc
   end
-  if child._n == 1 then return child._v end
-  if child._n == 0 then return nil end
+  local n = child._n
+  if n == nil then return child._v end
+  if n == 0 then return nil end
   return child._v[1]
 end
 

@@ -54,7 +54,10 @@ end
 
 function rt.new_event_loop()
   local task = require "asyncio.task"
-  local loop = setmetatable({_tasks = setmetatable({}, {__mode = "k"})}, EventLoop)
+  -- _tasks: the pending tasks (a task leaves when it finishes). Strong, so
+  -- that run() can cancel and finish every one of them; a weak table would
+  -- also cost the collector a pass over it in every cycle.
+  local loop = setmetatable({_tasks = {}}, EventLoop)
   loop._core = core.new_loop(task.hooks(loop))
   return loop
 end

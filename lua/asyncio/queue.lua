@@ -15,22 +15,21 @@ local argcheck, typeerror = util.argcheck, util.typeerror
 local methods = core.queue_methods
 local setmetatable, error, mtype = setmetatable, error, math.type
 
+local GET, PUT = 0, 1  -- the waiter lists of queue.c
+
 -- The awaitable of a put that completed at once.
 local Done = {__name = "asyncio.done", __await = function() end}
 local DONE = setmetatable({}, Done)
 
-local function abort_wait(t)
-  return t._wait_q:_remove_waiter(t._wait_which, t._co)
-end
-
 -- Wait on 'q' as a getter or putter ('which'); returns the wake-up value,
--- having raised CancelledError if the task was cancelled meanwhile.
+-- having raised CancelledError if the task was cancelled meanwhile. The
+-- task's _wait_abort is the queue: Task:cancel calls q:_abort(co).
 local function wait(q, which)
   local t = current()
   q:_wait(which, t._co, t._loop._core)
-  t._wait_q, t._wait_which, t._wait_abort = q, which, abort_wait
+  t._wait_abort = q
   local woken = suspend(t)
-  t._wait_q, t._wait_abort = nil, nil
+  t._wait_abort = nil
   if t._must_cancel then
     if woken then q:_release(which) end  -- pass the reservation on
     raise_cancel(t)
@@ -39,13 +38,18 @@ local function wait(q, which)
   return woken
 end
 
+-- the C methods of the hot paths, called directly (no lookup through the
+-- queue's metatable on every item)
+local try_get, take, try_put, put_woken = methods._try_get, methods._take,
+  methods._try_put, methods._put_woken
+
 local GetOp = {__name = "asyncio.Queue.get"}
 function GetOp.__await(op)
   local q = op[1]
-  local ok, item = q:_try_get()
+  local ok, item = try_get(q)
   if ok then return item end
-  wait(q, "get")
-  return q:_take()
+  wait(q, GET)
+  return take(q)
 end
 
 local PutOp = {__name = "asyncio.Queue.put"}
@@ -53,9 +57,9 @@ function PutOp.__await(op)
   local q, item = op[1], op[2]
   if op.awaited then error("await: this put was already awaited", 3) end
   op.awaited = true
-  if q:_try_put(item) then return end
-  wait(q, "put")
-  q:_put_woken(item)
+  if try_put(q, item) then return end
+  wait(q, PUT)
+  put_woken(q, item)
 end
 
 core.queue_config(PutOp, DONE, function(name)

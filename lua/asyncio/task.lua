@@ -30,9 +30,7 @@ end})
 M.FOREIGN = FOREIGN
 
 local cur = nil                           -- the task being run, or nil
-local task_by_co = setmetatable({}, {__mode = "k"})
 local pool, npool, POOL_MAX = {}, 0, 256  -- idle worker coroutines
-local EMPTY = {n = 0}
 
 local Task = setmetatable({__name = "asyncio.Task", __isfuture = true}, {__index = Future})
 Task.__index = Task
@@ -144,7 +142,10 @@ local function await_future(fut)
     if fut == task then error("a task cannot await itself", 3) end
     fut:_add_waiter(task)
     task._fut_waiter = fut
-    suspend(task)
+    cur = nil  -- suspend(task), inlined: one frame less on every task's stack
+    local tok = yield(SENTINEL)
+    while tok ~= TOKEN do tok = yield(FOREIGN) end
+    cur = task
     task._fut_waiter = nil
     if fut._state == PENDING then fut:_remove_waiter(task) end
     check_cancel(task)
@@ -166,6 +167,7 @@ end
 -- Record the outcome of the body of 'task'.
 local function finish(task, ok, ...)
   cur = nil
+  task._loop._tasks[task] = nil
   if ok then
     if task._must_cancel then  -- cancelled right before it returned
       task._must_cancel = false
@@ -188,29 +190,28 @@ local function finish(task, ok, ...)
   end
 end
 
--- Run the body of 'task' to its end in the current (worker) coroutine.
-local function run_task(task)
-  cur = task
-  if task._must_cancel then
-    finish(task, false, CancelledError(task._cancel_message))
-    return
-  end
-  local args = task._args
-  finish(task, xpcall(task._fn, msgh, unpack(args, 1, args.n)))
-end
-
 -- A worker coroutine: runs tasks one after another, then waits in the pool.
+-- A task's body is a function, or a table {fn = f, n = count, args...}
+-- (a coroutine object is one); it is dropped once the task starts, which
+-- is how traceback() knows the task has started. The frames below a
+-- task's own code are kept few and small: a suspended task's stack then
+-- fits in the coroutine's first allocation.
 local function worker(tok, task)
-  local co = running()
   while true do
     if tok == TOKEN and getmetatable(task) == Task then
-      task_by_co[co] = task
-      run_task(task)
-      task_by_co[co] = nil
-      task._args = nil
+      cur = task
+      local body = task._body
+      task._body = nil
+      if task._must_cancel then
+        finish(task, false, CancelledError(task._cancel_message))
+      elseif type(body) == "function" then
+        finish(task, xpcall(body, msgh))
+      else
+        finish(task, xpcall(body.fn, msgh, unpack(body, 1, body.n)))
+      end
       if npool >= POOL_MAX then return end
       npool = npool + 1
-      pool[npool] = co
+      pool[npool] = running()
       tok, task = yield(SENTINEL)
     else
       tok, task = yield(FOREIGN)
@@ -218,8 +219,9 @@ local function worker(tok, task)
   end
 end
 
--- A new task on 'loop' running fn(args...), started on the next iteration.
-local function spawn(loop, fn, args, name)
+-- A new task on 'loop' running 'body' (see worker), started on the next
+-- iteration.
+local function spawn(loop, body)
   local co
   if npool > 0 then
     co = pool[npool]
@@ -228,25 +230,25 @@ local function spawn(loop, fn, args, name)
   else
     co = cocreate(worker)
   end
-  local task = setmetatable({_state = PENDING, _loop = loop, _co = co,
-    _fn = fn, _args = args, _name = name, _num_cancels_requested = 0}, Task)
+  local task = setmetatable({_state = PENDING, _loop = loop, _co = co, _body = body}, Task)
   loop._tasks[task] = true
   loop._core:schedule(co, task)
   return task
 end
 
--- Split create_task's arguments into (fn, args) for 'fname'.
+-- The body of a task for create_task's arguments, for 'fname'.
 local function task_body(fname, what, ...)
   local mt = getmetatable(what)
   if mt == Coro then
     claim(what, fname)
-    return what.fn, what
+    return what
   elseif type(what) == "function" then
     what = async_body[what] or what
-    if select("#", ...) == 0 then return what, EMPTY end
-    return what, pack(...)
+    local n = select("#", ...)
+    if n == 0 then return what end
+    return {fn = what, n = n, ...}
   elseif type(mt) == "table" and mt.__await then
-    return function() return await(what) end, EMPTY
+    return function() return await(what) end
   end
   error(("bad argument #1 to '%s' (%s)"):format(fname,
     typeerror("coroutine object or function", what)), 3)
@@ -255,14 +257,12 @@ end
 function M.create_task(what, ...)
   local loop = rt.loop
   if loop == nil then error("'create_task' called with no running event loop", 2) end
-  local fn, args = task_body("create_task", what, ...)
-  return spawn(loop, fn, args)
+  return spawn(loop, task_body("create_task", what, ...))
 end
 
 -- loop:create_task(...): on a loop that may not be running yet.
 function M.loop_create_task(loop, what, ...)
-  local fn, args = task_body("create_task", what, ...)
-  return spawn(loop, fn, args)
+  return spawn(loop, task_body("create_task", what, ...))
 end
 
 -- A future or task for awaitable 'aw' (coroutine objects become tasks).
@@ -276,9 +276,9 @@ function M.ensure_future(aw, fname, n, loop)
   if loop == nil then error(("'%s' called with no running event loop"):format(fname), 3) end
   if mt == Coro then
     claim(aw, fname)
-    return spawn(loop, aw.fn, aw)
+    return spawn(loop, aw)
   end
-  return spawn(loop, function() return await(aw) end, EMPTY)
+  return spawn(loop, function() return await(aw) end)
 end
 
 local function checktask(self, fname)
@@ -290,7 +290,7 @@ end
 function Task:cancel(msg)
   checktask(self, "cancel")
   if self._state ~= PENDING then return false end
-  self._num_cancels_requested = self._num_cancels_requested + 1
+  self._num_cancels_requested = (self._num_cancels_requested or 0) + 1
   local w = self._fut_waiter
   if w ~= nil and not self._in_cancel then
     self._in_cancel = true  -- tasks awaiting each other in a cycle end here
@@ -306,26 +306,35 @@ function Task:cancel(msg)
     self._loop._core:schedule(self._co, nil)
     return true
   end
+  -- what the task waits on besides a future: a function, the id of a
+  -- sleep's timer, or an object with _abort(co) (a queue)
   local abort = self._wait_abort
   if abort ~= nil then
     self._wait_abort = nil
-    if abort(self) then self._loop._core:schedule(self._co, nil) end
+    local core, removed = self._loop._core, nil
+    local t = type(abort)
+    if t == "number" then removed = core:untimer(abort)
+    elseif t == "function" then removed = abort(self)
+    else removed = abort:_abort(self._co) end
+    if removed then core:schedule(self._co, nil) end
   end
   return true
 end
 
 function Task:cancelling()
   checktask(self, "cancelling")
-  return self._num_cancels_requested
+  return self._num_cancels_requested or 0
 end
 
 function Task:uncancel()
   checktask(self, "uncancel")
-  if self._num_cancels_requested > 0 then
-    self._num_cancels_requested = self._num_cancels_requested - 1
-    if self._num_cancels_requested == 0 then self._must_cancel = false end
+  local n = self._num_cancels_requested or 0
+  if n > 0 then
+    n = n - 1
+    self._num_cancels_requested = n
+    if n == 0 then self._must_cancel = false end
   end
-  return self._num_cancels_requested
+  return n
 end
 
 function Task:get_name()
@@ -350,7 +359,7 @@ end
 function Task:traceback()
   checktask(self, "traceback")
   if self._tb then return self._tb end
-  if self._state == PENDING and task_by_co[self._co] == self then
+  if self._state == PENDING and self._body == nil then  -- started
     return traceback(self._co, "traceback of " .. self:get_name())
   end
   return nil
@@ -377,41 +386,50 @@ end
 
 -- Sleep ---------------------------------------------------------------------
 
+-- A sleep is {delay} or {delay, values..., n = count}.
 local Sleep = {__name = "asyncio.sleep"}
 Sleep.__index = Sleep
-local SLEEP0 = setmetatable({0, n = 1}, Sleep)
-
-local function abort_timer(task)
-  return task._loop._core:untimer(task._timer)
-end
+local SLEEP0 = setmetatable({0}, Sleep)
 
 function Sleep.__await(s)
   local task = current()
-  local delay, lcore = s[1], task._loop._core
+  local delay, co = s[1], task._co
   if delay <= 0 then
-    lcore:schedule(task._co, nil)  -- already ready: cancel needs no abort
-  else
-    task._timer = lcore:timer(delay, task._co, nil)
-    task._wait_abort = abort_timer
+    task._loop._core:schedule(co, nil)  -- already ready: cancel needs no abort
+  else  -- a timer id as the abort: Task:cancel removes the timer
+    task._wait_abort = task._loop._core:timer(delay, co, nil)
   end
-  suspend(task)
+  cur = nil  -- suspend(task), inlined: one frame less on every task's stack
+  local tok = yield(SENTINEL)
+  while tok ~= TOKEN do tok = yield(FOREIGN) end
+  cur = task
   task._wait_abort = nil
-  check_cancel(task)
-  if s.n > 1 then return unpack(s, 2, s.n) end
+  if task._must_cancel then raise_cancel(task) end
+  local n = s.n
+  if n then return unpack(s, 2, n) end
 end
 
 -- sleep(delay, ...): an awaitable that resumes after 'delay' seconds with '...'.
 function M.sleep(delay, ...)
   util.checkdelay(delay, 1, "sleep")
   local n = select("#", ...)
-  if n == 0 and delay <= 0 then return SLEEP0 end
-  local s = {delay, ...}
-  s.n = n + 1
-  return setmetatable(s, Sleep)
+  if n == 0 then
+    if delay <= 0 then return SLEEP0 end
+    return setmetatable({delay}, Sleep)
+  end
+  return setmetatable({delay, n = n + 1, ...}, Sleep)
 end
 
 
 -- Loop hooks (called by C; see loop.c) -------------------------------------
+
+-- The pending task of 'loop' running in 'co' (error paths only: a search).
+local function task_of(loop, co)
+  for t in pairs(loop._tasks) do
+    if t._co == co and t._state == PENDING then return t end
+  end
+  return nil
+end
 
 -- The three functions a core loop calls on errors it cannot place itself.
 function M.hooks(loop)
@@ -424,19 +442,23 @@ function M.hooks(loop)
     end,
     function(co, err)  -- a task's coroutine died (the wrapper itself failed)
       cur = nil
-      local task = task_by_co[co]
-      task_by_co[co] = nil
-      if task ~= nil and task._state == PENDING then task:_set_exception(err) end
+      local task = task_of(loop, co)
+      if task ~= nil then
+        loop._tasks[task] = nil
+        task:_set_exception(err)
+      end
       loop:call_exception_handler({message = "task coroutine failed",
         exception = err, task = task})
     end,
     function(co)  -- a task yielded without await
       cur = nil
-      local task = task_by_co[co]
-      task_by_co[co] = nil
+      local task = task_of(loop, co)
       local msg = "task yielded outside 'await' (use asyncio.await, not coroutine.yield)"
       pcall(coclose, co)
-      if task ~= nil and task._state == PENDING then task:_set_exception(msg, traceback(co)) end
+      if task ~= nil then
+        loop._tasks[task] = nil
+        task:_set_exception(msg, traceback(co))
+      end
     end,
   }
 end
