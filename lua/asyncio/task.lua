@@ -311,12 +311,12 @@ function Task:cancel(msg)
   local abort = self._wait_abort
   if abort ~= nil then
     self._wait_abort = nil
-    local core, removed = self._loop._core, nil
+    local lcore, removed = self._loop._core
     local t = type(abort)
-    if t == "number" then removed = core:untimer(abort)
+    if t == "number" then removed = lcore:untimer(abort)
     elseif t == "function" then removed = abort(self)
     else removed = abort:_abort(self._co) end
-    if removed then core:schedule(self._co, nil) end
+    if removed then lcore:schedule(self._co, nil) end
   end
   return true
 end
