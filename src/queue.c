@@ -426,15 +426,6 @@ static int remove_waiter (lua_State *L, Queue *q, int w) {
 }
 
 
-/* q:_remove_waiter(which, co) -> true if 'co' was still waiting (not woken). */
-static int queue_remove_waiter (lua_State *L) {
-  Queue *q = checkqueue(L, "_remove_waiter");
-  int w = checkwhich(L, 2);
-  luaL_checktype(L, 3, LUA_TTHREAD);
-  return remove_waiter(L, q, w);
-}
-
-
 /*
 ** q:_abort(co): a task waiting on the queue is cancelled; remove 'co' from
 ** whichever list holds it. True if it was still waiting (not woken).
@@ -626,7 +617,6 @@ static const luaL_Reg queue_methods[] = {
   {"_try_get", queue_try_get},
   {"_try_put", queue_try_put},
   {"_wait", queue_wait},
-  {"_remove_waiter", queue_remove_waiter},
   {"_abort", queue_abort},
   {"_take", queue_take},
   {"_put_woken", queue_put_woken},
