@@ -139,7 +139,7 @@ describe("event loop", function()
     assert.has_error(function() loop:call_later("1", print) end,
       "bad argument #1 to 'call_later' (number expected, got string)")
     assert.has_error(function() loop:call_later(0/0, print) end,
-      "bad argument #1 to 'call_later' (delay is not a number)")
+      "bad argument #1 to 'call_later' (delay is NaN)")
     assert.has_error(function() asyncio.EventLoop.time(42) end,
       "bad argument #1 to 'time' (asyncio.EventLoop expected, got number)")
     loop:close()

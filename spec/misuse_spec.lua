@@ -115,7 +115,7 @@ describe("misuse", function()
 
   it("of the combinators and time limits names the argument", function()
     fails_with(bad(1, "wait_for", "awaitable expected, got nil"), asyncio.wait_for)
-    fails_with(bad(2, "wait_for", "delay is not a number"), asyncio.wait_for, asyncio.Future(), 0/0)
+    fails_with(bad(2, "wait_for", "delay is NaN"), asyncio.wait_for, asyncio.Future(), 0/0)
     fails_with(bad(1, "timeout", "number expected, got string"), asyncio.timeout, "1", print)
     fails_with(bad(2, "timeout", "function expected, got nil"), asyncio.timeout, 1)
     fails_with(bad(1, "wait", "list of futures expected, got nil"), asyncio.wait)

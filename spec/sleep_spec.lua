@@ -82,6 +82,6 @@ describe("sleep", function()
     assert.has_error(function() asyncio.sleep("soon") end,
       "bad argument #1 to 'sleep' (number expected, got string)")
     assert.has_error(function() asyncio.sleep(0/0) end,
-      "bad argument #1 to 'sleep' (delay is not a number)")
+      "bad argument #1 to 'sleep' (delay is NaN)")
   end)
 end)

@@ -32,7 +32,7 @@ describe("task_group", function()
       table.sort(eg.errors)
       return {ok, eg.name, eg.errors, sibling:cancelled(), asyncio.current_task():cancelling()}
     end)
-    assert.same({false, "ExceptionGroup", {"first", "second"}, true, 0}, r)
+    assert.same({false, "ExceptionGroup", {"first", "second", n = 2}, true, 0}, r)
   end)
 
   it("adds an error of fn itself to the group", function()
@@ -43,7 +43,7 @@ describe("task_group", function()
       end))
       return {ok, eg.errors}
     end)
-    assert.same({false, {"fn failed"}}, r)
+    assert.same({false, {"fn failed", n = 1}}, r)
   end)
 
   it("cancels the children when the parent is cancelled", function()

@@ -154,7 +154,7 @@ describe("timeout", function()
     assert.has_error(function() asyncio.timeout(1, 2) end,
       "bad argument #2 to 'timeout' (function expected, got number)")
     assert.has_error(function() asyncio.timeout(0/0, print) end,
-      "bad argument #1 to 'timeout' (delay is not a number)")
+      "bad argument #1 to 'timeout' (delay is NaN)")
   end)
 end)
 

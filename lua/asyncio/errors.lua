@@ -48,17 +48,19 @@ errors.QueueShutDown = class("QueueShutDown", Error, "queue is shut down")
 errors.BrokenBarrierError = class("BrokenBarrierError", Error, "barrier is broken")
 errors.KeyboardInterrupt = class("KeyboardInterrupt", Error, "interrupted")
 
--- ExceptionGroup(message, errors_list): 'errors' holds every failure.
+-- ExceptionGroup(message, errors_list): 'errors' holds every failure, and
+-- errors.n their count (an error that is nil leaves a hole in the list).
 errors.ExceptionGroup = class("ExceptionGroup", Error, "errors in task group")
 local egroup_call = getmetatable(errors.ExceptionGroup).__call
 getmetatable(errors.ExceptionGroup).__call = function(c, message, list)
   list = list or {}
+  if list.n == nil then list.n = #list end
   local e = egroup_call(c, message, {errors = list})
   return e
 end
 function errors.ExceptionGroup.__tostring(e)
   local parts = {}
-  for i, sub in ipairs(e.errors) do parts[i] = tostring(sub) end
+  for i = 1, e.errors.n or #e.errors do parts[i] = tostring(e.errors[i]) end
   return ("%s: %s (%d sub-error%s: %s)"):format(e.name, tostring(e.message),
     #parts, #parts == 1 and "" or "s", table.concat(parts, "; "))
 end

@@ -24,7 +24,7 @@ Guard.__gc = function(g)
   if fut._guard ~= g then return end  -- retrieved meanwhile
   local loop = fut._loop or rt.loop
   local ctx = {message = (fut._co and "Task" or "Future") ..
-                 " exception was never retrieved",
+                 " exception was never retrieved", failed = true,
                exception = fut._exc, future = fut, traceback = fut._tb}
   if loop then pcall(loop.call_exception_handler, loop, ctx)
   else pcall(rt.default_exception_handler, nil, ctx) end
@@ -123,9 +123,11 @@ function Future:set_result(...)
   schedule_callbacks(self)
 end
 
--- Record 'err' (any value but nil) as the outcome; 'tb' a traceback string.
+-- Record 'err' as the outcome; 'tb' a traceback string. 'err' may be nil
+-- (a task's body ran error(nil)): _failed, not _exc, says it failed.
 function Future:_set_exception(err, tb)
   self._exc = err
+  self._failed = true
   self._tb = tb
   self._state = FINISHED
   self._guard = setmetatable({self}, Guard)
@@ -155,10 +157,9 @@ Future._cancelled_error = cancelled_error
 function Future:result()
   local state = type(self) == "table" and self._state
   if state == FINISHED then
-    local exc = self._exc
-    if exc ~= nil then
+    if self._failed then
       self._guard = nil
-      error(exc, 0)
+      error(self._exc, 0)
     end
     local n = self._n
     if n == nil then return self._v end
@@ -168,6 +169,13 @@ function Future:result()
   checkfuture(self, "result")
   if state == CANCELLED then error(cancelled_error(self), 0) end
   error(InvalidStateError("result is not set yet"), 2)
+end
+
+-- Did it finish with an error? The one way to tell error(nil) from a nil
+-- result: exception() returns nil for both.
+function Future:failed()
+  checkfuture(self, "failed")
+  return self._failed == true
 end
 
 function Future:exception()
@@ -223,7 +231,7 @@ function Future:get_loop() return self._loop end
 
 function Future:__tostring()
   local s = self._state
-  if s == FINISHED and self._exc ~= nil then s = "FINISHED error" end
+  if s == FINISHED and self._failed then s = "FINISHED error" end
   return ("<%s %s>"):format(getmetatable(self).__name, s)
 end
 

@@ -19,16 +19,20 @@ function GatheringFuture:cancel(msg)
   for _, child in ipairs(self._children) do
     if child:cancel(msg) then ret = true end
   end
-  if ret then self._cancel_requested = true end
+  if ret then
+    self._cancel_requested = true
+    self._cancel_message = msg
+  end
   return ret
 end
 
--- The outcome of a done child, as gather reports it with return_exceptions.
+-- The outcome of a done child, as gather reports it with return_exceptions,
+-- and whether it failed (an error, nil included, or a cancellation).
 local function outcome(child)
-  if child._state == "CANCELLED" then return Future._cancelled_error(child) end
-  if child._exc ~= nil then
+  if child._state == "CANCELLED" then return Future._cancelled_error(child), true end
+  if child._failed then
     child._guard = nil
-    return child._exc
+    return child._exc, true
   end
   local n = child._n
   if n == nil then return child._v end
@@ -55,15 +59,23 @@ local function gather_futures(loop, children, n, return_exceptions)
       if child._state == "CANCELLED" then
         outer:_set_exception(Future._cancelled_error(child))
         return
-      elseif child._exc ~= nil then
+      elseif child._failed then
         child._guard = nil
         outer:_set_exception(child._exc, child._tb)
         return
       end
     end
     if nfinished == n then
-      local results = {n = n}
-      for i = 1, n do results[i] = outcome(children[i]) end
+      local results, failed = {n = n}, nil
+      for i = 1, n do
+        local v, bad = outcome(children[i])
+        results[i] = v
+        if bad then
+          failed = failed or {}
+          failed[i] = true
+        end
+      end
+      results.failed = failed
       if outer._cancel_requested then
         outer:_set_exception(errors.CancelledError(outer._cancel_message))
       else

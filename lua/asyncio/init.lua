@@ -86,10 +86,10 @@ local function cancel_all(loop)
   if status ~= "stopped" then return end  -- interrupted again, or stuck
   for i = 1, n do
     local t = pending[i]
-    if not t:cancelled() and t._exc ~= nil then
+    if t._failed then
       t._guard = nil
       loop:call_exception_handler({message = "unhandled error during asyncio.run() shutdown",
-        exception = t._exc, task = t, traceback = t._tb})
+        exception = t._exc, failed = true, task = t, traceback = t._tb})
     end
   end
 end

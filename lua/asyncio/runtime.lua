@@ -8,7 +8,7 @@ local rt = {
 -- Write an error report to stderr: the last resort, never raises.
 function rt.default_exception_handler(_, ctx)
   local parts = {"asyncio: ", tostring(ctx.message or "unhandled error")}
-  if ctx.exception ~= nil then
+  if ctx.exception ~= nil or ctx.failed then
     parts[#parts + 1] = ": " .. tostring(ctx.exception)
   end
   if ctx.task ~= nil then parts[#parts + 1] = " (in " .. tostring(ctx.task) .. ")" end

@@ -209,9 +209,12 @@ local function worker(tok, task)
       else
         finish(task, xpcall(body.fn, msgh, unpack(body, 1, body.n)))
       end
+      -- an idle worker must not keep its last task alive
+      body = nil  -- luacheck: ignore 311
       if npool >= POOL_MAX then return end
       npool = npool + 1
       pool[npool] = running()
+      task = nil  -- luacheck: ignore 311
       tok, task = yield(SENTINEL)
     else
       tok, task = yield(FOREIGN)
@@ -367,7 +370,7 @@ end
 
 function Task:__tostring()
   local s = self._state
-  if s == "FINISHED" and self._exc ~= nil then s = "FINISHED error" end
+  if s == "FINISHED" and self._failed then s = "FINISHED error" end
   return ("<asyncio.Task %s %s>"):format(self:get_name(), s)
 end
 

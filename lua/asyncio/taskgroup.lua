@@ -21,19 +21,25 @@ local function abort(tg)
   for t in pairs(tg._tasks) do if not t:done() then t:cancel() end end
 end
 
+-- Errors are counted in 'n': a child that raised nil leaves a hole.
+local function add_error(tg, err)
+  local list = tg._errors
+  list.n = list.n + 1
+  list[list.n] = err
+end
+
 local function on_task_done(tg, t)
   tg._tasks[t] = nil
   tg._ntasks = tg._ntasks - 1
   if tg._completed ~= nil and tg._ntasks == 0 and not tg._completed:done() then
     tg._completed:set_result()
   end
-  if t:cancelled() then return end
+  if not t:failed() then return end  -- a success or a cancellation
   local err = t:exception()
-  if err == nil then return end
-  tg._errors[#tg._errors + 1] = err
+  add_error(tg, err)
   if tg._parent:done() then
     tg._parent._loop:call_exception_handler({message = "task group child failed after its parent ended",
-      exception = err, task = t})
+      exception = err, failed = true, task = t})
     return
   end
   if not tg._aborting and not tg._parent_cancel_requested then
@@ -61,7 +67,7 @@ end
 -- The body of task_group: run fn(tg), then wait for the children.
 local function run_group(fn, ...)
   local parent = current("task_group")
-  local tg = setmetatable({_parent = parent, _tasks = {}, _ntasks = 0, _errors = {}}, TaskGroup)
+  local tg = setmetatable({_parent = parent, _tasks = {}, _ntasks = 0, _errors = {n = 0}}, TaskGroup)
   local r = pack(pcall(fn, tg, ...))
   local propagate  -- a CancelledError from outside, to raise at the end
   if not r[1] then
@@ -81,9 +87,9 @@ local function run_group(fn, ...)
   if tg._parent_cancel_requested and parent:uncancel() == 0 then
     propagate = nil  -- the only cancellation was ours, to stop fn
   end
-  if propagate ~= nil and #tg._errors == 0 then error(propagate, 0) end
-  if not r[1] and not CancelledError:is(r[2]) then table.insert(tg._errors, r[2]) end
-  if #tg._errors > 0 then
+  if propagate ~= nil and tg._errors.n == 0 then error(propagate, 0) end
+  if not r[1] and not CancelledError:is(r[2]) then add_error(tg, r[2]) end
+  if tg._errors.n > 0 then
     if parent:cancelling() > 0 then parent:uncancel(); parent:cancel() end
     error(errors.ExceptionGroup("unhandled errors in a task group", tg._errors), 0)
   end

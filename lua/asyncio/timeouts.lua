@@ -25,10 +25,13 @@ local function run_with_timeout(delay, fn, ...)
   local t = current("timeout")
   local baseline = t:cancelling()
   local expired = false
-  local handle = t._loop:call_later(delay, function()
+  local function expire()
     expired = true
     t:cancel()
-  end)
+  end
+  -- a deadline already due cancels at the first suspension point: a
+  -- callback queued now runs before any wake-up of this task (CPython)
+  local handle = delay <= 0 and t._loop:call_soon(expire) or t._loop:call_later(delay, expire)
   local r = pack(pcall(fn, ...))
   handle:cancel()
   if expired then
@@ -49,17 +52,6 @@ function M.timeout(delay, fn, ...)
   return async(run_with_timeout)(delay, fn, ...)
 end
 
--- Cancel 'fut' and wait until it is done, whatever cancels us meanwhile.
-local function cancel_and_wait(fut)
-  local waiter = Future._new(Future, fut._loop)
-  local function cb() if not waiter:done() then waiter:set_result() end end
-  fut:add_done_callback(cb)
-  fut:cancel()
-  local ok, err = pcall(await, waiter)
-  fut:remove_done_callback(cb)
-  if not ok then error(err, 0) end
-end
-
 -- wait_for(aw, timeout): await 'aw' for at most 'timeout' seconds; on
 -- expiry 'aw' is cancelled and TimeoutError raised. nil: no limit.
 function M.wait_for(aw, timeout)
@@ -68,30 +60,22 @@ function M.wait_for(aw, timeout)
   argcheck(type(mt) == "table" and mt.__await ~= nil, 1, "wait_for", typeerror("awaitable", aw))
   return async(function()
     if timeout == nil then return await(aw) end
-    if timeout <= 0 then
-      local fut = task.ensure_future(aw, "wait_for", 1)
-      if fut:done() then return fut:result() end
-      cancel_and_wait(fut)
-      local r = pack(pcall(fut.result, fut))
-      if r[1] then return unpack(r, 2, r.n) end
-      if CancelledError:is(r[2]) then error(TimeoutError(), 0) end
-      error(r[2], 0)
-    end
     return run_with_timeout(timeout, await, aw)
   end)()
 end
 
 local RETURN_WHEN = {FIRST_COMPLETED = true, FIRST_EXCEPTION = true, ALL_COMPLETED = true}
 
--- The futures of list 'fs' for 'fname' (coroutine objects are refused,
--- as in asyncio: they would run without anyone holding their task).
-local function futures_of(fs, fname)
+-- The futures of list 'fs' for 'fname'. wait refuses coroutine objects,
+-- as CPython does since 3.11 (they would run without anyone holding their
+-- task); as_completed wraps them in tasks, as CPython does.
+local function futures_of(fs, fname, wrap_coroutines)
   argcheck(type(fs) == "table" and getmetatable(fs) == nil, 1, fname,
     typeerror("list of futures", fs))
   local list, seen = {}, {}
   for i = 1, #fs do
     local f = fs[i]
-    if task.iscoroutine(f) then
+    if not wrap_coroutines and task.iscoroutine(f) then
       error(("bad argument #1 to '%s' (coroutine objects are not accepted: create tasks for them)")
         :format(fname), 3)
     end
@@ -122,7 +106,7 @@ function M.wait(fs, opts)
     local function on_completion(f)
       counter = counter - 1
       if counter <= 0 or when == "FIRST_COMPLETED" or
-         (when == "FIRST_EXCEPTION" and not f:cancelled() and f._exc ~= nil) then
+         (when == "FIRST_EXCEPTION" and f._failed) then
         if handle then handle:cancel() end
         if not waiter:done() then waiter:set_result() end
       end
@@ -147,7 +131,7 @@ function M.as_completed(fs, opts)
   opts = opts or {}
   argcheck(type(opts) == "table", 2, "as_completed", typeerror("table", opts))
   local timeout = util.checkdelay(opts.timeout, 2, "as_completed", true)
-  local list = futures_of(fs, "as_completed")
+  local list = futures_of(fs, "as_completed", true)
   local finished, waiters, timed_out = {}, {}, false
   local function wake_one()
     local w = table.remove(waiters, 1)
@@ -198,7 +182,7 @@ function M.shield(aw)
       return
     end
     if f:cancelled() then outer:cancel()
-    elseif f._exc ~= nil then outer:set_exception(f:exception())
+    elseif f._failed then outer:_set_exception(f:exception(), f._tb)
     else outer:set_result(f:result()) end
   end
   inner:add_done_callback(inner_done)

@@ -24,7 +24,7 @@ function util.checkdelay(d, n, fname, opt)
       util.typeerror("number", d)), 3)
   end
   if d ~= d then
-    error(("bad argument #%d to '%s' (delay is not a number)"):format(n, fname), 3)
+    error(("bad argument #%d to '%s' (delay is NaN)"):format(n, fname), 3)
   end
   return d
 end
