@@ -23,19 +23,56 @@
 #define ASYNCIO_CLOSETHREAD(co, from)  ((void)(from), lua_resetthread(co))
 #endif
 
-/* User values of a Loop userdata. */
-enum { LOOP_READY = 1,   /* ring of (target, value) pairs, see loop.c */
-       LOOP_TIMERS,      /* timer payloads by slot, see timer.c */
-       LOOP_HOOKS,       /* Lua functions called on errors, see loop.c */
-       LOOP_NUV = LOOP_HOOKS };
 
-/* One deadline. Slots are recycled; 'gen' tells a stale id from a live one. */
+/* timer.c: a min-heap of deadlines with integer payloads ---------------- */
+
 typedef struct TimerSlot {
   uint64_t deadline;     /* uv_hrtime() nanoseconds */
   uint64_t seq;          /* tie-break: equal deadlines fire in arming order */
-  uint32_t gen;          /* bumped whenever the slot is freed */
-  int32_t heapidx;       /* position in 'heap', or -1 when free */
+  int32_t payload;       /* the caller's (loop.c: a slot number) */
+  uint32_t gen;          /* bumped whenever the slot is freed: stale ids miss */
+  int32_t heapidx;       /* position in 'heap'; free slots chain as -2 - next */
 } TimerSlot;
+
+typedef struct Heap {
+  TimerSlot *slots;
+  int32_t nslots, freeslot;
+  int32_t *heap;         /* slot numbers, a binary min-heap */
+  int32_t n;
+  uint64_t seq;
+} Heap;
+
+void asyncio_heap_init (Heap *h);
+void asyncio_heap_free (Heap *h);
+int64_t asyncio_heap_add (Heap *h, uint64_t deadline, int32_t payload);
+int asyncio_heap_cancel (Heap *h, int64_t id, int32_t *payload);
+int asyncio_heap_pop (Heap *h, uint64_t now, int64_t *id, int32_t *payload);
+int64_t asyncio_heap_next_ms (const Heap *h, uint64_t now);
+
+
+/* task.c: slots, the ready ring, running tasks --------------------------- */
+
+/* What a slot holds. A task's slot lives as long as the task is pending; a
+** callback's, until it has run (or its timer is cancelled). */
+enum { SLOT_FREE, SLOT_CALLBACK, SLOT_TASK };
+
+/* Where a task is: in the ready ring, running, or suspended in 'await'. */
+enum { TASK_READY = 1, TASK_RUNNING, TASK_SUSPENDED };
+
+typedef struct Slot {
+  lua_State *co;         /* SLOT_TASK: the coroutine (anchored, see below) */
+  int64_t timer;         /* a sleeping task's heap id, or -1 */
+  int32_t nextfree;      /* free list */
+  uint8_t kind;
+  uint8_t state;         /* SLOT_TASK only */
+  uint16_t nargs;        /* values waiting on co's stack for its next resume */
+} Slot;
+
+/* User values of a Loop userdata. Slot 's' anchors its Lua values at key
+** 's' of LOOP_FIRST (the coroutine, or a callback's function) and of
+** LOOP_SECOND (the task, or a callback's argument): while a slot is in
+** use, nothing it names can be collected, so C may hold raw pointers. */
+enum { LOOP_FIRST = 1, LOOP_SECOND, LOOP_HOOKS, LOOP_POOL, LOOP_NUV = LOOP_POOL };
 
 typedef struct Loop {
   uv_loop_t uv;
@@ -46,27 +83,30 @@ typedef struct Loop {
   int stopping;          /* stop() was called: leave after the current batch */
   int interrupted;       /* SIGINT arrived during run() */
   int gcstress;          /* ASYNCIO_GC_STRESS: full collection after each step */
-  /* ready ring: entry i lives at keys 2i+1 (target) and 2i+2 (value) */
-  lua_Integer rhead, rcount, rcap;
-  /* timers: a binary min-heap of slot numbers over 'slots' */
-  TimerSlot *slots;
-  int32_t nslots, freeslot;   /* free slots chain through heapidx = -2 - next */
-  int32_t *heap;
-  int32_t heapn;
-  uint64_t seq;
+  Slot *slots;           /* slot 0 is never used: 0 means "no slot" */
+  int32_t nslots, freeslot, ntasks;
+  int32_t *ring;         /* FIFO of slot numbers; capacity >= nslots */
+  int32_t rhead, rcount;
+  Heap heap;
+  lua_State *resuming;   /* the coroutine the loop is resuming now, or NULL */
+  int suspended;         /* set by suspend(): the yield was an await's */
+  int32_t npool;         /* idle coroutines in LOOP_POOL, keys 1..npool */
 } Loop;
 
-/* loop.c */
 Loop *asyncio_checkloop (lua_State *L, int idx);
-void asyncio_push_ready (lua_State *L, Loop *lp, int loopidx);
-void asyncio_loop_open (lua_State *L);
+void asyncio_slots_init (Loop *lp);
+void asyncio_slots_free (Loop *lp);
+int asyncio_wake (Loop *lp, lua_State *L, lua_State *co, int nvals);
+int32_t asyncio_running (Loop *lp, lua_State *L);
+int asyncio_refuse (lua_State *L);
+int asyncio_suspend (lua_State *L, Loop *lp, int loopidx);
+void asyncio_task_open (lua_State *L);
+void asyncio_expire (Loop *lp);
+void asyncio_run_one (lua_State *L, Loop *lp, int loopidx);
+extern const luaL_Reg asyncio_task_methods[];
 
-/* timer.c */
-void asyncio_timer_init (Loop *lp);
-void asyncio_timer_free (Loop *lp);
-int asyncio_timer_expire (lua_State *L, Loop *lp, int loopidx);
-int64_t asyncio_timer_next_ms (Loop *lp);
-extern const luaL_Reg asyncio_timer_methods[];
+/* loop.c */
+void asyncio_loop_open (lua_State *L);
 
 /* queue.c */
 void asyncio_queue_open (lua_State *L);

@@ -7,6 +7,7 @@
 LUAMOD_API int luaopen_asyncio_core (lua_State *L) {
   lua_newtable(L);
   asyncio_loop_open(L);
+  asyncio_task_open(L);
   asyncio_queue_open(L);
   lua_pushstring(L, uv_version_string());
   lua_setfield(L, -2, "libuv_version");

@@ -1,9 +1,11 @@
 /*
 ** queue.c: the storage and waiter lists behind asyncio.Queue and its
-** LIFO/priority variants. Waking a waiter only schedules it on the loop's
-** ready queue and reserves an item (or a free slot) for it, so wake-ups are
-** strictly FIFO and nothing can barge in. This file never resumes a
-** coroutine; what a wake-up means (cancellation, shutdown) is queue.lua's.
+** LIFO/priority variants. A put hands its item straight to the first
+** waiting getter (woken with true and the item); a getter that frees a
+** slot wakes the first waiting putter with a slot reserved for it (woken
+** with true). So wake-ups are strictly FIFO and nothing can barge in.
+** Waking only queues the task on its loop (task.c); what a wake-up means
+** (cancellation, shutdown) is queue.lua's.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +33,7 @@ typedef struct Queue {
   lua_Integer *seqs;            /* PRIO: insertion numbers, parallel to the heap (1-based) */
   lua_Integer nextseq;
   lua_Integer unfinished;       /* put minus task_done */
-  lua_Integer reserved[2];      /* items promised to woken getters, slots to woken putters */
+  lua_Integer reserved;         /* slots promised to woken putters */
   Ring waiters[2];
   Loop *lp;                     /* the loop of user value Q_LOOP, which keeps it alive */
 } Queue;
@@ -211,66 +213,76 @@ static void items_pop (lua_State *L, Queue *q) {
 
 /* Items a new getter may take, and whether a new putter must wait. */
 static lua_Integer available (const Queue *q) {
-  return q->count - q->reserved[GETTERS];
+  return q->count;
 }
 
 static int isfull (const Queue *q) {
-  return q->maxsize > 0 && q->count + q->reserved[PUTTERS] >= q->maxsize;
+  return q->maxsize > 0 && q->count + q->reserved >= q->maxsize;
 }
 
 
 /*
-** Schedule the first waiter of list 'w' with 'value' on the queue's loop and
-** drop it from the list. Waiters of a closed loop are dropped unscheduled.
-** Returns 1 if a waiter was scheduled.
+** Wake the first waiter of list 'w' with the 'n' values on top of the
+** stack (popped) and drop it from the list. A waiter that cannot be woken
+** (its loop closed, or it was woken already) is dropped and the next one
+** tried. Returns 1 if a waiter was woken.
 */
-static int wake (lua_State *L, Queue *q, int w, int value) {
+static int wake (lua_State *L, Queue *q, int w, int n) {
   Ring *r = &q->waiters[w];
-  while (r->count > 0) {
-    Loop *lp;
+  int base = lua_gettop(L) - n, i, woken = 0;
+  lua_getiuservalue(L, 1, Q_GETTERS + w);          /* base + n + 1 */
+  while (!woken && r->count > 0) {
     lua_Integer k = r->head % r->cap + 1;
-    int ok;
-    lua_getiuservalue(L, 1, Q_GETTERS + w);
-    lua_getiuservalue(L, 1, Q_LOOP);
-    lp = q->lp;  /* set with Q_LOOP by queue_wait, so never stale */
-    ok = lp != NULL && !lp->closed;
-    if (ok) {
-      lua_rawgeti(L, -2, k);
-      lua_pushboolean(L, value);
-      asyncio_push_ready(L, lp, -3);  /* may raise: nothing changed yet */
+    Loop *lp = q->lp;  /* set with Q_LOOP by queue_wait, so never stale */
+    lua_rawgeti(L, base + n + 1, k);
+    if (lp != NULL && !lp->closed && lua_type(L, -1) == LUA_TTHREAD) {
+      lua_State *co = lua_tothread(L, -1);
+      for (i = 1; i <= n; i++) lua_pushvalue(L, base + i);
+      woken = asyncio_wake(lp, L, co, n);
     }
+    lua_pop(L, 1);
     lua_pushnil(L);
-    lua_rawseti(L, -3, k);
-    lua_pop(L, 2);
+    lua_rawseti(L, base + n + 1, k);
     r->head = (r->head + 1) % r->cap;
     r->count--;
-    if (ok) return 1;
   }
-  return 0;
+  lua_settop(L, base);
+  return woken;
 }
 
 
-/* Wake waiters while there is something for them: an item, a free slot. */
+/* Wake putters while a slot is free for them; on shutdown, wake everyone. */
 static void settle (lua_State *L, Queue *q) {
   if (q->shutdown) {  /* everyone wakes to find the queue shut down */
-    while (wake(L, q, GETTERS, 0)) {}
-    while (wake(L, q, PUTTERS, 0)) {}
+    do lua_pushboolean(L, 0); while (wake(L, q, GETTERS, 1));
+    do lua_pushboolean(L, 0); while (wake(L, q, PUTTERS, 1));
     return;
   }
-  while (q->waiters[GETTERS].count > 0 && available(q) > 0)
-    if (wake(L, q, GETTERS, 1)) q->reserved[GETTERS]++;
-  while (q->waiters[PUTTERS].count > 0 && !isfull(q))
-    if (wake(L, q, PUTTERS, 1)) q->reserved[PUTTERS]++;
+  while (q->waiters[PUTTERS].count > 0 && !isfull(q)) {
+    lua_pushboolean(L, 1);
+    if (wake(L, q, PUTTERS, 1)) q->reserved++;
+  }
+}
+
+
+/* Give the item at 'idx' to the first waiting getter: 1 if one took it. */
+static int hand_over (lua_State *L, Queue *q, int idx) {
+  if (q->waiters[GETTERS].count == 0) return 0;
+  lua_pushboolean(L, 1);
+  lua_pushvalue(L, idx);
+  return wake(L, q, GETTERS, 2);
 }
 
 
 /* The put itself, once allowed: the item is at index 2. */
 static void do_put (lua_State *L, Queue *q) {
-  items_reserve(L, q);
-  lua_pushvalue(L, 2);
-  items_push(L, q);
   q->unfinished++;
-  settle(L, q);
+  if (!hand_over(L, q, 2)) {
+    items_reserve(L, q);
+    lua_pushvalue(L, 2);
+    items_push(L, q);
+  }
+  settle(L, q);  /* a slot may still be free for a waiting putter */
 }
 
 
@@ -360,17 +372,19 @@ static int checkwhich (lua_State *L, int arg) {
 
 
 /*
-** q:wait(which, co, loop): add 'co' at the end of the getters or putters.
-** It will be scheduled with true (an item or slot is reserved for it) or
-** false (the queue was shut down).
+** q:_wait(which, loop) -> wake-up values: the running task of 'loop' (the
+** caller itself) joins the end of the getters or putters and suspends. A
+** getter wakes with true and its item, a putter with true and a slot
+** reserved for it; false: the queue was shut down; nothing: cancelled.
+** Called outside the running task's own coroutine: returns REFUSED.
 */
 static int queue_wait (lua_State *L) {
   Queue *q = checkqueue(L, "_wait");
   int w = checkwhich(L, 2);
   Ring *r = &q->waiters[w];
-  Loop *lp;
-  luaL_checktype(L, 3, LUA_TTHREAD);
-  lp = asyncio_checkloop(L, 4);
+  Loop *lp = asyncio_checkloop(L, 3);
+  lua_settop(L, 3);
+  if (asyncio_running(lp, L) == 0) return asyncio_refuse(L);
   if (q->waiters[0].count + q->waiters[1].count > 0) {
     Loop *old;
     lua_getiuservalue(L, 1, Q_LOOP);
@@ -389,13 +403,13 @@ static int queue_wait (lua_State *L) {
     r->head = 0;
     r->cap = ncap;
   }
-  lua_pushvalue(L, 3);
+  lua_pushthread(L);
   lua_rawseti(L, -2, (r->head + r->count) % r->cap + 1);
   r->count++;
-  lua_pushvalue(L, 4);
+  lua_pushvalue(L, 3);
   lua_setiuservalue(L, 1, Q_LOOP);
   q->lp = lp;
-  return 0;
+  return asyncio_suspend(L, lp, 3);
 }
 
 
@@ -441,15 +455,28 @@ static int queue_abort (lua_State *L) {
 }
 
 
-/* q:take(): a woken getter takes the item reserved for it. */
-static int queue_take (lua_State *L) {
-  Queue *q = checkqueue(L, "_take");
-  if (q->reserved[GETTERS] > 0) q->reserved[GETTERS]--;
-  if (q->count == 0)  /* drained by shutdown(true) meanwhile */
-    return qerror(L, "QueueShutDown");
-  items_pop(L, q);
-  settle(L, q);
-  return 1;
+/*
+** q:_unget(item): a getter that was handed 'item' was cancelled before it
+** could return it: the next getter gets it, or it goes back to the front.
+*/
+static int queue_unget (lua_State *L) {
+  Queue *q = checkqueue(L, "_unget");
+  lua_settop(L, 2);
+  if (hand_over(L, q, 2)) return 0;
+  items_reserve(L, q);
+  if (q->kind == FIFO) {
+    q->head = (q->head + q->cap - 1) % q->cap;
+    lua_getiuservalue(L, 1, Q_ITEMS);
+    lua_pushvalue(L, 2);
+    lua_rawseti(L, -2, q->head + 1);
+    lua_pop(L, 1);
+    q->count++;
+  }
+  else {  /* LIFO: the top is the front; PRIO: its priority decides */
+    lua_pushvalue(L, 2);
+    items_push(L, q);
+  }
+  return 0;
 }
 
 
@@ -457,18 +484,17 @@ static int queue_take (lua_State *L) {
 static int queue_put_woken (lua_State *L) {
   Queue *q = checkqueue(L, "_put_woken");
   lua_settop(L, 2);
-  if (q->reserved[PUTTERS] > 0) q->reserved[PUTTERS]--;
+  if (q->reserved > 0) q->reserved--;
   if (q->shutdown) return qerror(L, "QueueShutDown");
   do_put(L, q);
   return 0;
 }
 
 
-/* q:release(which): a woken waiter gives up its reservation (cancelled). */
+/* q:release(): a woken putter gives up its reserved slot (cancelled). */
 static int queue_release (lua_State *L) {
   Queue *q = checkqueue(L, "_release");
-  int w = checkwhich(L, 2);
-  if (q->reserved[w] > 0) q->reserved[w]--;
+  if (q->reserved > 0) q->reserved--;
   settle(L, q);
   return 0;
 }
@@ -525,7 +551,6 @@ static int queue_shutdown (lua_State *L) {
     lua_setiuservalue(L, 1, Q_ITEMS);
     q->count = q->head = 0;
     q->unfinished = q->unfinished > n ? q->unfinished - n : 0;
-    q->reserved[GETTERS] = 0;
   }
   settle(L, q);
   lua_pushinteger(L, q->unfinished);
@@ -618,7 +643,7 @@ static const luaL_Reg queue_methods[] = {
   {"_try_put", queue_try_put},
   {"_wait", queue_wait},
   {"_abort", queue_abort},
-  {"_take", queue_take},
+  {"_unget", queue_unget},
   {"_put_woken", queue_put_woken},
   {"_release", queue_release},
   {"qsize", queue_qsize},

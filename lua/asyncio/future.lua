@@ -1,6 +1,6 @@
 -- future.lua: Future, the result slot that tasks wait on. Completion hands
--- every waiter to the loop's ready queue: a waiting task is resumed, a done
--- callback is called with the future. Unretrieved errors are reported to
+-- every waiter to the loop: a waiting task is woken, a done callback is
+-- queued to be called with the future. Unretrieved errors are reported to
 -- the loop's exception handler when the future is collected.
 
 local errors = require "asyncio.errors"
@@ -23,7 +23,7 @@ Guard.__gc = function(g)
   local fut = g[1]
   if fut._guard ~= g then return end  -- retrieved meanwhile
   local loop = fut._loop or rt.loop
-  local ctx = {message = (fut._co and "Task" or "Future") ..
+  local ctx = {message = (fut._is_task and "Task" or "Future") ..
                  " exception was never retrieved", failed = true,
                exception = fut._exc, future = fut, traceback = fut._tb}
   if loop then pcall(loop.call_exception_handler, loop, ctx)
@@ -67,8 +67,8 @@ local function remove_callback(fut, cb, once)
 end
 
 local function schedule_one(core, fut, cb)
-  if type(cb) == "function" then core:schedule(cb, fut)
-  else core:schedule(cb._co, nil) end  -- a task waiting in await
+  if type(cb) == "function" then core:call_soon(cb, fut)
+  else core:wake(cb._co) end  -- a task waiting in await
 end
 
 -- Hand every waiter and done callback to the loop; clear the list.
@@ -113,14 +113,20 @@ local function store(self, n, ...)
   end
 end
 
+-- Finish with the results '...' (the state is known to be pending).
+local function resolve(self, ...)
+  store(self, select("#", ...), ...)
+  self._state = FINISHED
+  schedule_callbacks(self)
+end
+Future._resolve = resolve
+
 function Future:set_result(...)
   checkfuture(self, "set_result")
   if self._state ~= PENDING then
     error(InvalidStateError("set_result: future is already done"), 2)
   end
-  store(self, select("#", ...), ...)
-  self._state = FINISHED
-  schedule_callbacks(self)
+  resolve(self, ...)
 end
 
 -- Record 'err' as the outcome; 'tb' a traceback string. 'err' may be nil
@@ -204,7 +210,7 @@ function Future:add_done_callback(fn)
   if self._state ~= PENDING then
     local loop = self._loop or rt.loop
     if loop == nil then error("no running event loop to call the callback", 2) end
-    loop._core:schedule(fn, self)
+    loop._core:call_soon(fn, self)
     return
   end
   if self._loop == nil then self._loop = rt.loop end

@@ -73,7 +73,7 @@ end
 -- report the errors of those that failed instead of stopping.
 local function cancel_all(loop)
   local pending, n = {}, 0
-  for t in pairs(loop._tasks) do
+  for _, t in ipairs(loop._core:tasks()) do
     if not t:done() then
       t:cancel()
       n = n + 1

@@ -2,7 +2,9 @@
 -- a future is done, callbacks with handles, the exception handler.
 
 local core = require "asyncio.core"
+local Future = require "asyncio.future"
 local rt = require "asyncio.runtime"
+local task = require "asyncio.task"
 local util = require "asyncio.util"
 
 local argcheck, typeerror, pack, unpack = util.argcheck, util.typeerror, util.pack, util.unpack
@@ -52,12 +54,10 @@ local function checkloop(self, fname)
   if self._core:is_closed() then error("attempt to use a closed event loop", 3) end
 end
 
+-- The C core keeps every pending task (loop._core:tasks()), so that run()
+-- can cancel and finish every one of them.
 function rt.new_event_loop()
-  local task = require "asyncio.task"
-  -- _tasks: the pending tasks (a task leaves when it finishes). Strong, so
-  -- that run() can cancel and finish every one of them; a weak table would
-  -- also cost the collector a pass over it in every cycle.
-  local loop = setmetatable({_tasks = {}}, EventLoop)
+  local loop = setmetatable({}, EventLoop)
   loop._core = core.new_loop(task.hooks(loop))
   return loop
 end
@@ -71,7 +71,7 @@ function EventLoop:call_soon(fn, ...)
   checkloop(self, "call_soon")
   argcheck(type(fn) == "function", 1, "call_soon", typeerror("function", fn))
   local h = newhandle(self, fn, ...)
-  self._core:schedule(run_handle, h)
+  self._core:call_soon(run_handle, h)
   return h
 end
 
@@ -95,12 +95,12 @@ end
 
 function EventLoop:create_task(what, ...)
   checkloop(self, "create_task")
-  return require("asyncio.task").loop_create_task(self, what, ...)
+  return task.loop_create_task(self, what, ...)
 end
 
 function EventLoop:create_future()
   checkloop(self, "create_future")
-  return require("asyncio.future")._new(require("asyncio.future"), self)
+  return Future._new(Future, self)
 end
 
 function EventLoop:is_running()
@@ -158,7 +158,7 @@ end
 function EventLoop:run_until_complete(aw)
   checkloop(self, "run_until_complete")
   if rt.loop ~= nil then error("cannot run an event loop while another loop is running", 2) end
-  local fut = require("asyncio.task").ensure_future(aw, "run_until_complete", 1, self)
+  local fut = task.ensure_future(aw, "run_until_complete", 1, self)
   local status = self:_run_until(fut, false)
   if not fut:done() then
     if status == "idle" then

@@ -1,7 +1,8 @@
 -- queue.lua: the Lua face of the C queues (queue.c): constructors, the
 -- awaitables that q:get() and q:put() return, join, and what a wake-up
--- means. A getter woken with true has an item reserved for it; with false,
--- the queue was shut down; with nil, it was cancelled while waiting.
+-- means. A getter woken with true was handed its item; a putter woken with
+-- true has a slot reserved; false: the queue was shut down; nothing: the
+-- task was cancelled while waiting.
 
 local core = require "asyncio.core"
 local errors = require "asyncio.errors"
@@ -10,7 +11,7 @@ local rt = require "asyncio.runtime"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
 
-local current, suspend, raise_cancel = task.current, task.suspend, task.raise_cancel
+local current, park, raise_cancel = task.current, task.park, task.raise_cancel
 local argcheck, typeerror = util.argcheck, util.typeerror
 local methods = core.queue_methods
 local setmetatable, error, mtype = setmetatable, error, math.type
@@ -21,35 +22,30 @@ local GET, PUT = 0, 1  -- the waiter lists of queue.c
 local Done = {__name = "asyncio.done", __await = function() end}
 local DONE = setmetatable({}, Done)
 
--- Wait on 'q' as a getter or putter ('which'); returns the wake-up value,
--- having raised CancelledError if the task was cancelled meanwhile. The
--- task's _wait_abort is the queue: Task:cancel calls q:_abort(co).
-local function wait(q, which)
-  local t = current()
-  q:_wait(which, t._co, t._loop._core)
-  t._wait_abort = q
-  local woken = suspend(t)
-  t._wait_abort = nil
-  if t._must_cancel then
-    if woken then q:_release(which) end  -- pass the reservation on
-    raise_cancel(t)
-  end
-  if woken == false then error(errors.QueueShutDown(), 0) end
-  return woken
-end
-
 -- the C methods of the hot paths, called directly (no lookup through the
 -- queue's metatable on every item)
-local try_get, take, try_put, put_woken = methods._try_get, methods._take,
-  methods._try_put, methods._put_woken
+local try_get, try_put, put_woken, c_wait, unget, release = methods._try_get,
+  methods._try_put, methods._put_woken, methods._wait, methods._unget, methods._release
+
+-- While a task waits on a queue, the queue is its wait record (see
+-- Task:cancel): cancelling the task removes it from the waiter list.
+function methods._cancel_wait() return false end
+function methods._abort_wait(q, t) q:_abort(t._co) end
 
 local GetOp = {__name = "asyncio.Queue.get"}
 function GetOp.__await(op)
   local q = op[1]
   local ok, item = try_get(q)
   if ok then return item end
-  wait(q, GET)
-  return take(q)
+  local t = current()
+  local woken
+  woken, item = park(t, q, c_wait, q, GET, t._loop._core)
+  if t._must_cancel then
+    if woken then unget(q, item) end  -- the item goes to the next getter
+    raise_cancel(t)
+  end
+  if not woken then error(errors.QueueShutDown(), 0) end
+  return item
 end
 
 local PutOp = {__name = "asyncio.Queue.put"}
@@ -58,7 +54,13 @@ function PutOp.__await(op)
   if op.awaited then error("await: this put was already awaited", 3) end
   op.awaited = true
   if try_put(q, item) then return end
-  wait(q, PUT)
+  local t = current()
+  local woken = park(t, q, c_wait, q, PUT, t._loop._core)
+  if t._must_cancel then
+    if woken then release(q) end  -- the reserved slot goes to the next putter
+    raise_cancel(t)
+  end
+  if not woken then error(errors.QueueShutDown(), 0) end
   put_woken(q, item)
 end
 

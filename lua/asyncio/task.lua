@@ -1,8 +1,8 @@
--- task.lua: Task, coroutine objects, await and sleep. A task runs in a
--- pooled Lua coroutine that the C loop resumes; the body's outcome is
--- recorded here, in Lua. A task suspends only by yielding core.SENTINEL,
--- and the loop resumes it with core.TOKEN first, so a foreign resume is
--- told apart and refused.
+-- task.lua: Task, coroutine objects, await and sleep: what they mean. The
+-- mechanics are the C core's (task.c): a task's body is its coroutine's
+-- main function, resumed by the loop; suspend() and sleep() give up the
+-- CPU and return the wake-up values; the loop reports how a body ended to
+-- finish() below, which records the outcome.
 
 local core = require "asyncio.core"
 local errors = require "asyncio.errors"
@@ -12,27 +12,24 @@ local util = require "asyncio.util"
 
 local CancelledError = errors.CancelledError
 local argcheck, typeerror, pack, unpack = util.argcheck, util.typeerror, util.pack, util.unpack
-local TOKEN, SENTINEL = core.TOKEN, core.SENTINEL
-local yield, running, cocreate, coclose = coroutine.yield, coroutine.running,
-  coroutine.create, coroutine.close
-local getmetatable, setmetatable, select, error, type, xpcall =
-  getmetatable, setmetatable, select, error, type, xpcall
-local traceback = debug.traceback
+local getmetatable, setmetatable, select, error, type, tostring =
+  getmetatable, setmetatable, select, error, type, tostring
+local traceback, getinfo = debug.traceback, debug.getinfo
 local PENDING, CANCELLED = Future.PENDING, Future.CANCELLED
-local schedule_callbacks = Future._schedule_callbacks
+local schedule_callbacks, resolve = Future._schedule_callbacks, Future._resolve
 
-local M = {}
+-- The C core's suspension primitives: they yield the running task and
+-- return its wake-up values, or return REFUSED and a message at once when
+-- called from a coroutine that is not the running task's own.
+local REFUSED = core.REFUSED
+local c_suspend, c_sleep = core.loop_methods.suspend, core.loop_methods.sleep
 
--- What a foreign resumer of a task's coroutine gets back.
-local FOREIGN = setmetatable({}, {__tostring = function()
-  return "asyncio: a task's coroutine can only be resumed by its event loop"
-end})
-M.FOREIGN = FOREIGN
+local M = {REFUSED = REFUSED}
 
-local cur = nil                           -- the task being run, or nil
-local pool, npool, POOL_MAX = {}, 0, 256  -- idle worker coroutines
+local cur = nil  -- the task whose body is running, or nil
 
-local Task = setmetatable({__name = "asyncio.Task", __isfuture = true}, {__index = Future})
+local Task = setmetatable({__name = "asyncio.Task", __isfuture = true, _is_task = true},
+  {__index = Future})
 Task.__index = Task
 M.Task = Task
 
@@ -74,42 +71,24 @@ local function claim(c, fname)
   c.awaited = true
 end
 
-function Coro.__await(c)
-  claim(c, "await")
-  return c.fn(unpack(c, 1, c.n))
-end
-
 function Coro.__tostring(c)
   return ("<asyncio.coroutine %s>"):format(tostring(c.fn):gsub("^function: ", ""))
 end
 
 
--- Suspension ----------------------------------------------------------------
+-- The running task ----------------------------------------------------------
 
--- The running task, checked to be in its own coroutine (not a coroutine
--- the task created itself: yielding there would go to the wrong resumer).
+-- The running task, for 'fname' (a clear error outside any task). That
+-- the caller runs in the task's own coroutine is checked by the C core
+-- when the task suspends.
 local function current(fname)
   local task = cur
   if task == nil then
     error(("'%s' called outside a running task"):format(fname or "await"), 3)
   end
-  if running() ~= task._co then
-    error(("'%s' called inside a coroutine that is not the task's own"):format(
-      fname or "await"), 3)
-  end
   return task
 end
 M.current = current
-
--- Suspend 'task' until the loop resumes it; return the wake-up value.
-local function suspend(task)
-  cur = nil
-  local tok, v = yield(SENTINEL)
-  while tok ~= TOKEN do tok, v = yield(FOREIGN) end
-  cur = task
-  return v
-end
-M.suspend = suspend
 
 local function raise_cancel(task)
   task._must_cancel = false
@@ -117,16 +96,81 @@ local function raise_cancel(task)
 end
 M.raise_cancel = raise_cancel
 
--- After a wake-up: raise CancelledError if a cancellation is pending.
-local function check_cancel(task)
-  if task._must_cancel then raise_cancel(task) end
+-- Suspend the running task 'task' until it is woken, through the C
+-- function 'fn'(a, b, c) (a queue's _wait, say); 'waiting' is what it
+-- waits on, for Task:cancel (see there). Returns the wake-up values.
+function M.park(task, waiting, fn, a, b, c)
+  task._waiting = waiting
+  cur = nil
+  local v, w = fn(a, b, c)
+  cur = task
+  task._waiting = nil
+  if v == REFUSED then error(w, 3) end
+  return v, w
 end
-M.check_cancel = check_cancel
+
+
+-- await ---------------------------------------------------------------------
+
+-- Awaiting a future: its results, or its error raised. The task waits in
+-- the future's callbacks; _waiting tells Task:cancel where it is.
+local function await_future(fut)
+  if fut._state == PENDING then
+    local task = cur
+    if fut == task then error("a task cannot await itself", 3) end
+    fut:_add_waiter(task)
+    task._waiting = fut
+    cur = nil
+    local v, msg = c_suspend(task._loop._core)
+    cur = task
+    task._waiting = nil
+    if v == REFUSED then
+      fut:_remove_waiter(task)
+      error(msg, 3)
+    end
+    if fut._state == PENDING then fut:_remove_waiter(task) end  -- cancelled meanwhile
+    if task._must_cancel then raise_cancel(task) end
+  end
+  return fut:result()
+end
+Future.__await = await_future
+Task.__await = await_future
+
+-- Awaiting a coroutine object runs it here, in the awaiting task.
+local function await_coro(c)
+  claim(c, "await")
+  return c.fn(unpack(c, 1, c.n))
+end
+Coro.__await = await_coro
+
+-- A sleep is {delay} or {delay, values..., n = count}.
+local Sleep = {__name = "asyncio.sleep"}
+Sleep.__index = Sleep
+local SLEEP0 = setmetatable({0}, Sleep)
+
+-- Awaiting a sleep: the C core arms the timer (or queues the task at once
+-- for a delay <= 0) and suspends; Task:cancel wakes it early.
+local function await_sleep(s)
+  local task = cur
+  cur = nil
+  local v, msg = c_sleep(task._loop._core, s[1])
+  cur = task
+  if v == REFUSED then error(msg, 3) end
+  if task._must_cancel then raise_cancel(task) end
+  local n = s.n
+  if n then return unpack(s, 2, n) end
+end
+Sleep.__await = await_sleep
 
 -- await(aw): the results of 'aw', suspending the current task until done.
+-- The library's own awaitables are dispatched here; anything else with
+-- __await has it called, inside the awaiting task.
 local function await(aw)
   if cur == nil then error("'await' called outside a running task", 2) end
   local mt = getmetatable(aw)
+  if mt == Task or mt == Future then return await_future(aw) end
+  if mt == Sleep then return await_sleep(aw) end
+  if mt == Coro then return await_coro(aw) end
   local f = type(mt) == "table" and mt.__await
   if not f then
     error(("bad argument #1 to 'await' (%s)"):format(typeerror("awaitable", aw)), 2)
@@ -135,123 +179,72 @@ local function await(aw)
 end
 M.await = await
 
--- Awaiting a future: its results, or its error raised.
-local function await_future(fut)
-  if fut._state == PENDING then
-    local task = current()
-    if fut == task then error("a task cannot await itself", 3) end
-    fut:_add_waiter(task)
-    task._fut_waiter = fut
-    cur = nil  -- suspend(task), inlined: one frame less on every task's stack
-    local tok = yield(SENTINEL)
-    while tok ~= TOKEN do tok = yield(FOREIGN) end
-    cur = task
-    task._fut_waiter = nil
-    if fut._state == PENDING then fut:_remove_waiter(task) end
-    check_cancel(task)
+-- sleep(delay, ...): an awaitable that resumes after 'delay' seconds with '...'.
+function M.sleep(delay, ...)
+  util.checkdelay(delay, 1, "sleep")
+  local n = select("#", ...)
+  if n == 0 then
+    if delay <= 0 then return SLEEP0 end
+    return setmetatable({delay}, Sleep)
   end
-  return fut:result()
+  return setmetatable({delay, n = n + 1, ...}, Sleep)
 end
-Future.__await = await_future
-Task.__await = await_future
 
 
 -- Tasks ---------------------------------------------------------------------
 
-local last_tb
-local function msgh(e)
-  if not CancelledError:is(e) then last_tb = traceback(tostring(e), 2) end
-  return e
+-- The first function a task's coroutine runs: the body, by a tail call (no
+-- frame left behind), unless the task was cancelled before it started.
+local function enter(task, fn, ...)
+  cur = task
+  if task._must_cancel then raise_cancel(task) end
+  return fn(...)
 end
 
--- Record the outcome of the body of 'task'.
+-- A new task on 'loop' running fn(...), started on a later step. The
+-- fields a task usually gets are in the constructor, so that setting them
+-- later never grows the table.
+local function spawn(loop, fn, ...)
+  local task = setmetatable({_state = PENDING, _loop = loop, _co = nil, _v = nil,
+                             _callbacks = nil, _waiting = nil}, Task)
+  task._co = loop._core:spawn(task, enter, task, fn, ...)
+  return task
+end
+
+-- The loop reports how the body of 'task' ended: true and its results, or
+-- false, the error and the dead coroutine (for the traceback).
 local function finish(task, ok, ...)
   cur = nil
-  task._loop._tasks[task] = nil
   if ok then
     if task._must_cancel then  -- cancelled right before it returned
       task._must_cancel = false
       task._state = CANCELLED
       schedule_callbacks(task)
-      return
+    else
+      resolve(task, ...)
     end
-    Future.set_result(task, ...)
     return
   end
-  local e = ...
+  local e, co = ...
   if CancelledError:is(e) then
     task._state = CANCELLED
     task._cancel_error = e
     schedule_callbacks(task)
   else
-    local tb = last_tb
-    last_tb = nil
-    task:_set_exception(e, tb)
+    task:_set_exception(e, co and traceback(co, tostring(e)))
   end
 end
 
--- A worker coroutine: runs tasks one after another, then waits in the pool.
--- A task's body is a function, or a table {fn = f, n = count, args...}
--- (a coroutine object is one); it is dropped once the task starts, which
--- is how traceback() knows the task has started. The frames below a
--- task's own code are kept few and small: a suspended task's stack then
--- fits in the coroutine's first allocation.
-local function worker(tok, task)
-  while true do
-    if tok == TOKEN and getmetatable(task) == Task then
-      cur = task
-      local body = task._body
-      task._body = nil
-      if task._must_cancel then
-        finish(task, false, CancelledError(task._cancel_message))
-      elseif type(body) == "function" then
-        finish(task, xpcall(body, msgh))
-      else
-        finish(task, xpcall(body.fn, msgh, unpack(body, 1, body.n)))
-      end
-      -- an idle worker must not keep its last task alive
-      body = nil  -- luacheck: ignore 311
-      if npool >= POOL_MAX then return end
-      npool = npool + 1
-      pool[npool] = running()
-      task = nil  -- luacheck: ignore 311
-      tok, task = yield(SENTINEL)
-    else
-      tok, task = yield(FOREIGN)
-    end
-  end
-end
-
--- A new task on 'loop' running 'body' (see worker), started on the next
--- iteration.
-local function spawn(loop, body)
-  local co
-  if npool > 0 then
-    co = pool[npool]
-    pool[npool] = nil
-    npool = npool - 1
-  else
-    co = cocreate(worker)
-  end
-  local task = setmetatable({_state = PENDING, _loop = loop, _co = co, _body = body}, Task)
-  loop._tasks[task] = true
-  loop._core:schedule(co, task)
-  return task
-end
-
--- The body of a task for create_task's arguments, for 'fname'.
-local function task_body(fname, what, ...)
+-- What create_task(what, ...) runs, for 'fname': fn and its arguments.
+local function spawn_for(loop, fname, what, ...)
   local mt = getmetatable(what)
   if mt == Coro then
     claim(what, fname)
-    return what
+    return spawn(loop, what.fn, unpack(what, 1, what.n))
   elseif type(what) == "function" then
-    what = async_body[what] or what
-    local n = select("#", ...)
-    if n == 0 then return what end
-    return {fn = what, n = n, ...}
+    return spawn(loop, async_body[what] or what, ...)
   elseif type(mt) == "table" and mt.__await then
-    return function() return await(what) end
+    return spawn(loop, await, what)
   end
   error(("bad argument #1 to '%s' (%s)"):format(fname,
     typeerror("coroutine object or function", what)), 3)
@@ -260,12 +253,12 @@ end
 function M.create_task(what, ...)
   local loop = rt.loop
   if loop == nil then error("'create_task' called with no running event loop", 2) end
-  return spawn(loop, task_body("create_task", what, ...))
+  return spawn_for(loop, "create_task", what, ...)
 end
 
 -- loop:create_task(...): on a loop that may not be running yet.
 function M.loop_create_task(loop, what, ...)
-  return spawn(loop, task_body("create_task", what, ...))
+  return spawn_for(loop, "create_task", what, ...)
 end
 
 -- A future or task for awaitable 'aw' (coroutine objects become tasks).
@@ -279,9 +272,9 @@ function M.ensure_future(aw, fname, n, loop)
   if loop == nil then error(("'%s' called with no running event loop"):format(fname), 3) end
   if mt == Coro then
     claim(aw, fname)
-    return spawn(loop, aw)
+    return spawn(loop, aw.fn, unpack(aw, 1, aw.n))
   end
-  return spawn(loop, function() return await(aw) end)
+  return spawn(loop, await, aw)
 end
 
 local function checktask(self, fname)
@@ -290,39 +283,33 @@ local function checktask(self, fname)
   end
 end
 
+-- Cancel: what the task waits on is told first. A task waits on nothing
+-- (it is ready, running or asleep: the C core knows), or on one object in
+-- _waiting, a future or a queue, which has two methods:
+--   w:_cancel_wait(task, msg): cancel what is awaited, if that is the
+--     meaning (a future: true if that cancellation will wake the task);
+--   w:_abort_wait(task): forget the task as a waiter.
 function Task:cancel(msg)
   checktask(self, "cancel")
   if self._state ~= PENDING then return false end
   self._num_cancels_requested = (self._num_cancels_requested or 0) + 1
-  local w = self._fut_waiter
+  local w = self._waiting
   if w ~= nil and not self._in_cancel then
     self._in_cancel = true  -- tasks awaiting each other in a cycle end here
-    local done = w:cancel(msg)
+    local done = w:_cancel_wait(self, msg)
     self._in_cancel = nil
     if done then return true end
   end
   self._must_cancel = true
   self._cancel_message = msg
-  if w ~= nil and w._state == PENDING then  -- re-entered: wake it ourselves
-    w:_remove_waiter(self)
-    self._fut_waiter = nil
-    self._loop._core:schedule(self._co, nil)
-    return true
-  end
-  -- what the task waits on besides a future: a function, the id of a
-  -- sleep's timer, or an object with _abort(co) (a queue)
-  local abort = self._wait_abort
-  if abort ~= nil then
-    self._wait_abort = nil
-    local lcore, removed = self._loop._core
-    local t = type(abort)
-    if t == "number" then removed = lcore:untimer(abort)
-    elseif t == "function" then removed = abort(self)
-    else removed = abort:_abort(self._co) end
-    if removed then lcore:schedule(self._co, nil) end
-  end
+  w = self._waiting
+  if w ~= nil then w:_abort_wait(self) end
+  self._loop._core:wake(self._co)  -- nothing if it is ready or running already
   return true
 end
+
+function Future:_cancel_wait(_, msg) return self:cancel(msg) end
+function Future:_abort_wait(task) self:_remove_waiter(task) end
 
 function Task:cancelling()
   checktask(self, "cancelling")
@@ -343,7 +330,7 @@ end
 function Task:get_name()
   checktask(self, "get_name")
   if self._name == nil then
-    self._name = ("Task-%s"):format(tostring(self._co):match("0x%x+") or "?")
+    self._name = ("Task-%s"):format(("%p"):format(self):gsub("^0x", ""))
   end
   return self._name
 end
@@ -353,6 +340,7 @@ function Task:set_name(name)
   self._name = tostring(name)
 end
 
+-- The coroutine that runs the task while it is pending (reused afterwards).
 function Task:get_coro()
   checktask(self, "get_coro")
   return self._co
@@ -362,7 +350,7 @@ end
 function Task:traceback()
   checktask(self, "traceback")
   if self._tb then return self._tb end
-  if self._state == PENDING and self._body == nil then  -- started
+  if self._state == PENDING and getinfo(self._co, 0, "l") ~= nil then  -- started
     return traceback(self._co, "traceback of " .. self:get_name())
   end
   return nil
@@ -379,89 +367,29 @@ function M.current_task() return cur end
 function M.all_tasks(loop)
   loop = loop or rt.loop
   local set = {}
-  if loop == nil then return set end
-  for t in pairs(loop._tasks) do
-    if t._state == PENDING then set[t] = true end
-  end
+  if loop == nil or loop._core:is_closed() then return set end
+  for _, t in ipairs(loop._core:tasks()) do set[t] = true end
   return set
 end
 
 
--- Sleep ---------------------------------------------------------------------
+-- Loop hooks (called by the C core; see task.c) ---------------------------
 
--- A sleep is {delay} or {delay, values..., n = count}.
-local Sleep = {__name = "asyncio.sleep"}
-Sleep.__index = Sleep
-local SLEEP0 = setmetatable({0}, Sleep)
-
-function Sleep.__await(s)
-  local task = current()
-  local delay, co = s[1], task._co
-  if delay <= 0 then
-    task._loop._core:schedule(co, nil)  -- already ready: cancel needs no abort
-  else  -- a timer id as the abort: Task:cancel removes the timer
-    task._wait_abort = task._loop._core:timer(delay, co, nil)
-  end
-  cur = nil  -- suspend(task), inlined: one frame less on every task's stack
-  local tok = yield(SENTINEL)
-  while tok ~= TOKEN do tok = yield(FOREIGN) end
-  cur = task
-  task._wait_abort = nil
-  if task._must_cancel then raise_cancel(task) end
-  local n = s.n
-  if n then return unpack(s, 2, n) end
-end
-
--- sleep(delay, ...): an awaitable that resumes after 'delay' seconds with '...'.
-function M.sleep(delay, ...)
-  util.checkdelay(delay, 1, "sleep")
-  local n = select("#", ...)
-  if n == 0 then
-    if delay <= 0 then return SLEEP0 end
-    return setmetatable({delay}, Sleep)
-  end
-  return setmetatable({delay, n = n + 1, ...}, Sleep)
-end
-
-
--- Loop hooks (called by C; see loop.c) -------------------------------------
-
--- The pending task of 'loop' running in 'co' (error paths only: a search).
-local function task_of(loop, co)
-  for t in pairs(loop._tasks) do
-    if t._co == co and t._state == PENDING then return t end
-  end
-  return nil
-end
-
--- The three functions a core loop calls on errors it cannot place itself.
+-- The three functions a core loop calls: a body ended, a callback raised,
+-- a body yielded without await.
 function M.hooks(loop)
   return {
-    function(err, fn, value)  -- a callback raised
+    finish,
+    function(err, fn, value)
       cur = nil
       local handle = type(value) == "table" and rawget(value, "_is_handle") and value or nil
       loop:call_exception_handler({message = "Exception in callback",
         exception = err, callback = fn, handle = handle})
     end,
-    function(co, err)  -- a task's coroutine died (the wrapper itself failed)
+    function(task, co)
       cur = nil
-      local task = task_of(loop, co)
-      if task ~= nil then
-        loop._tasks[task] = nil
-        task:_set_exception(err)
-      end
-      loop:call_exception_handler({message = "task coroutine failed",
-        exception = err, task = task})
-    end,
-    function(co)  -- a task yielded without await
-      cur = nil
-      local task = task_of(loop, co)
-      local msg = "task yielded outside 'await' (use asyncio.await, not coroutine.yield)"
-      pcall(coclose, co)
-      if task ~= nil then
-        loop._tasks[task] = nil
-        task:_set_exception(msg, traceback(co))
-      end
+      task:_set_exception("task yielded outside 'await' (use asyncio.await, not coroutine.yield)",
+        traceback(co))
     end,
   }
 end

@@ -1,0 +1,590 @@
+/*
+** task.c: the mechanics of a task's life. A task is a coroutine whose main
+** function is its body; while pending it holds a slot of its loop. The
+** ready ring is a FIFO of slot numbers, and a sleeping task sits in the
+** timer heap under its slot number. This file resumes coroutines and hands
+** their outcome to Lua (the 'finish' hook): what a result, an error or a
+** cancellation means is task.lua's affair.
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "asyncio.h"
+
+/* Longest delay we arm, in seconds (about 31 years): longer is "never". */
+#define MAX_DELAY  1e9
+
+/* Idle coroutines kept for reuse by the next spawn. */
+#define POOL_MAX  256
+
+/* The slot of a task's coroutine lives in the coroutine's extra space. A
+** coroutine that is not a task may hold anything there: every use checks
+** the slot's bounds and that the slot names this very coroutine. */
+#define SLOT_OF(co)  (*(int32_t *)lua_getextraspace(co))
+
+enum { HOOK_FINISH = 1, HOOK_CALLBACK_ERROR, HOOK_BAD_YIELD };
+
+static const char foreign_msg[] =
+  "asyncio: a task's coroutine can only be resumed by its event loop";
+
+/* What a suspension primitive returns, with a message, when it is called
+** from a coroutine that is not the running task's own: it cannot yield
+** there, and the Lua caller must undo what it set up for the wait. */
+static const char refused_key = 'R';
+
+
+Loop *asyncio_checkloop (lua_State *L, int idx) {
+  Loop *lp = (Loop *)luaL_checkudata(L, idx, ASYNCIO_LOOP);
+  if (lp->closed)
+    luaL_error(L, "attempt to use a closed event loop");
+  return lp;
+}
+
+
+/* Slots and the ready ring ------------------------------------------------ */
+
+void asyncio_slots_init (Loop *lp) {
+  lp->slots = NULL;
+  lp->ring = NULL;
+  lp->nslots = lp->freeslot = lp->ntasks = 0;
+  lp->rhead = lp->rcount = 0;
+  asyncio_heap_init(&lp->heap);
+}
+
+
+void asyncio_slots_free (Loop *lp) {
+  free(lp->slots);
+  free(lp->ring);
+  asyncio_heap_free(&lp->heap);
+  asyncio_slots_init(lp);
+}
+
+
+/*
+** Double the slots and the ring (the ring holds each slot at most once, so
+** its capacity is the number of slots and a push never fails). Raises a
+** memory error with nothing changed.
+*/
+static void slots_grow (lua_State *L, Loop *lp) {
+  int32_t i, n = lp->nslots ? lp->nslots * 2 : 64;
+  Slot *s;
+  int32_t *r;
+  if (lp->nslots >= INT32_MAX / 4) luaL_error(L, "too many tasks and callbacks");
+  r = (int32_t *)malloc((size_t)n * sizeof *r);
+  if (r == NULL) luaL_error(L, "not enough memory");
+  s = (Slot *)realloc(lp->slots, (size_t)n * sizeof *s);
+  if (s == NULL) { free(r); luaL_error(L, "not enough memory"); }
+  for (i = 0; i < lp->rcount; i++)  /* keep the ring's order */
+    r[i] = lp->ring[(lp->rhead + i) % lp->nslots];
+  free(lp->ring);
+  lp->ring = r;
+  lp->rhead = 0;
+  lp->slots = s;
+  for (i = n - 1; i >= (lp->nslots ? lp->nslots : 1); i--) {  /* slot 0 stays unused */
+    s[i].kind = SLOT_FREE;
+    s[i].nextfree = lp->freeslot;
+    lp->freeslot = i;
+  }
+  lp->nslots = n;
+}
+
+
+/* A free slot of 'kind', not yet anchored; may raise with nothing changed. */
+static int32_t slot_new (lua_State *L, Loop *lp, int kind) {
+  int32_t s;
+  Slot *sl;
+  if (lp->freeslot <= 0) slots_grow(L, lp);
+  s = lp->freeslot;
+  sl = &lp->slots[s];
+  lp->freeslot = sl->nextfree;
+  sl->co = NULL;
+  sl->timer = -1;
+  sl->nextfree = 0;
+  sl->kind = (uint8_t)kind;
+  sl->state = 0;
+  sl->nargs = 0;
+  return s;
+}
+
+
+/* Anchor the value at 'idx' at key 's' of user value 'uv' of the loop. */
+static void anchor (lua_State *L, int loopidx, int uv, int32_t s, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_getiuservalue(L, loopidx, uv);
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, -2, s);
+  lua_pop(L, 1);
+}
+
+
+/* Push the values anchored at slot 's': first, second. */
+static void push_anchored (lua_State *L, int loopidx, int32_t s) {
+  lua_getiuservalue(L, loopidx, LOOP_FIRST);
+  lua_rawgeti(L, -1, s);
+  lua_getiuservalue(L, loopidx, LOOP_SECOND);
+  lua_rawgeti(L, -1, s);  /* stack: t1, first, t2, second */
+  lua_remove(L, -2);
+  lua_remove(L, -3);
+}
+
+
+/* Release slot 's': drop its anchors (cannot fail) and free it. */
+static void slot_free (lua_State *L, Loop *lp, int loopidx, int32_t s) {
+  Slot *sl = &lp->slots[s];
+  lua_getiuservalue(L, loopidx, LOOP_FIRST);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, s);
+  lua_getiuservalue(L, loopidx, LOOP_SECOND);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, s);
+  lua_pop(L, 2);
+  if (sl->kind == SLOT_TASK) lp->ntasks--;
+  sl->kind = SLOT_FREE;
+  sl->co = NULL;
+  sl->nextfree = lp->freeslot;
+  lp->freeslot = s;
+}
+
+
+static void ring_push (Loop *lp, int32_t s) {
+  lp->ring[(lp->rhead + lp->rcount) % lp->nslots] = s;
+  lp->rcount++;
+}
+
+
+/* The slot of 'co' if it is a task of 'lp', else 0. */
+static int32_t task_slot (Loop *lp, lua_State *co) {
+  int32_t s = SLOT_OF(co);
+  if (s <= 0 || s >= lp->nslots) return 0;
+  if (lp->slots[s].kind != SLOT_TASK || lp->slots[s].co != co) return 0;
+  return s;
+}
+
+
+/*
+** Wake task 'co', suspended in an await, with the 'nvals' values on top of
+** 'L' (moved onto its own stack: its await returns them). A sleeping task's
+** timer is cancelled. Returns 0, popping the values, if 'co' is not a
+** suspended task of 'lp' (already woken, running, finished).
+*/
+int asyncio_wake (Loop *lp, lua_State *L, lua_State *co, int nvals) {
+  int32_t s = lp->closed ? 0 : task_slot(lp, co);
+  Slot *sl = &lp->slots[s];
+  if (s == 0 || sl->state != TASK_SUSPENDED || !lua_checkstack(co, nvals + 1)) {
+    lua_pop(L, nvals);
+    return 0;
+  }
+  if (sl->timer >= 0) {
+    int32_t payload;
+    asyncio_heap_cancel(&lp->heap, sl->timer, &payload);
+    sl->timer = -1;
+  }
+  lua_xmove(L, co, nvals);
+  sl->nargs = (uint16_t)nvals;
+  sl->state = TASK_READY;
+  ring_push(lp, s);
+  return 1;
+}
+
+
+/* Move every expired timer to the ready ring, earliest first. */
+void asyncio_expire (Loop *lp) {
+  uint64_t now = uv_hrtime();
+  int64_t id;
+  int32_t s;
+  while (asyncio_heap_pop(&lp->heap, now, &id, &s)) {
+    Slot *sl = &lp->slots[s];
+    if (sl->kind == SLOT_TASK) {
+      if (sl->timer != id) continue;  /* cannot happen: wake cancels it */
+      sl->timer = -1;
+      sl->state = TASK_READY;
+    }
+    ring_push(lp, s);
+  }
+}
+
+
+/* Running the ring ---------------------------------------------------------- */
+
+/*
+** Call hook 'h' of the loop with the 'n' values on top of 'L', protected.
+** A hook that fails has nowhere left to report: it goes to stderr.
+*/
+static void call_hook (lua_State *L, int loopidx, int h, int n) {
+  lua_getiuservalue(L, loopidx, LOOP_HOOKS);
+  lua_rawgeti(L, -1, h);
+  lua_remove(L, -2);
+  lua_insert(L, -(n + 1));
+  if (lua_pcall(L, n, 0, 0) != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "asyncio: error in an internal hook: %s\n",
+            msg ? msg : "(error object is not a string)");
+    fflush(stderr);
+    lua_pop(L, 1);
+  }
+}
+
+
+/* Keep 'co' (on top of 'L', popped), reset, for the next spawn. */
+static void pool_put (lua_State *L, Loop *lp, int loopidx) {
+  if (lp->npool >= POOL_MAX) { lua_pop(L, 1); return; }
+  lua_getiuservalue(L, loopidx, LOOP_POOL);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, ++lp->npool);
+  lua_pop(L, 1);
+}
+
+
+/*
+** The body of the task in slot 's' has ended with 'status': hand the
+** outcome to the finish hook, release the slot and keep the coroutine.
+** A task that yielded without await is failed and its coroutine dropped.
+*/
+static void task_ended (lua_State *L, Loop *lp, int loopidx, int32_t s,
+                        int status, int nres) {
+  lua_State *co = lp->slots[s].co;
+  push_anchored(L, loopidx, s);        /* stack: co, task */
+  slot_free(L, lp, loopidx, s);
+  if (status == LUA_OK) {
+    int n;
+    lua_pushboolean(L, 1);
+    if (!lua_checkstack(L, nres + LUA_MINSTACK)) {
+      lua_pop(co, nres);
+      lua_pop(L, 1);
+      lua_pushboolean(L, 0);
+      lua_pushliteral(L, "too many results");
+      n = 3;
+    }
+    else {
+      lua_xmove(co, L, nres);
+      n = 2 + nres;
+    }
+    call_hook(L, loopidx, HOOK_FINISH, n);
+    lua_settop(co, 0);
+    pool_put(L, lp, loopidx);
+  }
+  else if (status == LUA_YIELD) {      /* a bare coroutine.yield */
+    lua_pop(co, nres);
+    lua_pushvalue(L, -2);
+    call_hook(L, loopidx, HOOK_BAD_YIELD, 2);
+    ASYNCIO_CLOSETHREAD(co, L);        /* never pooled: a caller may still hold it */
+    lua_pop(L, 1);
+  }
+  else {
+    lua_pushboolean(L, 0);
+    lua_xmove(co, L, 1);               /* the error object */
+    lua_pushvalue(L, -4);              /* the coroutine, for a traceback */
+    call_hook(L, loopidx, HOOK_FINISH, 4);
+    ASYNCIO_CLOSETHREAD(co, L);        /* closes its pending <close> variables */
+    lua_settop(co, 0);                 /* the reset may leave the error there */
+    if (lua_status(co) == LUA_OK) pool_put(L, lp, loopidx);
+    else lua_pop(L, 1);
+  }
+}
+
+
+/* Resume the task in slot 's' with the values its wake-up left on its stack. */
+static void resume_task (lua_State *L, Loop *lp, int loopidx, int32_t s) {
+  Slot *sl = &lp->slots[s];
+  lua_State *co = sl->co;
+  int nargs = sl->nargs, status, nres = 0;
+  sl->nargs = 0;
+  sl->state = TASK_RUNNING;
+  if (lua_status(co) == LUA_OK)        /* not started: the body and its arguments */
+    nargs = lua_gettop(co) - 1;
+  lp->resuming = co;
+  lp->suspended = 0;
+  status = lua_resume(co, L, nargs, &nres);
+  lp->resuming = NULL;
+  sl = &lp->slots[s];                  /* the body may have grown the slots */
+  if (status == LUA_YIELD && lp->suspended) {
+    lua_pop(co, nres);
+    if (sl->state == TASK_RUNNING) sl->state = TASK_SUSPENDED;
+    return;
+  }
+  task_ended(L, lp, loopidx, s, status, nres);
+}
+
+
+/* Call the callback in slot 's' with its argument, protected. */
+static void run_callback (lua_State *L, Loop *lp, int loopidx, int32_t s) {
+  push_anchored(L, loopidx, s);        /* stack: fn, arg */
+  slot_free(L, lp, loopidx, s);
+  lua_pushvalue(L, -2);
+  lua_pushvalue(L, -2);                /* stack: fn, arg, fn, arg */
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    lua_insert(L, -3);                 /* stack: err, fn, arg */
+    call_hook(L, loopidx, HOOK_CALLBACK_ERROR, 3);
+  }
+  else lua_pop(L, 2);
+}
+
+
+/* Run the oldest entry of the ready ring. */
+void asyncio_run_one (lua_State *L, Loop *lp, int loopidx) {
+  int32_t s = lp->ring[lp->rhead];
+  lp->rhead = (lp->rhead + 1) % lp->nslots;
+  lp->rcount--;
+  if (lp->slots[s].kind == SLOT_TASK) resume_task(L, lp, loopidx, s);
+  else run_callback(L, lp, loopidx, s);
+  if (lp->gcstress) lua_gc(L, LUA_GCCOLLECT, 0);
+}
+
+
+/* The Lua methods ----------------------------------------------------------- */
+
+/*
+** loop:spawn(task, body, ...) -> coroutine. A task whose coroutine starts
+** body(...) on a later step; 'task' is what the finish hook gets.
+*/
+static int task_spawn (lua_State *L) {
+  Loop *lp = asyncio_checkloop(L, 1);
+  int n = lua_gettop(L) - 2;           /* the body and its arguments */
+  lua_State *co;
+  int32_t s;
+  luaL_checkany(L, 2);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  if (lp->freeslot <= 0) slots_grow(L, lp);  /* may raise: nothing changed yet */
+  if (lp->npool > 0) {
+    lua_getiuservalue(L, 1, LOOP_POOL);
+    lua_rawgeti(L, -1, lp->npool);
+    lua_pushnil(L);
+    lua_rawseti(L, -3, lp->npool--);
+    lua_remove(L, -2);
+    co = lua_tothread(L, -1);
+  }
+  else co = lua_newthread(L);
+  if (!lua_checkstack(co, n + 1))
+    return luaL_error(L, "too many arguments for a task");
+  lua_insert(L, 3);                    /* stack: loop, task, co, body, args... */
+  lua_xmove(L, co, n);
+  s = slot_new(L, lp, SLOT_TASK);
+  anchor(L, 1, LOOP_FIRST, s, 3);
+  anchor(L, 1, LOOP_SECOND, s, 2);
+  lp->slots[s].co = co;
+  lp->slots[s].state = TASK_READY;
+  SLOT_OF(co) = s;
+  lp->ntasks++;
+  ring_push(lp, s);
+  return 1;
+}
+
+
+/* The slot of 'L' if it is the task the loop is running now, else 0. */
+int32_t asyncio_running (Loop *lp, lua_State *L) {
+  int32_t s = task_slot(lp, L);
+  if (s == 0 || lp->resuming != L || lp->slots[s].state == TASK_SUSPENDED)
+    return 0;
+  return s;
+}
+
+
+/* Return REFUSED and the message: 'L' is not the running task. */
+int asyncio_refuse (lua_State *L) {
+  lua_pushlightuserdata(L, (void *)&refused_key);
+  lua_pushliteral(L, "'await' called inside a coroutine that is not the task's own");
+  return 2;
+}
+
+
+/*
+** After a yield of asyncio_suspend; 'ctx' is the stack index of the loop.
+** Resumed by the loop: return the wake-up values. Resumed by anyone else:
+** keep the values a wake-up may have left for the loop, and yield again
+** with a refusal for that resumer.
+*/
+static int suspend_k (lua_State *L, int status, lua_KContext ctx) {
+  int base = (int)ctx;
+  Loop *lp = (Loop *)lua_touserdata(L, base);  /* kept alive by this very stack */
+  (void)status;
+  if (lp->resuming != L) {
+    int32_t s = lp->closed ? 0 : task_slot(lp, L);
+    int keep = s != 0 && lp->slots[s].state == TASK_READY ? lp->slots[s].nargs : 0;
+    lua_settop(L, base + keep);
+    lua_pushstring(L, foreign_msg);
+    return lua_yieldk(L, 1, ctx, suspend_k);
+  }
+  return lua_gettop(L) - base;
+}
+
+
+/*
+** Yield the running task 'L' (checked by asyncio_running) to the loop at
+** stack index 'loopidx', which stays on this stack while it is suspended.
+** Whatever woke it is already arranged: a timer, a waiter list, the ring.
+*/
+int asyncio_suspend (lua_State *L, Loop *lp, int loopidx) {
+  lua_settop(L, loopidx);
+  lp->suspended = 1;
+  return lua_yieldk(L, 0, (lua_KContext)loopidx, suspend_k);
+}
+
+
+/* loop:suspend() -> wake-up values: the running task gives up the CPU. */
+static int task_suspend (lua_State *L) {
+  Loop *lp = asyncio_checkloop(L, 1);
+  if (asyncio_running(lp, L) == 0) return asyncio_refuse(L);
+  return asyncio_suspend(L, lp, 1);
+}
+
+
+/* Check that argument 'arg' is a usable delay in seconds; return it. */
+static double checkdelay (lua_State *L, int arg) {
+  double d = luaL_checknumber(L, arg);
+  luaL_argcheck(L, !isnan(d), arg, "delay is NaN");
+  if (d < 0) d = 0;
+  if (d > MAX_DELAY) d = MAX_DELAY;
+  return d;
+}
+
+
+/*
+** loop:sleep(delay) -> wake-up values: suspend the running task for
+** 'delay' seconds (a delay <= 0 goes to the back of the ready ring).
+*/
+static int task_sleep (lua_State *L) {
+  Loop *lp = asyncio_checkloop(L, 1);
+  double d = checkdelay(L, 2);
+  int32_t s = asyncio_running(lp, L);
+  if (s == 0) return asyncio_refuse(L);
+  if (d <= 0) {
+    lp->slots[s].state = TASK_READY;
+    ring_push(lp, s);
+  }
+  else {
+    int64_t id = asyncio_heap_add(&lp->heap, uv_hrtime() + (uint64_t)(d * 1e9), s);
+    if (id < 0) return luaL_error(L, "not enough memory for timers");
+    lp->slots[s].timer = id;
+  }
+  return asyncio_suspend(L, lp, 1);
+}
+
+
+/* loop:wake(co, ...) -> true if 'co' was suspended and is now ready. */
+static int task_wake (lua_State *L) {
+  Loop *lp = asyncio_checkloop(L, 1);
+  lua_State *co = lua_tothread(L, 2);
+  luaL_argexpected(L, co != NULL, 2, "thread");
+  lua_pushboolean(L, asyncio_wake(lp, L, co, lua_gettop(L) - 2));
+  return 1;
+}
+
+
+/* A callback slot for the function at 2 and the value at 3. */
+static int32_t callback_slot (lua_State *L, Loop *lp) {
+  int32_t s;
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  s = slot_new(L, lp, SLOT_CALLBACK);
+  anchor(L, 1, LOOP_FIRST, s, 2);
+  anchor(L, 1, LOOP_SECOND, s, 3);
+  return s;
+}
+
+
+/* loop:call_soon(fn, value): fn(value) on the ready ring. */
+static int task_call_soon (lua_State *L) {
+  Loop *lp = asyncio_checkloop(L, 1);
+  lua_settop(L, 3);
+  ring_push(lp, callback_slot(L, lp));
+  return 0;
+}
+
+
+/* Arm a callback timer for 'deadline' with the function and value at 3, 4. */
+static int arm (lua_State *L, Loop *lp, uint64_t deadline) {
+  int64_t id;
+  int32_t s;
+  lua_settop(L, 4);
+  lua_remove(L, 2);                    /* stack: loop, fn, value */
+  s = callback_slot(L, lp);
+  id = asyncio_heap_add(&lp->heap, deadline, s);
+  if (id < 0) {
+    slot_free(L, lp, 1, s);
+    return luaL_error(L, "not enough memory for timers");
+  }
+  lua_pushinteger(L, (lua_Integer)id);
+  lua_pushnumber(L, (lua_Number)deadline / 1e9);
+  return 2;
+}
+
+
+/* loop:timer(delay, fn, value) -> id, deadline: fn(value) after 'delay' s. */
+static int task_timer (lua_State *L) {
+  Loop *lp = asyncio_checkloop(L, 1);
+  double d = checkdelay(L, 2);
+  return arm(L, lp, uv_hrtime() + (uint64_t)(d * 1e9));
+}
+
+
+/* loop:timer_at(when, fn, value) -> id, deadline: at loop time 'when'. */
+static int task_timer_at (lua_State *L) {
+  Loop *lp = asyncio_checkloop(L, 1);
+  double when = luaL_checknumber(L, 2);
+  double max = (double)uv_hrtime() / 1e9 + MAX_DELAY;
+  luaL_argcheck(L, !isnan(when), 2, "time is NaN");
+  if (when > max) when = max;
+  return arm(L, lp, when <= 0 ? 0 : (uint64_t)(when * 1e9));
+}
+
+
+/* loop:untimer(id) -> true if the callback timer was pending and is now gone. */
+static int task_untimer (lua_State *L) {
+  Loop *lp = asyncio_checkloop(L, 1);
+  lua_Integer id = luaL_checkinteger(L, 2);
+  int32_t s;
+  int ok = asyncio_heap_cancel(&lp->heap, (int64_t)id, &s);
+  if (ok && lp->slots[s].kind == SLOT_CALLBACK) slot_free(L, lp, 1, s);
+  lua_pushboolean(L, ok);
+  return 1;
+}
+
+
+/* loop:tasks() -> the list of pending tasks (what spawn was given). */
+static int task_tasks (lua_State *L) {
+  Loop *lp = asyncio_checkloop(L, 1);
+  int32_t s;
+  lua_Integer n = 0;
+  lua_createtable(L, lp->ntasks, 0);
+  lua_getiuservalue(L, 1, LOOP_SECOND);
+  for (s = 1; s < lp->nslots; s++) {
+    if (lp->slots[s].kind != SLOT_TASK) continue;
+    lua_rawgeti(L, -1, s);
+    lua_rawseti(L, -3, ++n);
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+
+/* loop:pending() -> ready entries, armed timers, pending tasks */
+static int task_pending (lua_State *L) {
+  Loop *lp = (Loop *)luaL_checkudata(L, 1, ASYNCIO_LOOP);
+  lua_pushinteger(L, lp->closed ? 0 : lp->rcount);
+  lua_pushinteger(L, lp->closed ? 0 : lp->heap.n);
+  lua_pushinteger(L, lp->closed ? 0 : lp->ntasks);
+  return 3;
+}
+
+
+/* Add REFUSED to the module table on top of the stack. */
+void asyncio_task_open (lua_State *L) {
+  lua_pushlightuserdata(L, (void *)&refused_key);
+  lua_setfield(L, -2, "REFUSED");
+}
+
+
+const luaL_Reg asyncio_task_methods[] = {
+  {"spawn", task_spawn},
+  {"suspend", task_suspend},
+  {"sleep", task_sleep},
+  {"wake", task_wake},
+  {"call_soon", task_call_soon},
+  {"timer", task_timer},
+  {"timer_at", task_timer_at},
+  {"untimer", task_untimer},
+  {"tasks", task_tasks},
+  {"pending", task_pending},
+  {NULL, NULL}
+};
