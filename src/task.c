@@ -19,9 +19,10 @@
 /* Idle coroutines kept for reuse by the next spawn. */
 #define POOL_MAX  256
 
-/* The slot of a task's coroutine lives in the coroutine's extra space. A
-** coroutine that is not a task may hold anything there: every use checks
-** the slot's bounds and that the slot names this very coroutine. */
+/* The slot of a task's coroutine lives in the coroutine's extra space. It
+** is read only from coroutines known to be tasks (the one being resumed,
+** one in a waiter list), and even then checked: the slot must be in range
+** and name this very coroutine. */
 #define SLOT_OF(co)  (*(int32_t *)lua_getextraspace(co))
 
 enum { HOOK_FINISH = 1, HOOK_CALLBACK_ERROR, HOOK_BAD_YIELD };
@@ -374,9 +375,10 @@ static int task_spawn (lua_State *L) {
 
 /* The slot of 'L' if it is the task the loop is running now, else 0. */
 int32_t asyncio_running (Loop *lp, lua_State *L) {
-  int32_t s = task_slot(lp, L);
-  if (s == 0 || lp->resuming != L || lp->slots[s].state == TASK_SUSPENDED)
-    return 0;
+  int32_t s;
+  if (lp->resuming != L) return 0;  /* first: only our tasks' slots are set */
+  s = task_slot(lp, L);
+  if (s == 0 || lp->slots[s].state == TASK_SUSPENDED) return 0;
   return s;
 }
 
@@ -568,8 +570,12 @@ static int task_pending (lua_State *L) {
 }
 
 
-/* Add REFUSED to the module table on top of the stack. */
+/* Add REFUSED to the module table on top of the stack. Threads copy the
+** main thread's extra space when made: start them all at "no slot". */
 void asyncio_task_open (lua_State *L) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  SLOT_OF(lua_tothread(L, -1)) = 0;
+  lua_pop(L, 1);
   lua_pushlightuserdata(L, (void *)&refused_key);
   lua_setfield(L, -2, "REFUSED");
 }
