@@ -93,6 +93,7 @@ typedef struct Loop {
   int32_t npool;         /* idle coroutines in LOOP_POOL, keys 1..npool */
 } Loop;
 
+Loop *asyncio_toloop (lua_State *L, int idx);
 Loop *asyncio_checkloop (lua_State *L, int idx);
 void asyncio_slots_init (Loop *lp);
 void asyncio_slots_free (Loop *lp);
@@ -104,6 +105,11 @@ void asyncio_task_open (lua_State *L);
 void asyncio_expire (Loop *lp);
 void asyncio_run_one (lua_State *L, Loop *lp, int loopidx);
 extern const luaL_Reg asyncio_task_methods[];
+
+/* core.c: metatables known by address (registry keys), not by name */
+extern const char asyncio_loop_mt, asyncio_queue_mt;
+void *asyncio_testudata (lua_State *L, int idx, const void *mtkey);
+void asyncio_newmetatable (lua_State *L, const char *name, const void *mtkey);
 
 /* loop.c */
 void asyncio_loop_open (lua_State *L);

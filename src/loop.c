@@ -123,14 +123,14 @@ static int core_monotonic (lua_State *L) {
 
 
 static int loop_is_running (lua_State *L) {
-  Loop *lp = (Loop *)luaL_checkudata(L, 1, ASYNCIO_LOOP);
+  Loop *lp = asyncio_toloop(L, 1);
   lua_pushboolean(L, lp->running);
   return 1;
 }
 
 
 static int loop_is_closed (lua_State *L) {
-  Loop *lp = (Loop *)luaL_checkudata(L, 1, ASYNCIO_LOOP);
+  Loop *lp = asyncio_toloop(L, 1);
   lua_pushboolean(L, lp->closed);
   return 1;
 }
@@ -163,7 +163,7 @@ static void close_loop (lua_State *L, Loop *lp, int loopidx) {
 
 
 static int loop_close (lua_State *L) {
-  Loop *lp = (Loop *)luaL_checkudata(L, 1, ASYNCIO_LOOP);
+  Loop *lp = asyncio_toloop(L, 1);
   if (lp->running)
     return luaL_error(L, "cannot close a running event loop");
   close_loop(L, lp, 1);
@@ -172,7 +172,7 @@ static int loop_close (lua_State *L) {
 
 
 static int loop_gc (lua_State *L) {
-  Loop *lp = (Loop *)luaL_checkudata(L, 1, ASYNCIO_LOOP);
+  Loop *lp = asyncio_toloop(L, 1);
   close_loop(NULL, lp, 1);  /* user values die with the userdata */
   return 0;
 }
@@ -196,7 +196,8 @@ static int new_loop (lua_State *L) {
   lp = (Loop *)lua_newuserdatauv(L, sizeof(Loop), LOOP_NUV);
   memset(lp, 0, sizeof(Loop));
   lp->closed = 1;  /* until uv is initialised: __gc must not touch it */
-  luaL_setmetatable(L, ASYNCIO_LOOP);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &asyncio_loop_mt);
+  lua_setmetatable(L, -2);
   lua_createtable(L, 64, 0);
   lua_setiuservalue(L, -2, LOOP_FIRST);
   lua_createtable(L, 64, 0);
@@ -237,7 +238,7 @@ static const luaL_Reg loop_methods[] = {
 /* Set up the Loop metatable and add new_loop and monotonic to the
 ** module table on top of the stack. */
 void asyncio_loop_open (lua_State *L) {
-  luaL_newmetatable(L, ASYNCIO_LOOP);
+  asyncio_newmetatable(L, ASYNCIO_LOOP, &asyncio_loop_mt);
   luaL_newlib(L, loop_methods);
   luaL_setfuncs(L, asyncio_task_methods, 0);
   lua_pushvalue(L, -1);

@@ -44,7 +44,7 @@ typedef struct Queue {
 ** through a computed key has no name Lua could report by itself.
 */
 static Queue *checkqueue (lua_State *L, const char *fname) {
-  Queue *q = (Queue *)luaL_testudata(L, 1, ASYNCIO_QUEUE);
+  Queue *q = (Queue *)asyncio_testudata(L, 1, &asyncio_queue_mt);
   if (q == NULL) {
     const char *got = luaL_getmetafield(L, 1, "__name") == LUA_TSTRING
                       ? lua_tostring(L, -1) : luaL_typename(L, 1);
@@ -595,7 +595,8 @@ static int new_queue (lua_State *L) {
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
   q = (Queue *)lua_newuserdatauv(L, sizeof(Queue), Q_NUV);
   memset(q, 0, sizeof *q);
-  luaL_setmetatable(L, ASYNCIO_QUEUE);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &asyncio_queue_mt);
+  lua_setmetatable(L, -2);
   q->kind = kind;
   q->maxsize = maxsize;
   q->cap = maxsize > 0 && maxsize < 64 ? maxsize : 64;
@@ -662,7 +663,7 @@ static const luaL_Reg queue_methods[] = {
 /* Queue metatable (queue.lua completes its method table) and constructors,
 ** into the module table on top of the stack. */
 void asyncio_queue_open (lua_State *L) {
-  luaL_newmetatable(L, ASYNCIO_QUEUE);
+  asyncio_newmetatable(L, ASYNCIO_QUEUE, &asyncio_queue_mt);
   lua_pushcfunction(L, queue_gc);
   lua_setfield(L, -2, "__gc");
   luaL_newlib(L, queue_methods);

@@ -36,8 +36,16 @@ static const char foreign_msg[] =
 static const char refused_key = 'R';
 
 
+/* The Loop at 'idx', open or closed. */
+Loop *asyncio_toloop (lua_State *L, int idx) {
+  Loop *lp = (Loop *)asyncio_testudata(L, idx, &asyncio_loop_mt);
+  if (lp == NULL) luaL_typeerror(L, idx, ASYNCIO_LOOP);
+  return lp;
+}
+
+
 Loop *asyncio_checkloop (lua_State *L, int idx) {
-  Loop *lp = (Loop *)luaL_checkudata(L, idx, ASYNCIO_LOOP);
+  Loop *lp = asyncio_toloop(L, idx);
   if (lp->closed)
     luaL_error(L, "attempt to use a closed event loop");
   return lp;
@@ -240,7 +248,8 @@ static void pool_put (lua_State *L, Loop *lp, int loopidx) {
 
 /*
 ** The body of the task in slot 's' has ended with 'status': hand the
-** outcome to the finish hook, release the slot and keep the coroutine.
+** outcome to the finish hook (task, nres, results... or task, false, error,
+** coroutine), release the slot and keep the coroutine.
 ** A task that yielded without await is failed and its coroutine dropped.
 */
 static void task_ended (lua_State *L, Loop *lp, int loopidx, int32_t s,
@@ -250,15 +259,14 @@ static void task_ended (lua_State *L, Loop *lp, int loopidx, int32_t s,
   slot_free(L, lp, loopidx, s);
   if (status == LUA_OK) {
     int n;
-    lua_pushboolean(L, 1);
     if (!lua_checkstack(L, nres + LUA_MINSTACK)) {
       lua_pop(co, nres);
-      lua_pop(L, 1);
       lua_pushboolean(L, 0);
       lua_pushliteral(L, "too many results");
       n = 3;
     }
     else {
+      lua_pushinteger(L, nres);
       lua_xmove(co, L, nres);
       n = 2 + nres;
     }
@@ -562,7 +570,7 @@ static int task_tasks (lua_State *L) {
 
 /* loop:pending() -> ready entries, armed timers, pending tasks */
 static int task_pending (lua_State *L) {
-  Loop *lp = (Loop *)luaL_checkudata(L, 1, ASYNCIO_LOOP);
+  Loop *lp = asyncio_toloop(L, 1);
   lua_pushinteger(L, lp->closed ? 0 : lp->rcount);
   lua_pushinteger(L, lp->closed ? 0 : lp->heap.n);
   lua_pushinteger(L, lp->closed ? 0 : lp->ntasks);

@@ -34,63 +34,73 @@ local function newfuture(mt, loop)
   return setmetatable({_state = PENDING, _loop = loop or rt.loop}, mt)
 end
 
--- _callbacks holds the waiters and done callbacks: nil, one of them (a
--- function, or a task waiting in await), or a list of them (a table with
--- no metatable). Most futures have exactly one: that saves a table each.
-local function islist(cbs)
-  return type(cbs) == "table" and getmetatable(cbs) == nil
-end
-
+-- The waiters and done callbacks: the first in _callbacks, any more in
+-- the list _morecbs (most futures have exactly one: that saves a table).
+-- Each is a function (a done callback, queued on the loop), a task waiting
+-- in await (woken), or an object of this library with _on_done(fut) (a
+-- gather: told at once; it runs no user code).
 local function add_callback(fut, cb)
-  local cbs = fut._callbacks
-  if cbs == nil then fut._callbacks = cb
-  elseif islist(cbs) then cbs[#cbs + 1] = cb
-  else fut._callbacks = {cbs, cb} end
+  if fut._callbacks == nil and fut._morecbs == nil then fut._callbacks = cb; return end
+  local more = fut._morecbs
+  if more == nil then more = {}; fut._morecbs = more end
+  more[#more + 1] = cb
 end
+Future._add_callback = add_callback
 
 -- Remove the registrations of 'cb' (all, or the first if 'once'); how many.
 local function remove_callback(fut, cb, once)
-  local cbs = fut._callbacks
-  if cbs == nil then return 0 end
-  if not islist(cbs) then
-    if cbs ~= cb then return 0 end
+  local n = 0
+  if fut._callbacks == cb and cb ~= nil then
     fut._callbacks = nil
-    return 1
+    n = 1
+    if once then return 1 end
   end
-  local j, n = 1, 0
-  for i = 1, #cbs do
-    local x = cbs[i]
-    if x == cb and not (once and n > 0) then n = n + 1 else cbs[j] = x; j = j + 1 end
+  local more = fut._morecbs
+  if more == nil then return n end
+  local j = 1
+  for i = 1, #more do
+    local x = more[i]
+    if x == cb and not (once and n > 0) then n = n + 1 else more[j] = x; j = j + 1 end
   end
-  for i = j, #cbs do cbs[i] = nil end
+  for i = j, #more do more[i] = nil end
   return n
 end
 
 local function schedule_one(core, fut, cb)
   if type(cb) == "function" then core:call_soon(cb, fut)
+  elseif cb._on_done then cb:_on_done(fut)
   else core:wake(cb._co) end  -- a task waiting in await
 end
 
 -- Hand every waiter and done callback to the loop; clear the list.
 local function schedule_callbacks(fut)
-  local cbs = fut._callbacks
-  if cbs == nil then return end
-  fut._callbacks = nil
+  local cb, more = fut._callbacks, fut._morecbs
+  if cb == nil and more == nil then return end
+  fut._callbacks, fut._morecbs = nil, nil
   local loop = fut._loop or rt.loop
   if loop == nil or loop._core:is_closed() then
     error("Future has waiters but no open event loop to run them", 3)
   end
   local core = loop._core
-  if not islist(cbs) then return schedule_one(core, fut, cbs) end
-  for i = 1, #cbs do schedule_one(core, fut, cbs[i]) end
+  if cb ~= nil then schedule_one(core, fut, cb) end
+  if more ~= nil then
+    for i = 1, #more do schedule_one(core, fut, more[i]) end
+  end
 end
 Future._schedule_callbacks = schedule_callbacks
 
+-- Metatables seen to be futures' (__isfuture), so that the check is one lookup.
+local future_mts = setmetatable({}, {__mode = "k"})
+
 local function checkfuture(self, fname)
-  if getmetatable(self) == nil or not getmetatable(self).__isfuture then
-    error(("bad argument #1 to '%s' (%s)"):format(fname,
-      util.typeerror("asyncio.Future", self)), 3)
+  local mt = getmetatable(self)
+  if future_mts[mt] then return end
+  if type(mt) == "table" and mt.__isfuture then
+    future_mts[mt] = true
+    return
   end
+  error(("bad argument #1 to '%s' (%s)"):format(fname,
+    util.typeerror("asyncio.Future", self)), 3)
 end
 
 function Future:done()
@@ -113,9 +123,9 @@ local function store(self, n, ...)
   end
 end
 
--- Finish with the results '...' (the state is known to be pending).
-local function resolve(self, ...)
-  store(self, select("#", ...), ...)
+-- Finish with the 'n' results '...' (the state is known to be pending).
+local function resolve(self, n, ...)
+  store(self, n, ...)
   self._state = FINISHED
   schedule_callbacks(self)
 end
@@ -126,7 +136,7 @@ function Future:set_result(...)
   if self._state ~= PENDING then
     error(InvalidStateError("set_result: future is already done"), 2)
   end
-  resolve(self, ...)
+  resolve(self, select("#", ...), ...)
 end
 
 -- Record 'err' as the outcome; 'tb' a traceback string. 'err' may be nil
@@ -205,8 +215,9 @@ end
 
 function Future:add_done_callback(fn)
   checkfuture(self, "add_done_callback")
-  argcheck(type(fn) == "function", 1, "add_done_callback",
-           util.typeerror("function", fn))
+  if type(fn) ~= "function" then
+    argcheck(false, 1, "add_done_callback", util.typeerror("function", fn))
+  end
   if self._state ~= PENDING then
     local loop = self._loop or rt.loop
     if loop == nil then error("no running event loop to call the callback", 2) end

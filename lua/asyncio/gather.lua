@@ -1,23 +1,30 @@
--- gather.lua: gather(aw1, aw2, ..., [opts]), a future over children whose
--- result is the list of their first results, in argument order.
+-- gather.lua: gather(aw1, aw2, ..., [opts]) and gather(list, [opts]), a
+-- future over children whose result is the list of their first results,
+-- in order. The gather is itself the done callback of every child: a
+-- child's completion tells it at once (_on_done), with no closure per
+-- child and no trip through the ready ring.
 
 local errors = require "asyncio.errors"
 local Future = require "asyncio.future"
 local rt = require "asyncio.runtime"
 local task = require "asyncio.task"
 
-local PENDING = Future.PENDING
+local PENDING, CANCELLED = Future.PENDING, Future.CANCELLED
+local add_callback, cancelled_error = Future._add_callback, Future._cancelled_error
+local getmetatable, select, type = getmetatable, select, type
 
 local GatheringFuture = setmetatable({__name = "asyncio.gather", __isfuture = true,
   __await = Future.__await, __tostring = Future.__tostring}, {__index = Future})
 GatheringFuture.__index = GatheringFuture
+task.register_awaitable(GatheringFuture)
 
 -- Cancelling a gather cancels its children; it ends with CancelledError.
 function GatheringFuture:cancel(msg)
   if self._state ~= PENDING then return false end
   local ret = false
-  for _, child in ipairs(self._children) do
-    if child:cancel(msg) then ret = true end
+  local children = self._children
+  for i = 1, self._count do
+    if children[i]:cancel(msg) then ret = true end
   end
   if ret then
     self._cancel_requested = true
@@ -29,7 +36,7 @@ end
 -- The outcome of a done child, as gather reports it with return_exceptions,
 -- and whether it failed (an error, nil included, or a cancellation).
 local function outcome(child)
-  if child._state == "CANCELLED" then return Future._cancelled_error(child), true end
+  if child._state == CANCELLED then return cancelled_error(child), true end
   if child._failed then
     child._guard = nil
     return child._exc, true
@@ -40,70 +47,112 @@ local function outcome(child)
   return child._v[1]
 end
 
+-- All children are done: the list of outcomes, or the gather's cancellation.
+local function complete(self)
+  local n, children = self._count, self._children
+  local results, failed = {n = n}, nil
+  for i = 1, n do
+    local v, bad = outcome(children[i])
+    results[i] = v
+    if bad then
+      failed = failed or {}
+      failed[i] = true
+    end
+  end
+  results.failed = failed
+  if self._cancel_requested then
+    self:_set_exception(errors.CancelledError(self._cancel_message))
+  else
+    Future._resolve(self, 1, results)
+  end
+end
+
+-- A child is done (called by the child's completion, see future.lua).
+function GatheringFuture:_on_done(child)
+  local left = self._left - 1
+  self._left = left
+  if self._state ~= PENDING then
+    if child._state ~= CANCELLED then child._guard = nil end  -- seen: no report
+    return
+  end
+  if not self._return_exceptions then
+    if child._state == CANCELLED then
+      self:_set_exception(cancelled_error(child))
+      return
+    elseif child._failed then
+      child._guard = nil
+      self:_set_exception(child._exc, child._tb)
+      return
+    end
+  end
+  if left == 0 then complete(self) end
+end
+
 -- gather over the 'n' futures of 'children' on 'loop'.
 local function gather_futures(loop, children, n, return_exceptions)
   local outer = Future._new(GatheringFuture, loop)
-  outer._children = children
+  outer._children, outer._count, outer._left = children, n, n
+  outer._return_exceptions = return_exceptions
   if n == 0 then
-    outer:set_result({n = 0})
+    Future._resolve(outer, 1, {n = 0})
     return outer
   end
-  local nfinished = 0
-  local function on_child_done(child)
-    nfinished = nfinished + 1
-    if outer._state ~= PENDING then
-      if child._state ~= "CANCELLED" then child._guard = nil end
-      return
-    end
-    if not return_exceptions then
-      if child._state == "CANCELLED" then
-        outer:_set_exception(Future._cancelled_error(child))
-        return
-      elseif child._failed then
-        child._guard = nil
-        outer:_set_exception(child._exc, child._tb)
-        return
-      end
-    end
-    if nfinished == n then
-      local results, failed = {n = n}, nil
-      for i = 1, n do
-        local v, bad = outcome(children[i])
-        results[i] = v
-        if bad then
-          failed = failed or {}
-          failed[i] = true
-        end
-      end
-      results.failed = failed
-      if outer._cancel_requested then
-        outer:_set_exception(errors.CancelledError(outer._cancel_message))
-      else
-        outer:set_result(results)
-      end
+  local pending = 0
+  for i = 1, n do
+    local child = children[i]
+    if child._state == PENDING then
+      if child._loop == nil then child._loop = loop end
+      add_callback(child, outer)
+      pending = pending + 1
     end
   end
-  for i = 1, n do children[i]:add_done_callback(on_child_done) end
+  -- children already done are counted now, in order, as if they had just finished
+  if pending < n then
+    for i = 1, n do
+      local child = children[i]
+      if child._state ~= PENDING and outer._state == PENDING then outer:_on_done(child) end
+    end
+  end
   return outer
 end
 
-local function gather(...)
-  local n = select("#", ...)
-  local last = n > 0 and select(n, ...) or nil
-  local return_exceptions = false
-  if type(last) == "table" and getmetatable(last) == nil then
-    return_exceptions = last.return_exceptions and true or false
-    n = n - 1
-  end
-  local loop = rt.loop
-  local children = {...}  -- one copy: select(i, ...) in the loop would be quadratic
-  children[n + 1] = nil
+-- The futures for 'n' awaitables in 'list' (coroutine objects become tasks).
+local function futures_of(list, n)
+  local loop, Task = rt.loop, task.Task
+  local children = {}
   for i = 1, n do
-    local fut = task.ensure_future(children[i], "gather", i, loop)
+    local aw = list[i]
+    local fut = getmetatable(aw) == Task and aw or task.ensure_future(aw, "gather", i, loop)
     loop = loop or fut._loop
     children[i] = fut
   end
-  if loop == nil then error("'gather' called with no running event loop", 2) end
+  if loop == nil then error("'gather' called with no running event loop", 3) end
+  return loop, children
+end
+
+-- gather(aw1, aw2, ..., [opts]) or gather(list, [opts]): the first argument
+-- is a list when it is a plain table (an awaitable has a metatable). The
+-- options, a plain table after the awaitables: {return_exceptions = true}.
+local function gather(...)
+  local nargs = select("#", ...)
+  local first = ...
+  local list, n, opts
+  if type(first) == "table" and getmetatable(first) == nil and nargs <= 2 and
+     (nargs == 1 or select(2, ...) == nil or
+      (type(select(2, ...)) == "table" and getmetatable((select(2, ...))) == nil)) then
+    list, opts = first, select(2, ...)
+    n = #list
+  else
+    list, n = {...}, nargs  -- one copy: select(i, ...) in a loop would be quadratic
+    local last = list[n]
+    if n > 0 and type(last) == "table" and getmetatable(last) == nil then
+      opts = last
+      list[n] = nil
+      n = n - 1
+    end
+  end
+  local return_exceptions = opts ~= nil and opts.return_exceptions and true or false
+  local loop, children = futures_of(list, n)
   return gather_futures(loop, children, n, return_exceptions)
 end
 

@@ -11,7 +11,7 @@ local rt = require "asyncio.runtime"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
 
-local current, park, raise_cancel = task.current, task.park, task.raise_cancel
+local raise_cancel, REFUSED = task.raise_cancel, task.REFUSED
 local argcheck, typeerror = util.argcheck, util.typeerror
 local methods = core.queue_methods
 local setmetatable, error, mtype = setmetatable, error, math.type
@@ -21,6 +21,7 @@ local GET, PUT = 0, 1  -- the waiter lists of queue.c
 -- The awaitable of a put that completed at once.
 local Done = {__name = "asyncio.done", __await = function() end}
 local DONE = setmetatable({}, Done)
+task.register_awaitable(Done)
 
 -- the C methods of the hot paths, called directly (no lookup through the
 -- queue's metatable on every item)
@@ -32,14 +33,26 @@ local try_get, try_put, put_woken, c_wait, unget, release = methods._try_get,
 function methods._cancel_wait() return false end
 function methods._abort_wait(q, t) q:_abort(t._co) end
 
+-- Wait on 'q' as a getter or putter ('which') until woken; the queue is
+-- the task's wait record meanwhile. Returns the wake-up values.
+local function wait(q, which)
+  local t = rt.current  -- await checked that a task runs
+  t._waiting = q
+  rt.current = nil
+  local woken, item = c_wait(q, which, t._loop._core)
+  rt.current = t
+  t._waiting = nil
+  if woken == REFUSED then error(item, 3) end
+  return t, woken, item
+end
+
 local GetOp = {__name = "asyncio.Queue.get"}
 function GetOp.__await(op)
   local q = op[1]
   local ok, item = try_get(q)
   if ok then return item end
-  local t = current()
-  local woken
-  woken, item = park(t, q, c_wait, q, GET, t._loop._core)
+  local t, woken
+  t, woken, item = wait(q, GET)
   if t._must_cancel then
     if woken then unget(q, item) end  -- the item goes to the next getter
     raise_cancel(t)
@@ -54,8 +67,7 @@ function PutOp.__await(op)
   if op.awaited then error("await: this put was already awaited", 3) end
   op.awaited = true
   if try_put(q, item) then return end
-  local t = current()
-  local woken = park(t, q, c_wait, q, PUT, t._loop._core)
+  local t, woken = wait(q, PUT)
   if t._must_cancel then
     if woken then release(q) end  -- the reserved slot goes to the next putter
     raise_cancel(t)
@@ -63,6 +75,9 @@ function PutOp.__await(op)
   if not woken then error(errors.QueueShutDown(), 0) end
   put_woken(q, item)
 end
+
+task.register_awaitable(GetOp)
+task.register_awaitable(PutOp)
 
 core.queue_config(PutOp, DONE, function(name)
   error(errors[name](), 0)

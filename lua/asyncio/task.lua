@@ -26,7 +26,9 @@ local c_suspend, c_sleep = core.loop_methods.suspend, core.loop_methods.sleep
 
 local M = {REFUSED = REFUSED}
 
-local cur = nil  -- the task whose body is running, or nil
+-- rt.current is the task whose body is running, or nil. It lives in the
+-- shared runtime table so that other modules' awaitables (queue.lua) can
+-- suspend without a call into this one.
 
 local Task = setmetatable({__name = "asyncio.Task", __isfuture = true, _is_task = true},
   {__index = Future})
@@ -82,7 +84,7 @@ end
 -- the caller runs in the task's own coroutine is checked by the C core
 -- when the task suspends.
 local function current(fname)
-  local task = cur
+  local task = rt.current
   if task == nil then
     error(("'%s' called outside a running task"):format(fname or "await"), 3)
   end
@@ -96,33 +98,19 @@ local function raise_cancel(task)
 end
 M.raise_cancel = raise_cancel
 
--- Suspend the running task 'task' until it is woken, through the C
--- function 'fn'(a, b, c) (a queue's _wait, say); 'waiting' is what it
--- waits on, for Task:cancel (see there). Returns the wake-up values.
-function M.park(task, waiting, fn, a, b, c)
-  task._waiting = waiting
-  cur = nil
-  local v, w = fn(a, b, c)
-  cur = task
-  task._waiting = nil
-  if v == REFUSED then error(w, 3) end
-  return v, w
-end
-
-
 -- await ---------------------------------------------------------------------
 
 -- Awaiting a future: its results, or its error raised. The task waits in
 -- the future's callbacks; _waiting tells Task:cancel where it is.
 local function await_future(fut)
   if fut._state == PENDING then
-    local task = cur
+    local task = rt.current
     if fut == task then error("a task cannot await itself", 3) end
     fut:_add_waiter(task)
     task._waiting = fut
-    cur = nil
+    rt.current = nil
     local v, msg = c_suspend(task._loop._core)
-    cur = task
+    rt.current = task
     task._waiting = nil
     if v == REFUSED then
       fut:_remove_waiter(task)
@@ -151,10 +139,10 @@ local SLEEP0 = setmetatable({0}, Sleep)
 -- Awaiting a sleep: the C core arms the timer (or queues the task at once
 -- for a delay <= 0) and suspends; Task:cancel wakes it early.
 local function await_sleep(s)
-  local task = cur
-  cur = nil
+  local task = rt.current
+  rt.current = nil
   local v, msg = c_sleep(task._loop._core, s[1])
-  cur = task
+  rt.current = task
   if v == REFUSED then error(msg, 3) end
   if task._must_cancel then raise_cancel(task) end
   local n = s.n
@@ -163,17 +151,26 @@ end
 Sleep.__await = await_sleep
 
 -- await(aw): the results of 'aw', suspending the current task until done.
--- The library's own awaitables are dispatched here; anything else with
--- __await has it called, inside the awaiting task.
+-- The library's own awaitables are found in AWAIT by their metatable (no
+-- call to find them); anything else with __await has it called, inside
+-- the awaiting task.
+local AWAIT = {[Future] = await_future, [Task] = await_future, [Sleep] = await_sleep,
+               [Coro] = await_coro}
+
+-- Let await find 'mt' (a metatable of this library's) without a lookup.
+function M.register_awaitable(mt)
+  AWAIT[mt] = mt.__await
+end
+
 local function await(aw)
-  if cur == nil then error("'await' called outside a running task", 2) end
+  if rt.current == nil then error("'await' called outside a running task", 2) end
   local mt = getmetatable(aw)
-  if mt == Task or mt == Future then return await_future(aw) end
-  if mt == Sleep then return await_sleep(aw) end
-  if mt == Coro then return await_coro(aw) end
-  local f = type(mt) == "table" and mt.__await
-  if not f then
-    error(("bad argument #1 to 'await' (%s)"):format(typeerror("awaitable", aw)), 2)
+  local f = AWAIT[mt]
+  if f == nil then
+    f = type(mt) == "table" and mt.__await
+    if not f then
+      error(("bad argument #1 to 'await' (%s)"):format(typeerror("awaitable", aw)), 2)
+    end
   end
   return f(aw)
 end
@@ -181,8 +178,9 @@ M.await = await
 
 -- sleep(delay, ...): an awaitable that resumes after 'delay' seconds with '...'.
 function M.sleep(delay, ...)
-  util.checkdelay(delay, 1, "sleep")
   local n = select("#", ...)
+  if n == 0 and delay == 0 then return SLEEP0 end
+  util.checkdelay(delay, 1, "sleep")
   if n == 0 then
     if delay <= 0 then return SLEEP0 end
     return setmetatable({delay}, Sleep)
@@ -196,7 +194,7 @@ end
 -- The first function a task's coroutine runs: the body, by a tail call (no
 -- frame left behind), unless the task was cancelled before it started.
 local function enter(task, fn, ...)
-  cur = task
+  rt.current = task
   if task._must_cancel then raise_cancel(task) end
   return fn(...)
 end
@@ -211,17 +209,18 @@ local function spawn(loop, fn, ...)
   return task
 end
 
--- The loop reports how the body of 'task' ended: true and its results, or
--- false, the error and the dead coroutine (for the traceback).
-local function finish(task, ok, ...)
-  cur = nil
-  if ok then
+-- The loop reports how the body of 'task' ended: the number of results
+-- and the results, or false, the error and the dead coroutine (for the
+-- traceback).
+local function finish(task, n, ...)
+  rt.current = nil
+  if n then
     if task._must_cancel then  -- cancelled right before it returned
       task._must_cancel = false
       task._state = CANCELLED
       schedule_callbacks(task)
     else
-      resolve(task, ...)
+      resolve(task, n, ...)
     end
     return
   end
@@ -237,12 +236,13 @@ end
 
 -- What create_task(what, ...) runs, for 'fname': fn and its arguments.
 local function spawn_for(loop, fname, what, ...)
+  if type(what) == "function" then
+    return spawn(loop, async_body[what] or what, ...)
+  end
   local mt = getmetatable(what)
   if mt == Coro then
     claim(what, fname)
     return spawn(loop, what.fn, unpack(what, 1, what.n))
-  elseif type(what) == "function" then
-    return spawn(loop, async_body[what] or what, ...)
   elseif type(mt) == "table" and mt.__await then
     return spawn(loop, await, what)
   end
@@ -264,7 +264,7 @@ end
 -- A future or task for awaitable 'aw' (coroutine objects become tasks).
 function M.ensure_future(aw, fname, n, loop)
   local mt = getmetatable(aw)
-  if type(mt) == "table" and mt.__isfuture then return aw end
+  if mt == Task or (type(mt) == "table" and mt.__isfuture) then return aw end
   if type(mt) ~= "table" or (mt ~= Coro and not mt.__await) then
     error(("bad argument #%d to '%s' (%s)"):format(n or 1, fname, typeerror("awaitable", aw)), 3)
   end
@@ -362,7 +362,7 @@ function Task:__tostring()
   return ("<asyncio.Task %s %s>"):format(self:get_name(), s)
 end
 
-function M.current_task() return cur end
+function M.current_task() return rt.current end
 
 function M.all_tasks(loop)
   loop = loop or rt.loop
@@ -381,13 +381,13 @@ function M.hooks(loop)
   return {
     finish,
     function(err, fn, value)
-      cur = nil
+      rt.current = nil
       local handle = type(value) == "table" and rawget(value, "_is_handle") and value or nil
       loop:call_exception_handler({message = "Exception in callback",
         exception = err, callback = fn, handle = handle})
     end,
     function(task, co)
-      cur = nil
+      rt.current = nil
       task:_set_exception("task yielded outside 'await' (use asyncio.await, not coroutine.yield)",
         traceback(co))
     end,
