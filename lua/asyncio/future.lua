@@ -36,13 +36,14 @@ end
 
 -- The waiters and done callbacks: the first in _callbacks, any more in
 -- the list _morecbs (most futures have exactly one: that saves a table).
+-- Either may be nil or false (a task's constructor sets false: see spawn).
 -- Each is a function (a done callback, queued on the loop), a task waiting
 -- in await (woken), or an object of this library with _on_done(fut) (a
 -- gather: told at once; it runs no user code).
 local function add_callback(fut, cb)
-  if fut._callbacks == nil and fut._morecbs == nil then fut._callbacks = cb; return end
+  if not fut._callbacks and not fut._morecbs then fut._callbacks = cb; return end
   local more = fut._morecbs
-  if more == nil then more = {}; fut._morecbs = more end
+  if not more then more = {}; fut._morecbs = more end
   more[#more + 1] = cb
 end
 Future._add_callback = add_callback
@@ -50,13 +51,13 @@ Future._add_callback = add_callback
 -- Remove the registrations of 'cb' (all, or the first if 'once'); how many.
 local function remove_callback(fut, cb, once)
   local n = 0
-  if fut._callbacks == cb and cb ~= nil then
-    fut._callbacks = nil
+  if fut._callbacks == cb and cb then
+    fut._callbacks = false
     n = 1
     if once then return 1 end
   end
   local more = fut._morecbs
-  if more == nil then return n end
+  if not more then return n end
   local j = 1
   for i = 1, #more do
     local x = more[i]
@@ -67,7 +68,7 @@ local function remove_callback(fut, cb, once)
 end
 
 local function schedule_one(core, fut, cb)
-  if type(cb) == "function" then core:call_soon(cb, fut)
+  if getmetatable(cb) == nil then core:call_soon(cb, fut)  -- a function
   elseif cb._on_done then cb:_on_done(fut)
   else core:wake(cb._co) end  -- a task waiting in await
 end
@@ -75,15 +76,15 @@ end
 -- Hand every waiter and done callback to the loop; clear the list.
 local function schedule_callbacks(fut)
   local cb, more = fut._callbacks, fut._morecbs
-  if cb == nil and more == nil then return end
-  fut._callbacks, fut._morecbs = nil, nil
+  if not cb and not more then return end
+  fut._callbacks, fut._morecbs = false, false
   local loop = fut._loop or rt.loop
-  if loop == nil or loop._core:is_closed() then
-    error("Future has waiters but no open event loop to run them", 3)
+  if loop == nil then  -- a closed loop: the core itself refuses
+    error("Future has waiters but no event loop to run them", 3)
   end
   local core = loop._core
-  if cb ~= nil then schedule_one(core, fut, cb) end
-  if more ~= nil then
+  if cb then schedule_one(core, fut, cb) end
+  if more then
     for i = 1, #more do schedule_one(core, fut, more[i]) end
   end
 end
@@ -171,7 +172,8 @@ Future._cancelled_error = cancelled_error
 
 -- The results, or raise the error (the same value that was set).
 function Future:result()
-  local state = type(self) == "table" and self._state
+  if not future_mts[getmetatable(self)] then checkfuture(self, "result") end
+  local state = self._state
   if state == FINISHED then
     if self._failed then
       self._guard = nil

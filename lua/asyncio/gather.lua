@@ -88,6 +88,12 @@ function GatheringFuture:_on_done(child)
   if left == 0 then complete(self) end
 end
 
+-- Every method of Future copied in, no class above: see task.lua's Task.
+for k, v in pairs(Future) do
+  if rawget(GatheringFuture, k) == nil then GatheringFuture[k] = v end
+end
+setmetatable(GatheringFuture, nil)
+
 -- gather over the 'n' futures of 'children' on 'loop'.
 local function gather_futures(loop, children, n, return_exceptions)
   local outer = Future._new(GatheringFuture, loop)
@@ -102,7 +108,8 @@ local function gather_futures(loop, children, n, return_exceptions)
     local child = children[i]
     if child._state == PENDING then
       if child._loop == nil then child._loop = loop end
-      add_callback(child, outer)
+      if not child._callbacks and not child._morecbs then child._callbacks = outer
+      else add_callback(child, outer) end
       pending = pending + 1
     end
   end

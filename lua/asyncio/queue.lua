@@ -41,7 +41,7 @@ local function wait(q, which)
   rt.current = nil
   local woken, item = c_wait(q, which, t._loop._core)
   rt.current = t
-  t._waiting = nil
+  t._waiting = false
   if woken == REFUSED then error(item, 3) end
   return t, woken, item
 end

@@ -15,7 +15,7 @@ local argcheck, typeerror, pack, unpack = util.argcheck, util.typeerror, util.pa
 local getmetatable, setmetatable, select, error, type, tostring =
   getmetatable, setmetatable, select, error, type, tostring
 local traceback, getinfo = debug.traceback, debug.getinfo
-local PENDING, CANCELLED = Future.PENDING, Future.CANCELLED
+local PENDING, CANCELLED, FINISHED = Future.PENDING, Future.CANCELLED, Future.FINISHED
 local schedule_callbacks, resolve = Future._schedule_callbacks, Future._resolve
 
 -- The C core's suspension primitives: they yield the running task and
@@ -66,6 +66,19 @@ function M.iscoroutine(x)
   return getmetatable(x) == Coro
 end
 
+-- Is 'x' a function? type() interns its answer string on every call: the
+-- functions seen are remembered instead (weakly), so the hot path is one
+-- table lookup.
+local seen_functions = setmetatable({}, {__mode = "k"})
+local function isfunction(x)
+  local known = seen_functions[x]
+  if known == nil then
+    known = type(x) == "function"
+    if known then seen_functions[x] = true end
+  end
+  return known
+end
+
 local function claim(c, fname)
   if c.awaited then
     error(("%s: cannot reuse already awaited coroutine"):format(fname), 3)
@@ -111,7 +124,7 @@ local function await_future(fut)
     rt.current = nil
     local v, msg = c_suspend(task._loop._core)
     rt.current = task
-    task._waiting = nil
+    task._waiting = false
     if v == REFUSED then
       fut:_remove_waiter(task)
       error(msg, 3)
@@ -200,11 +213,12 @@ local function enter(task, fn, ...)
 end
 
 -- A new task on 'loop' running fn(...), started on a later step. The
--- fields a task usually gets are in the constructor, so that setting them
--- later never grows the table.
+-- fields a task usually gets are in the constructor (false until set), so
+-- that the table is allocated once, at its final size (8 fields), and
+-- reading them never falls through to the class.
 local function spawn(loop, fn, ...)
-  local task = setmetatable({_state = PENDING, _loop = loop, _co = nil, _v = nil,
-                             _callbacks = nil, _waiting = nil}, Task)
+  local task = setmetatable({_state = PENDING, _loop = loop, _co = false, _v = false,
+    _callbacks = false, _morecbs = false, _waiting = false, _must_cancel = false}, Task)
   task._co = loop._core:spawn(task, enter, task, fn, ...)
   return task
 end
@@ -218,6 +232,10 @@ local function finish(task, n, ...)
     if task._must_cancel then  -- cancelled right before it returned
       task._must_cancel = false
       task._state = CANCELLED
+      schedule_callbacks(task)
+    elseif n == 1 then  -- the common case, without passing '...' on
+      task._v = ...
+      task._state = FINISHED
       schedule_callbacks(task)
     else
       resolve(task, n, ...)
@@ -236,7 +254,7 @@ end
 
 -- What create_task(what, ...) runs, for 'fname': fn and its arguments.
 local function spawn_for(loop, fname, what, ...)
-  if type(what) == "function" then
+  if isfunction(what) then
     return spawn(loop, async_body[what] or what, ...)
   end
   local mt = getmetatable(what)
@@ -253,6 +271,7 @@ end
 function M.create_task(what, ...)
   local loop = rt.loop
   if loop == nil then error("'create_task' called with no running event loop", 2) end
+  if isfunction(what) then return spawn(loop, async_body[what] or what, ...) end
   return spawn_for(loop, "create_task", what, ...)
 end
 
@@ -294,7 +313,7 @@ function Task:cancel(msg)
   if self._state ~= PENDING then return false end
   self._num_cancels_requested = (self._num_cancels_requested or 0) + 1
   local w = self._waiting
-  if w ~= nil and not self._in_cancel then
+  if w and not self._in_cancel then
     self._in_cancel = true  -- tasks awaiting each other in a cycle end here
     local done = w:_cancel_wait(self, msg)
     self._in_cancel = nil
@@ -303,7 +322,7 @@ function Task:cancel(msg)
   self._must_cancel = true
   self._cancel_message = msg
   w = self._waiting
-  if w ~= nil then w:_abort_wait(self) end
+  if w then w:_abort_wait(self) end
   self._loop._core:wake(self._co)  -- nothing if it is ready or running already
   return true
 end
@@ -377,6 +396,13 @@ end
 
 -- The three functions a core loop calls: a body ended, a callback raised,
 -- a body yielded without await.
+-- Task has every method of Future copied in and no class above it: a field
+-- a task does not have (_failed on a success, say) costs one lookup, not two.
+for k, v in pairs(Future) do
+  if rawget(Task, k) == nil then Task[k] = v end
+end
+setmetatable(Task, nil)
+
 function M.hooks(loop)
   return {
     finish,
