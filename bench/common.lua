@@ -34,7 +34,7 @@ function M.main(W, name, n)
   n = math.tointeger(tonumber(n))
   local fn = W[name]
   if not fn or not n then
-    io.stderr:write("usage: WORKLOAD N (workloads: W1 W2 W3 W3b W4 W6)\n")
+    io.stderr:write("usage: WORKLOAD N (workloads: W1 W2 W3 W3b W4 W5 W6 W7)\n")
     os.exit(2)
   end
   local elapsed = n > 0 and fn(n) or 0

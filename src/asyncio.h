@@ -106,10 +106,12 @@ void asyncio_expire (Loop *lp);
 void asyncio_run_one (lua_State *L, Loop *lp, int loopidx);
 extern const luaL_Reg asyncio_task_methods[];
 
-/* core.c: metatables known by address (registry keys), not by name */
-extern const char asyncio_loop_mt, asyncio_queue_mt;
-void *asyncio_testudata (lua_State *L, int idx, const void *mtkey);
-void asyncio_newmetatable (lua_State *L, const char *name, const void *mtkey);
+/* core.c: every function of the module has the Loop and Queue metatables
+** as upvalues, for cheap checks of 'self' */
+#define ASYNCIO_LOOP_MT   lua_upvalueindex(1)
+#define ASYNCIO_QUEUE_MT  lua_upvalueindex(2)
+void *asyncio_testudata (lua_State *L, int idx, int mt);
+void asyncio_setfuncs (lua_State *L, const luaL_Reg *l);
 
 /* loop.c */
 void asyncio_loop_open (lua_State *L);

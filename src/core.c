@@ -4,36 +4,36 @@
 */
 #include "asyncio.h"
 
-/* Registry keys of the Loop and Queue metatables: their addresses. */
-const char asyncio_loop_mt = 'L';
-const char asyncio_queue_mt = 'Q';
-
-
 /*
-** The userdata at 'idx' if its metatable is the one registered at 'mtkey',
-** else NULL. Every method call checks its self: this costs two raw
-** lookups, where luaL_testudata hashes and compares the type name.
+** The userdata at 'idx' if its metatable is the one at stack index 'mt'
+** (an upvalue: every function of the module has the Loop and Queue
+** metatables as upvalues 1 and 2), else NULL. Every method call checks its
+** self: this is a raw comparison, where luaL_testudata looks the type up
+** in the registry by name.
 */
-void *asyncio_testudata (lua_State *L, int idx, const void *mtkey) {
+void *asyncio_testudata (lua_State *L, int idx, int mt) {
   void *p = lua_touserdata(L, idx);
   int same;
   if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, mtkey);
-  same = lua_rawequal(L, -1, -2);
-  lua_pop(L, 2);
+  same = lua_rawequal(L, -1, mt);
+  lua_pop(L, 1);
   return same ? p : NULL;
 }
 
 
-/* Push a new metatable 'name' (with __name, for messages) kept at 'mtkey'. */
-void asyncio_newmetatable (lua_State *L, const char *name, const void *mtkey) {
-  luaL_newmetatable(L, name);
-  lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, mtkey);
+/* Add the functions 'l' to the table on top, with the two metatables as
+** their upvalues. */
+void asyncio_setfuncs (lua_State *L, const luaL_Reg *l) {
+  luaL_getmetatable(L, ASYNCIO_LOOP);
+  luaL_getmetatable(L, ASYNCIO_QUEUE);
+  luaL_setfuncs(L, l, 2);
 }
 
 
 LUAMOD_API int luaopen_asyncio_core (lua_State *L) {
+  luaL_newmetatable(L, ASYNCIO_LOOP);   /* with __name, for error messages */
+  luaL_newmetatable(L, ASYNCIO_QUEUE);
+  lua_pop(L, 2);
   lua_newtable(L);
   asyncio_loop_open(L);
   asyncio_task_open(L);

@@ -85,7 +85,9 @@ static int loop_run (lua_State *L) {
     uv_signal_start(&lp->sigint, on_sigint, SIGINT);
   }
   lua_settop(L, 1);
-  lua_pushcfunction(L, run_inner);
+  lua_pushvalue(L, ASYNCIO_LOOP_MT);   /* the module's upvalues, as everywhere */
+  lua_pushvalue(L, ASYNCIO_QUEUE_MT);
+  lua_pushcclosure(L, run_inner, 2);
   lua_insert(L, 1);
   status = lua_pcall(L, 1, 1, 0);
   if (watch) {
@@ -196,7 +198,7 @@ static int new_loop (lua_State *L) {
   lp = (Loop *)lua_newuserdatauv(L, sizeof(Loop), LOOP_NUV);
   memset(lp, 0, sizeof(Loop));
   lp->closed = 1;  /* until uv is initialised: __gc must not touch it */
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &asyncio_loop_mt);
+  lua_pushvalue(L, ASYNCIO_LOOP_MT);
   lua_setmetatable(L, -2);
   lua_createtable(L, 64, 0);
   lua_setiuservalue(L, -2, LOOP_FIRST);
@@ -235,22 +237,30 @@ static const luaL_Reg loop_methods[] = {
 };
 
 
-/* Set up the Loop metatable and add new_loop and monotonic to the
-** module table on top of the stack. */
+static const luaL_Reg loop_meta[] = {
+  {"__gc", loop_gc},
+  {NULL, NULL}
+};
+
+
+static const luaL_Reg loop_module[] = {
+  {"new_loop", new_loop},
+  {"monotonic", core_monotonic},
+  {NULL, NULL}
+};
+
+
+/* Complete the Loop metatable (its methods are loop.c's and task.c's) and
+** add new_loop and monotonic to the module table on top of the stack. */
 void asyncio_loop_open (lua_State *L) {
-  asyncio_newmetatable(L, ASYNCIO_LOOP, &asyncio_loop_mt);
-  luaL_newlib(L, loop_methods);
-  luaL_setfuncs(L, asyncio_task_methods, 0);
+  luaL_getmetatable(L, ASYNCIO_LOOP);
+  asyncio_setfuncs(L, loop_meta);
+  lua_newtable(L);
+  asyncio_setfuncs(L, loop_methods);
+  asyncio_setfuncs(L, asyncio_task_methods);
   lua_pushvalue(L, -1);
   lua_setfield(L, -4, "loop_methods");  /* for the Lua layer's hot paths */
   lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, loop_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushliteral(L, ASYNCIO_LOOP);
-  lua_setfield(L, -2, "__name");
   lua_pop(L, 1);
-  lua_pushcfunction(L, new_loop);
-  lua_setfield(L, -2, "new_loop");
-  lua_pushcfunction(L, core_monotonic);
-  lua_setfield(L, -2, "monotonic");
+  asyncio_setfuncs(L, loop_module);
 }

@@ -44,7 +44,7 @@ typedef struct Queue {
 ** through a computed key has no name Lua could report by itself.
 */
 static Queue *checkqueue (lua_State *L, const char *fname) {
-  Queue *q = (Queue *)asyncio_testudata(L, 1, &asyncio_queue_mt);
+  Queue *q = (Queue *)asyncio_testudata(L, 1, ASYNCIO_QUEUE_MT);
   if (q == NULL) {
     const char *got = luaL_getmetafield(L, 1, "__name") == LUA_TSTRING
                       ? lua_tostring(L, -1) : luaL_typename(L, 1);
@@ -595,7 +595,7 @@ static int new_queue (lua_State *L) {
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
   q = (Queue *)lua_newuserdatauv(L, sizeof(Queue), Q_NUV);
   memset(q, 0, sizeof *q);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &asyncio_queue_mt);
+  lua_pushvalue(L, ASYNCIO_QUEUE_MT);
   lua_setmetatable(L, -2);
   q->kind = kind;
   q->maxsize = maxsize;
@@ -660,19 +660,29 @@ static const luaL_Reg queue_methods[] = {
 };
 
 
+static const luaL_Reg queue_meta[] = {
+  {"__gc", queue_gc},
+  {NULL, NULL}
+};
+
+
+static const luaL_Reg queue_module[] = {
+  {"new_queue", new_queue},
+  {"queue_config", queue_config},
+  {NULL, NULL}
+};
+
+
 /* Queue metatable (queue.lua completes its method table) and constructors,
 ** into the module table on top of the stack. */
 void asyncio_queue_open (lua_State *L) {
-  asyncio_newmetatable(L, ASYNCIO_QUEUE, &asyncio_queue_mt);
-  lua_pushcfunction(L, queue_gc);
-  lua_setfield(L, -2, "__gc");
-  luaL_newlib(L, queue_methods);
+  luaL_getmetatable(L, ASYNCIO_QUEUE);
+  asyncio_setfuncs(L, queue_meta);
+  lua_newtable(L);
+  asyncio_setfuncs(L, queue_methods);
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "__index");
   lua_setfield(L, -3, "queue_methods");  /* queue.lua adds its methods here */
   lua_pop(L, 1);
-  lua_pushcfunction(L, new_queue);
-  lua_setfield(L, -2, "new_queue");
-  lua_pushcfunction(L, queue_config);
-  lua_setfield(L, -2, "queue_config");
+  asyncio_setfuncs(L, queue_module);
 }

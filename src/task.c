@@ -38,7 +38,7 @@ static const char refused_key = 'R';
 
 /* The Loop at 'idx', open or closed. */
 Loop *asyncio_toloop (lua_State *L, int idx) {
-  Loop *lp = (Loop *)asyncio_testudata(L, idx, &asyncio_loop_mt);
+  Loop *lp = (Loop *)asyncio_testudata(L, idx, ASYNCIO_LOOP_MT);
   if (lp == NULL) luaL_typeerror(L, idx, ASYNCIO_LOOP);
   return lp;
 }

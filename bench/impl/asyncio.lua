@@ -13,7 +13,7 @@ function W.W1(n)  -- spawn: n tasks, each sleep(0) once and returns its index
     local t0 = now()
     local tasks = {}
     for i = 1, n do tasks[i] = asyncio.create_task(job, i) end
-    local r = await(gather(table.unpack(tasks, 1, n)))
+    local r = await(gather(tasks))
     local dt = now() - t0
     local sum = 0
     for i = 1, r.n do sum = sum + r[i] end
@@ -30,7 +30,7 @@ function W.W2(n)  -- timers: n tasks sleep a seeded random delay in [0, 0.1]
     local t0 = now()
     local tasks = {}
     for i = 1, n do tasks[i] = asyncio.create_task(job, delays[i]) end
-    await(gather(table.unpack(tasks, 1, n)))
+    await(gather(tasks))
     local dt = now() - t0
     common.check(done == n, "W2 count")
     return dt
@@ -104,6 +104,26 @@ function W.W4(n)  -- ping-pong: a token through two queues of maxsize 1
   end)
 end
 
+-- chains: n chains of three coroutine objects, each awaiting the next
+-- (the chaining example at scale); the chains gathered from a list
+function W.W5(n)
+  local async = asyncio.async
+  local part1 = async(function(i) await(sleep(0)); return i end)
+  local part2 = async(function(x) await(sleep(0)); return x + 1 end)
+  local chain = async(function(i) return await(part2(await(part1(i)))) end)
+  return asyncio.run(function()
+    local t0 = now()
+    local chains = {}
+    for i = 1, n do chains[i] = chain(i) end
+    local r = await(gather(chains))
+    local dt = now() - t0
+    local sum = 0
+    for i = 1, r.n do sum = sum + r[i] end
+    common.check(sum == n * (n + 1) // 2 + n and r.n == n, "W5 sum")
+    return dt
+  end)
+end
+
 function W.W6(n)  -- memory: n tasks sleeping 1 s at once
   local done = 0
   local function job() await(sleep(1)); done = done + 1 end
@@ -111,9 +131,28 @@ function W.W6(n)  -- memory: n tasks sleeping 1 s at once
     local t0 = now()
     local tasks = {}
     for i = 1, n do tasks[i] = asyncio.create_task(job) end
-    await(gather(table.unpack(tasks, 1, n)))
+    await(gather(tasks))
     common.check(done == n, "W6 count")
     return now() - t0
+  end)
+end
+
+-- a deadline per read: n items through a queue of maxsize 100, each read
+-- with wait_for(q:get(), 1), as a server reads under a time limit
+function W.W7(n)
+  local wait_for = asyncio.wait_for
+  return asyncio.run(function()
+    local q = Queue(100)
+    local t0 = now()
+    local producer = asyncio.create_task(function()
+      for i = 1, n do await(q:put(i)) end
+    end)
+    local sum = 0
+    for _ = 1, n do sum = sum + await(wait_for(q:get(), 1)) end
+    await(producer)
+    local dt = now() - t0
+    common.check(sum == n * (n + 1) // 2, "W7 sum")
+    return dt
   end)
 end
 

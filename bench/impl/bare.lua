@@ -1,6 +1,6 @@
 -- bench/impl/bare.lua WORKLOAD N: the floor. A bare Lua 5.4 round-robin
 -- scheduler over coroutine.create, with a Lua ring-buffer queue: no timers,
--- no libuv, no error handling beyond what Lua does. W1, W3, W3b and W4 only.
+-- no libuv, no error handling beyond what Lua does. W1, W3, W3b, W4 and W5 only.
 local common = require "bench.common"
 local cocreate, resume, yield, running = coroutine.create, coroutine.resume,
   coroutine.yield, coroutine.running
@@ -160,6 +160,29 @@ function W.W4(n)
   run()
   local dt = now() - t0
   common.check(v == n, "W4 token")
+  return dt
+end
+
+function W.W5(n)
+  local function part1(i) pass(); return i end
+  local function part2(x) pass(); return x + 1 end
+  local results, left, main = {}, n, nil
+  local t0 = now()
+  main = spawn(function()
+    for i = 1, n do
+      spawn(function()
+        results[i] = part2(part1(i))
+        left = left - 1
+        if left == 0 then wake(main) end
+      end)
+    end
+    yield()
+  end)
+  run()
+  local dt = now() - t0
+  local sum = 0
+  for i = 1, n do sum = sum + results[i] end
+  common.check(sum == n * (n + 1) // 2 + n, "W5 sum")
   return dt
 end
 

@@ -28,6 +28,16 @@ function Queue:get()
   self.nonfull:signal(1)
   return x
 end
+-- get with a time limit: condition:wait(timeout) is cqueues' own
+function Queue:get_within(s)
+  local deadline = now() + s
+  while self.last < self.first do
+    local left = deadline - now()
+    if left <= 0 then error("timed out") end
+    self.nonempty:wait(left)
+  end
+  return self:get()
+end
 function Queue:task_done()
   self.unfinished = self.unfinished - 1
   if self.unfinished == 0 then self.alldone:signal() end
@@ -144,6 +154,37 @@ function W.W4(n)
     end
     local dt = now() - t0
     common.check(v == n, "W4 token")
+    return dt
+  end)
+end
+
+function W.W5(n)
+  local function part1(i) sleep(0); return i end
+  local function part2(x) sleep(0); return x + 1 end
+  return run(function(cq)
+    local t0 = now()
+    local fns = {}
+    for i = 1, n do fns[i] = function() return part2(part1(i)) end end
+    local r = gather(cq, fns)
+    local dt = now() - t0
+    local sum = 0
+    for i = 1, n do sum = sum + r[i] end
+    common.check(sum == n * (n + 1) // 2 + n, "W5 sum")
+    return dt
+  end)
+end
+
+function W.W7(n)
+  return run(function(cq)
+    local q = new_queue(100)
+    local t0 = now()
+    local sum = 0
+    gather(cq, {
+      function() for i = 1, n do q:put(i) end end,
+      function() for _ = 1, n do sum = sum + q:get_within(1) end end,
+    })
+    local dt = now() - t0
+    common.check(sum == n * (n + 1) // 2, "W7 sum")
     return dt
   end)
 end

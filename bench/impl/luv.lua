@@ -86,6 +86,27 @@ function Queue:get()
   wake_first(self.putters)
   return x
 end
+-- get with a time limit: a uv timer armed for the read, closed after it
+function Queue:get_within(s)
+  if self.last >= self.first then return self:get() end
+  local co, expired = running(), false
+  local t = uv.new_timer()
+  t:start(math.floor(s * 1000 + 0.5), 0, function()
+    expired = true
+    for i, g in ipairs(self.getters) do
+      if g == co then table.remove(self.getters, i) break end
+    end
+    wake(co)
+  end)
+  while self.last < self.first and not expired do
+    self.getters[#self.getters + 1] = co
+    yield()
+  end
+  t:stop()
+  t:close()
+  if expired then error("timed out") end
+  return self:get()
+end
 function Queue:task_done()
   self.unfinished = self.unfinished - 1
   if self.unfinished == 0 then
@@ -185,6 +206,37 @@ function W.W4(n)
     end
     local dt = now() - t0
     common.check(v == n, "W4 token")
+    return dt
+  end)
+end
+
+function W.W5(n)
+  local function part1(i) pass(); return i end
+  local function part2(x) pass(); return x + 1 end
+  return run(function()
+    local t0 = now()
+    local fns = {}
+    for i = 1, n do fns[i] = function() return part2(part1(i)) end end
+    local r = gather(fns)
+    local dt = now() - t0
+    local sum = 0
+    for i = 1, n do sum = sum + r[i] end
+    common.check(sum == n * (n + 1) // 2 + n, "W5 sum")
+    return dt
+  end)
+end
+
+function W.W7(n)
+  return run(function()
+    local q = new_queue(100)
+    local t0 = now()
+    local sum = 0
+    local r = gather({
+      function() for i = 1, n do q:put(i) end end,
+      function() for _ = 1, n do sum = sum + q:get_within(1) end end,
+    })
+    local dt = now() - t0
+    common.check(r and sum == n * (n + 1) // 2, "W7 sum")
     return dt
   end)
 end

@@ -61,6 +61,15 @@ class Queue {
   }
 }
 
+// the time limit a Node user puts on one await: a timer raced against it
+function withTimeout(promise, s) {
+  let timer;
+  const expiry = new Promise((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error('timed out')), s * 1000);
+  });
+  return Promise.race([promise, expiry]).finally(() => clearTimeout(timer));
+}
+
 const W = {
   async W1(n) {
     const job = async (i) => { await yieldOnce(); return i; };
@@ -107,6 +116,29 @@ const W = {
     const dt = now() - t0;
     finished = true;  // the consumers stay parked on get; the process ends anyway
     check(sums.reduce((a, b) => a + b, 0) === n * (n + 1) / 2, 'W3b sum');
+    return dt;
+  },
+  async W5(n) {
+    const part1 = async (i) => { await yieldOnce(); return i; };
+    const part2 = async (x) => { await yieldOnce(); return x + 1; };
+    const chain = async (i) => part2(await part1(i));
+    const t0 = now();
+    const chains = [];
+    for (let i = 1; i <= n; i++) chains.push(chain(i));
+    const r = await Promise.all(chains);
+    const dt = now() - t0;
+    check(r.reduce((a, b) => a + b, 0) === n * (n + 1) / 2 + n, 'W5 sum');
+    return dt;
+  },
+  async W7(n) {
+    const q = new Queue(100);
+    const t0 = now();
+    const producer = (async () => { for (let i = 1; i <= n; i++) await q.put(i); })();
+    let s = 0;
+    for (let i = 0; i < n; i++) s += await withTimeout(q.get(), 1);
+    await producer;
+    const dt = now() - t0;
+    check(s === n * (n + 1) / 2, 'W7 sum');
     return dt;
   },
   async W4(n) {

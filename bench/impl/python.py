@@ -117,7 +117,43 @@ async def w4(n):
     return dt
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W3b": w3b, "W4": w4, "W6": w6}
+async def w5(n):
+    async def part1(i):
+        await asyncio.sleep(0)
+        return i
+
+    async def part2(x):
+        await asyncio.sleep(0)
+        return x + 1
+
+    async def chain(i):
+        return await part2(await part1(i))
+    t0 = time.monotonic()
+    r = await asyncio.gather(*[chain(i) for i in range(1, n + 1)])
+    dt = time.monotonic() - t0
+    check(sum(r) == n * (n + 1) // 2 + n, "W5 sum")
+    return dt
+
+
+async def w7(n):
+    q = asyncio.Queue(100)
+
+    async def producer():
+        for i in range(1, n + 1):
+            await q.put(i)
+    t0 = time.monotonic()
+    p = asyncio.create_task(producer())
+    s = 0
+    for _ in range(n):
+        s += await asyncio.wait_for(q.get(), 1)
+    await p
+    dt = time.monotonic() - t0
+    check(s == n * (n + 1) // 2, "W7 sum")
+    return dt
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W3b": w3b, "W4": w4, "W5": w5, "W6": w6,
+             "W7": w7}
 
 
 def main():

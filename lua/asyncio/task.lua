@@ -170,6 +170,12 @@ Sleep.__await = await_sleep
 local AWAIT = {[Future] = await_future, [Task] = await_future, [Sleep] = await_sleep,
                [Coro] = await_coro}
 
+-- Can 'x' be awaited? (The library's own awaitables cost one lookup.)
+function M.isawaitable(x)
+  local mt = getmetatable(x)
+  return AWAIT[mt] ~= nil or (type(mt) == "table" and mt.__await ~= nil)
+end
+
 -- Let await find 'mt' (a metatable of this library's) without a lookup.
 function M.register_awaitable(mt)
   AWAIT[mt] = mt.__await

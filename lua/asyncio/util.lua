@@ -1,6 +1,7 @@
 -- util.lua: small helpers shared by the Lua modules.
 
 local util = {}
+local tonumber, type = tonumber, type
 
 -- Raise "bad argument #n to 'fname' (msg)" at the caller of the caller.
 function util.argcheck(cond, n, fname, msg)
@@ -18,6 +19,7 @@ end
 
 -- Check that argument 'n' of 'fname' is a delay in seconds (nil allowed if 'opt').
 function util.checkdelay(d, n, fname, opt)
+  if d ~= nil and d == tonumber(d) then return d end  -- a number, not NaN: no type()
   if d == nil and opt then return nil end
   if type(d) ~= "number" then
     error(("bad argument #%d to '%s' (%s)"):format(n, fname,
