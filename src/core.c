@@ -30,6 +30,17 @@ void asyncio_setfuncs (lua_State *L, const luaL_Reg *l) {
 }
 
 
+/*
+** core.metatable(x): the metatable of 'x', or nil, ignoring __metatable.
+** The Lua layer's dispatch compares metatables on every await; Lua's own
+** getmetatable also looks up a "__metatable" field each time.
+*/
+static int core_metatable (lua_State *L) {
+  if (!lua_getmetatable(L, 1)) lua_pushnil(L);
+  return 1;
+}
+
+
 LUAMOD_API int luaopen_asyncio_core (lua_State *L) {
   luaL_newmetatable(L, ASYNCIO_LOOP);   /* with __name, for error messages */
   luaL_newmetatable(L, ASYNCIO_QUEUE);
@@ -38,6 +49,8 @@ LUAMOD_API int luaopen_asyncio_core (lua_State *L) {
   asyncio_loop_open(L);
   asyncio_task_open(L);
   asyncio_queue_open(L);
+  lua_pushcfunction(L, core_metatable);
+  lua_setfield(L, -2, "metatable");
   lua_pushstring(L, uv_version_string());
   lua_setfield(L, -2, "libuv_version");
   return 1;

@@ -385,13 +385,12 @@ static int queue_wait (lua_State *L) {
   Loop *lp = asyncio_checkloop(L, 3);
   lua_settop(L, 3);
   if (asyncio_running(lp, L) == 0) return asyncio_refuse(L);
-  if (q->waiters[0].count + q->waiters[1].count > 0) {
-    Loop *old;
-    lua_getiuservalue(L, 1, Q_LOOP);
-    old = (Loop *)lua_touserdata(L, -1);
-    if (old != NULL && old != lp && !old->closed)
+  if (q->lp != lp) {  /* q->lp lives as long as user value Q_LOOP holds it */
+    if (q->waiters[0].count + q->waiters[1].count > 0 && q->lp != NULL && !q->lp->closed)
       return luaL_error(L, "queue is bound to a different event loop");
-    lua_pop(L, 1);
+    lua_pushvalue(L, 3);
+    lua_setiuservalue(L, 1, Q_LOOP);
+    q->lp = lp;
   }
   lua_getiuservalue(L, 1, Q_GETTERS + w);
   if (r->count == r->cap) {
@@ -406,9 +405,6 @@ static int queue_wait (lua_State *L) {
   lua_pushthread(L);
   lua_rawseti(L, -2, (r->head + r->count) % r->cap + 1);
   r->count++;
-  lua_pushvalue(L, 3);
-  lua_setiuservalue(L, 1, Q_LOOP);
-  q->lp = lp;
   return asyncio_suspend(L, lp, 3);
 }
 

@@ -11,6 +11,7 @@ local CancelledError = errors.CancelledError
 local InvalidStateError = errors.InvalidStateError
 local argcheck, unpack = util.argcheck, util.unpack
 local setmetatable, select, error, type = setmetatable, select, error, type
+local getmetatable = require("asyncio.core").metatable  -- raw, and cheaper than Lua's
 
 local PENDING, CANCELLED, FINISHED = "PENDING", "CANCELLED", "FINISHED"
 

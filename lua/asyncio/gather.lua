@@ -11,7 +11,8 @@ local task = require "asyncio.task"
 
 local PENDING, CANCELLED = Future.PENDING, Future.CANCELLED
 local add_callback, cancelled_error = Future._add_callback, Future._cancelled_error
-local getmetatable, select, type = getmetatable, select, type
+local select, type = select, type
+local getmetatable = require("asyncio.core").metatable  -- raw, and cheaper than Lua's
 
 local GatheringFuture = setmetatable({__name = "asyncio.gather", __isfuture = true,
   __await = Future.__await, __tostring = Future.__tostring}, {__index = Future})

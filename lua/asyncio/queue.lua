@@ -51,13 +51,18 @@ function GetOp.__await(op)
   local q = op[1]
   local ok, item = try_get(q)
   if ok then return item end
-  local t, woken
-  t, woken, item = wait(q, GET)
+  local t = rt.current  -- await checked that a task runs
+  t._waiting = q  -- the wait, inlined: this is the hot path of a consumer
+  rt.current = nil
+  ok, item = c_wait(q, GET, t._loop._core)
+  rt.current = t
+  t._waiting = false
+  if ok == REFUSED then error(item, 2) end
   if t._must_cancel then
-    if woken then unget(q, item) end  -- the item goes to the next getter
+    if ok then unget(q, item) end  -- the item goes to the next getter
     raise_cancel(t)
   end
-  if not woken then error(errors.QueueShutDown(), 0) end
+  if not ok then error(errors.QueueShutDown(), 0) end
   return item
 end
 

@@ -12,8 +12,8 @@ local util = require "asyncio.util"
 
 local CancelledError = errors.CancelledError
 local argcheck, typeerror, pack, unpack = util.argcheck, util.typeerror, util.pack, util.unpack
-local getmetatable, setmetatable, select, error, type, tostring =
-  getmetatable, setmetatable, select, error, type, tostring
+local setmetatable, select, error, type, tostring = setmetatable, select, error, type, tostring
+local getmetatable = core.metatable  -- raw, and cheaper than Lua's
 local traceback, getinfo = debug.traceback, debug.getinfo
 local PENDING, CANCELLED, FINISHED = Future.PENDING, Future.CANCELLED, Future.FINISHED
 local schedule_callbacks, resolve = Future._schedule_callbacks, Future._resolve
