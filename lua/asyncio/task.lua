@@ -11,7 +11,7 @@ local rt = require "asyncio.runtime"
 local util = require "asyncio.util"
 
 local CancelledError = errors.CancelledError
-local argcheck, typeerror, pack, unpack = util.argcheck, util.typeerror, util.pack, util.unpack
+local argcheck, typeerror, unpack = util.argcheck, util.typeerror, util.unpack
 local setmetatable, select, error, type, tostring = setmetatable, select, error, type, tostring
 local getmetatable = core.metatable  -- raw, and cheaper than Lua's
 local traceback, getinfo = debug.traceback, debug.getinfo
@@ -38,6 +38,9 @@ M.Task = Task
 
 -- Coroutine objects ---------------------------------------------------------
 
+-- A coroutine object is the list {nargs, fn, args...} (array part only: one
+-- table and one array, whatever the arguments); nargs becomes false once
+-- it has been awaited or given to a task.
 local Coro = {__name = "asyncio.coroutine"}
 Coro.__index = Coro
 M.Coro = Coro
@@ -50,9 +53,7 @@ local async_body = setmetatable({}, {__mode = "k"})
 function M.async(fn)
   argcheck(type(fn) == "function", 1, "async", typeerror("function", fn))
   local af = function(...)
-    local c = pack(...)
-    c.fn = fn
-    return setmetatable(c, Coro)
+    return setmetatable({select("#", ...), fn, ...}, Coro)
   end
   async_body[af] = fn
   return af
@@ -79,15 +80,18 @@ local function isfunction(x)
   return known
 end
 
+-- Take coroutine object 'c' for running, for 'fname': its nargs.
 local function claim(c, fname)
-  if c.awaited then
+  local n = c[1]
+  if not n then
     error(("%s: cannot reuse already awaited coroutine"):format(fname), 3)
   end
-  c.awaited = true
+  c[1] = false
+  return n
 end
 
 function Coro.__tostring(c)
-  return ("<asyncio.coroutine %s>"):format(tostring(c.fn):gsub("^function: ", ""))
+  return ("<asyncio.coroutine %s>"):format(tostring(c[2]):gsub("^function: ", ""))
 end
 
 
@@ -139,8 +143,8 @@ Task.__await = await_future
 
 -- Awaiting a coroutine object runs it here, in the awaiting task.
 local function await_coro(c)
-  claim(c, "await")
-  return c.fn(unpack(c, 1, c.n))
+  local n = claim(c, "await")
+  return c[2](unpack(c, 3, n + 2))
 end
 Coro.__await = await_coro
 
@@ -265,8 +269,8 @@ local function spawn_for(loop, fname, what, ...)
   end
   local mt = getmetatable(what)
   if mt == Coro then
-    claim(what, fname)
-    return spawn(loop, what.fn, unpack(what, 1, what.n))
+    local nargs = claim(what, fname)
+    return spawn(loop, what[2], unpack(what, 3, nargs + 2))
   elseif type(mt) == "table" and mt.__await then
     return spawn(loop, await, what)
   end
@@ -289,15 +293,18 @@ end
 -- A future or task for awaitable 'aw' (coroutine objects become tasks).
 function M.ensure_future(aw, fname, n, loop)
   local mt = getmetatable(aw)
-  if mt == Task or (type(mt) == "table" and mt.__isfuture) then return aw end
-  if type(mt) ~= "table" or (mt ~= Coro and not mt.__await) then
-    error(("bad argument #%d to '%s' (%s)"):format(n or 1, fname, typeerror("awaitable", aw)), 3)
+  if mt == Task then return aw end
+  if mt ~= Coro then
+    if type(mt) == "table" and mt.__isfuture then return aw end
+    if type(mt) ~= "table" or not mt.__await then
+      error(("bad argument #%d to '%s' (%s)"):format(n or 1, fname, typeerror("awaitable", aw)), 3)
+    end
   end
   loop = loop or rt.loop
   if loop == nil then error(("'%s' called with no running event loop"):format(fname), 3) end
   if mt == Coro then
-    claim(aw, fname)
-    return spawn(loop, aw.fn, unpack(aw, 1, aw.n))
+    local nargs = claim(aw, fname)
+    return spawn(loop, aw[2], unpack(aw, 3, nargs + 2))
   end
   return spawn(loop, await, aw)
 end
