@@ -27,7 +27,7 @@ SAN_ENV   := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_
 BUSTED54  := $(LUA) $$(command -v $(BUSTED)) --ignore-lua
 RUN  := LUA_PATH="lua/?.lua;lua/?/init.lua;./?.lua;;" LUA_CPATH="build/?.so;;"
 
-.PHONY: all setup demo test repl install uninstall clean check lint asan gcstress memcheck soak fuzz bench bench-smoke
+.PHONY: all setup demo test repl install uninstall clean check lint asan gcstress memcheck soak fuzz bench bench-smoke bench-profile bench-scale
 
 all: $(CORE)
 
@@ -100,6 +100,24 @@ bench:
 # tiny sizes, every program's answer checked, whichever peers are installed
 bench-smoke: all $(BENCH_FLOOR)
 	$(LUA) bench/run.lua --smoke
+
+# make bench-profile: per task / item / round trip, counted (not timed):
+# instructions (callgrind), mallocs and bytes, Lua+C calls; the difference
+# of runs at 2N and N. PROFILE_ARGS="--only W1,W4 --runtimes asyncio" narrows it.
+MALLOCCOUNT := build/bench/malloccount.so
+
+$(MALLOCCOUNT): bench/tools/malloccount.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -shared -fPIC -o $@ $<
+
+bench-profile:
+	@sh scripts/setup.sh bench
+	@$(MAKE) --no-print-directory all $(MALLOCCOUNT)
+	$(LUA) bench/profile.lua $(PROFILE_ARGS)
+
+# W1 and W2 on lua-asyncio at 10 k, 100 k and 1 M tasks (time and bytes per task)
+bench-scale: all
+	$(LUA) bench/run.lua --scale
 
 repl: all
 	@$(RUN) $(LUA) -i -e 'print("asyncio ready: asyncio = require \"asyncio\"")'

@@ -58,13 +58,14 @@ local function parse_args(argv)
   while i <= #argv do
     local a = argv[i]
     if a == "--smoke" then o.smoke = true; o.rounds = 1
+    elseif a == "--scale" then o.scale = true; o.rounds = 3
     elseif a == "--rounds" and tonumber(argv[i + 1]) then o.rounds = math.tointeger(tonumber(argv[i + 1])); i = i + 1
     elseif a == "--only" and argv[i + 1] then
       o.only = {}
       for w in argv[i + 1]:gmatch("[^,]+") do o.only[w] = true end
       i = i + 1
     else
-      io.stderr:write("usage: lua5.4 bench/run.lua [--rounds N] [--only W1,W3] [--smoke]\n")
+      io.stderr:write("usage: lua5.4 bench/run.lua [--rounds N] [--only W1,W3] [--smoke | --scale]\n")
       os.exit(2)
     end
     i = i + 1
@@ -110,8 +111,42 @@ end
 
 local function pad(s, n) return s .. (" "):rep(n - #s) end
 
+-- --scale: W1 and W2 on lua-asyncio at 10 k, 100 k and 1 M tasks: the
+-- time and the memory per task should stay flat as the work grows.
+local SCALE_SIZES = {10000, 100000, 1000000}
+
+local function scale(o)
+  local rt = RUNTIMES[1]
+  print(("lua-asyncio, medians of %d rounds: time per task (W2: wall - 0.1 s, per task) and"):format(o.rounds))
+  print("peak RSS above an empty run, per task")
+  print()
+  print("| workload | tasks | time per task | bytes per task |")
+  print("| --- | --- | --- | --- |")
+  for _, wid in ipairs({"W1", "W2"}) do
+    if not o.only or o.only[wid] then
+      local empty = run_one(rt, {id = wid}, 0)
+      for _, n in ipairs(SCALE_SIZES) do
+        local times, bytes = {}, {}
+        for _ = 1, o.rounds do
+          local r = run_one(rt, {id = wid}, n)
+          if r and empty then
+            times[#times + 1] = (wid == "W2" and r.elapsed - 0.1 or r.elapsed) / n
+            bytes[#bytes + 1] = (r.rss_kb - empty.rss_kb) * 1024 / n
+          end
+        end
+        local t, b = median(times), median(bytes)
+        print(("| %s | %d | %s | %s |"):format(wid, n, t and ("%.2f us"):format(t * 1e6) or "-",
+          b and ("%.0f B"):format(b) or "-"))
+        io.stdout:flush()
+      end
+    end
+  end
+  if failures > 0 then os.exit(1) end
+end
+
 local function main(argv)
   local o = parse_args(argv)
+  if o.scale then return scale(o) end
   local runtimes, skipped = {}, {}
   for _, rt in ipairs(RUNTIMES) do
     if rt.probe == nil or select(2, sh(rt.probe)) == 0 then runtimes[#runtimes + 1] = rt

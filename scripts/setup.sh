@@ -13,7 +13,7 @@ case "$purpose" in
   build|demo) ;;
   test)  need="$need lua-busted:busted luarocks:luarocks" ;;
   check) need="$need lua-busted:busted luarocks:luarocks lua-check:luacheck valgrind:valgrind cppcheck:cppcheck" ;;
-  bench) need="$need python3:python3 nodejs:node lua-cqueues:lua5.4-module:_cqueues lua-luv:lua5.4-module:luv" ;;
+  bench) need="$need python3:python3 nodejs:node lua-cqueues:lua5.4-module:_cqueues lua-luv:lua5.4-module:luv valgrind:valgrind" ;;
   *) echo "setup.sh: unknown purpose '$purpose' (build, demo, test, check, bench)" >&2; exit 2 ;;
 esac
 
