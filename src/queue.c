@@ -355,14 +355,6 @@ static int queue_try_get (lua_State *L) {
 }
 
 
-/* q:get(): the queue's get awaitable (one per queue, reusable). */
-static int queue_get (lua_State *L) {
-  checkqueue(L, "get");
-  lua_getiuservalue(L, 1, Q_GETOP);
-  return 1;
-}
-
-
 /* Which waiter list: 0 the getters, 1 the putters (queue.lua's GET, PUT). */
 static int checkwhich (lua_State *L, int arg) {
   lua_Integer w = luaL_checkinteger(L, arg);
@@ -372,15 +364,13 @@ static int checkwhich (lua_State *L, int arg) {
 
 
 /*
-** q:_wait(which, loop) -> wake-up values: the running task of 'loop' (the
-** caller itself) joins the end of the getters or putters and suspends. A
-** getter wakes with true and its item, a putter with true and a slot
-** reserved for it; false: the queue was shut down; nothing: cancelled.
-** Called outside the running task's own coroutine: returns REFUSED.
+** Make the running task of the loop at index 3 (the caller itself) join the
+** end of waiter list 'w' and suspend it. A getter wakes with true and its
+** item, a putter with true and a slot reserved for it; false: the queue was
+** shut down; nothing: cancelled. Called outside the running task's own
+** coroutine: returns REFUSED.
 */
-static int queue_wait (lua_State *L) {
-  Queue *q = checkqueue(L, "_wait");
-  int w = checkwhich(L, 2);
+static int wait_on (lua_State *L, Queue *q, int w) {
   Ring *r = &q->waiters[w];
   Loop *lp = asyncio_checkloop(L, 3);
   lua_settop(L, 3);
@@ -407,6 +397,23 @@ static int queue_wait (lua_State *L) {
   r->count++;
   return asyncio_suspend(L, lp, 3);
 }
+
+
+/* q:_wait(which, loop) -> wake-up values: see wait_on. */
+static int queue_wait (lua_State *L) {
+  Queue *q = checkqueue(L, "_wait");
+  return wait_on(L, q, checkwhich(L, 2));
+}
+
+
+/* q:get(): the queue's get awaitable (one per queue, reusable). */
+static int queue_get (lua_State *L) {
+  checkqueue(L, "get");
+  lua_getiuservalue(L, 1, Q_GETOP);
+  return 1;
+}
+
+
 
 
 /* Remove 'co' (index 3) from waiter list 'w'; push whether it was there. */

@@ -21,7 +21,7 @@ local GET, PUT = 0, 1  -- the waiter lists of queue.c
 -- The awaitable of a put that completed at once.
 local Done = {__name = "asyncio.done", __await = function() end}
 local DONE = setmetatable({}, Done)
-task.register_awaitable(Done)
+task.register_awaitable(Done, true)
 
 -- the C methods of the hot paths, called directly (no lookup through the
 -- queue's metatable on every item)
@@ -46,6 +46,7 @@ local function wait(q, which)
   return t, woken, item
 end
 
+local GetOp = {__name = "asyncio.Queue.get"}
 local GetOp = {__name = "asyncio.Queue.get"}
 function GetOp.__await(op)
   local q = op[1]

@@ -180,20 +180,21 @@ function M.isawaitable(x)
   return AWAIT[mt] ~= nil or (type(mt) == "table" and mt.__await ~= nil)
 end
 
--- Let await find 'mt' (a metatable of this library's) without a lookup.
-function M.register_awaitable(mt)
-  AWAIT[mt] = mt.__await
+-- Let await find 'mt' (a metatable of this library's) without a lookup;
+-- 'done' says that awaiting such an object does nothing and returns nothing.
+function M.register_awaitable(mt, done)
+  if done then AWAIT[mt] = false else AWAIT[mt] = mt.__await end
 end
 
 local function await(aw)
   if rt.current == nil then error("'await' called outside a running task", 2) end
   local mt = getmetatable(aw)
   local f = AWAIT[mt]
-  if f == nil then
-    f = type(mt) == "table" and mt.__await
-    if not f then
-      error(("bad argument #1 to 'await' (%s)"):format(typeerror("awaitable", aw)), 2)
-    end
+  if f then return f(aw) end
+  if f == false then return end  -- done already, with no results
+  f = type(mt) == "table" and mt.__await
+  if not f then
+    error(("bad argument #1 to 'await' (%s)"):format(typeerror("awaitable", aw)), 2)
   end
   return f(aw)
 end
