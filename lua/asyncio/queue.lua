@@ -47,7 +47,6 @@ local function wait(q, which)
 end
 
 local GetOp = {__name = "asyncio.Queue.get"}
-local GetOp = {__name = "asyncio.Queue.get"}
 function GetOp.__await(op)
   local q = op[1]
   local ok, item = try_get(q)

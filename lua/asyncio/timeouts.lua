@@ -53,23 +53,24 @@ function M.timeout(delay, fn, ...)
 end
 
 -- wait_for(aw, timeout) is an object of its own rather than a coroutine
--- object: one table per call, a timer slot in the C core, and no closure,
--- since servers put a time limit on every read.
+-- object: one array per call, a timer slot in the C core, and no closure,
+-- since servers put a time limit on every read. Its slots:
+local AW, TIMEOUT, TASK, EXPIRED, OVER = 1, 2, 3, 4, 5
 local WaitFor = {__name = "asyncio.wait_for"}
 
 -- The deadline of wait_for 'w' passed: cancel its task (unless it is over).
 local function expire(w)
-  if w.over then return end
-  w.expired = true
-  w.task:cancel()
+  if w[OVER] then return end
+  w[EXPIRED] = true
+  w[TASK]:cancel()
 end
 
 -- The inner await of 'w' ended with pcall's 'ok, ...': its results, its
 -- error, or TimeoutError if our own cancellation ended it.
-local function wait_for_end(w, t, ok, ...)
-  w.over = true
-  if w.timer then t._loop._core:untimer(w.timer) end
-  if w.expired and t:uncancel() <= w.baseline and not ok and CancelledError:is((...)) then
+local function wait_for_end(w, t, baseline, timer, ok, ...)
+  w[OVER] = true
+  if timer then t._loop._core:untimer(timer) end
+  if w[EXPIRED] and t:uncancel() <= baseline and not ok and CancelledError:is((...)) then
     error(TimeoutError(), 0)
   end
   if not ok then error((...), 0) end
@@ -77,18 +78,20 @@ local function wait_for_end(w, t, ok, ...)
 end
 
 function WaitFor.__await(w)
-  if w.awaited then error("await: this wait_for was already awaited", 3) end
-  w.awaited = true
-  local aw, timeout = w.aw, w.timeout
-  if timeout == nil then return await(aw) end
-  local t = current("wait_for")
-  w.task, w.baseline = t, t._num_cancels_requested or 0
-  local core = t._loop._core
+  if w[TASK] then error("await: this wait_for was already awaited", 3) end
+  local aw, timeout = w[AW], w[TIMEOUT]
+  if not timeout then
+    w[TASK] = true
+    return await(aw)
+  end
+  local t = rt.current  -- await checked that a task runs
+  w[TASK] = t
+  local core, timer = t._loop._core, false
   -- a deadline already due cancels at the first suspension point: a
   -- callback queued now runs before any wake-up of this task (CPython)
   if timeout <= 0 then core:call_soon(expire, w)
-  else w.timer = core:timer(timeout, expire, w) end
-  return wait_for_end(w, t, pcall(await, aw))
+  else timer = core:timer(timeout, expire, w) end
+  return wait_for_end(w, t, t._num_cancels_requested or 0, timer, pcall(await, aw))
 end
 task.register_awaitable(WaitFor)
 
@@ -97,9 +100,7 @@ task.register_awaitable(WaitFor)
 function M.wait_for(aw, timeout)
   util.checkdelay(timeout, 2, "wait_for", true)
   if not task.isawaitable(aw) then argcheck(false, 1, "wait_for", typeerror("awaitable", aw)) end
-  -- every field it will get, so that the table is allocated once
-  return setmetatable({aw = aw, timeout = timeout, awaited = false, task = false,
-    baseline = 0, timer = false, expired = false, over = false}, WaitFor)
+  return setmetatable({aw, timeout or false, false, false, false}, WaitFor)
 end
 
 local RETURN_WHEN = {FIRST_COMPLETED = true, FIRST_EXCEPTION = true, ALL_COMPLETED = true}
