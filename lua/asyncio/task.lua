@@ -225,11 +225,10 @@ end
 
 -- A new task on 'loop' running fn(...), started on a later step. The
 -- fields a task usually gets are in the constructor (false until set), so
--- that the table is allocated once, at its final size (8 fields), and
--- reading them never falls through to the class.
+-- that its table is allocated once, with room for two more (8 slots).
 local function spawn(loop, fn, ...)
   local task = setmetatable({_state = PENDING, _loop = loop, _co = false, _v = false,
-    _callbacks = false, _morecbs = false, _waiting = false, _must_cancel = false}, Task)
+    _callbacks = false, _must_cancel = false}, Task)
   task._co = loop._core:spawn(task, enter, task, fn, ...)
   return task
 end
