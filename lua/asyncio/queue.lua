@@ -22,6 +22,7 @@ local GET, PUT = 0, 1  -- the waiter lists of queue.c
 local Done = {__name = "asyncio.done", __await = function() end}
 local DONE = setmetatable({}, Done)
 task.register_awaitable(Done, true)
+task.register_instance(DONE)
 
 -- the C methods of the hot paths, called directly (no lookup through the
 -- queue's metatable on every item)
@@ -138,6 +139,7 @@ local function constructor(kind, fname)
     local op = setmetatable({}, GetOp)
     local q = core.new_queue(kind, maxsize, less, op)
     op[1] = q
+    task.register_instance(op)
     return q
   end})
   return class

@@ -174,6 +174,16 @@ Sleep.__await = await_sleep
 local AWAIT = {[Future] = await_future, [Task] = await_future, [Sleep] = await_sleep,
                [Coro] = await_coro}
 
+-- Awaitables that are reused again and again (sleep(0), a put that went
+-- through at once, a queue's get) are found by identity, before any
+-- metatable is read. Weak: a queue's get goes with its queue.
+local INSTANCES = setmetatable({}, {__mode = "k"})
+
+-- Let await find 'obj' at once; its metatable must be registered.
+function M.register_instance(obj)
+  INSTANCES[obj] = AWAIT[getmetatable(obj)]
+end
+
 -- Can 'x' be awaited? (The library's own awaitables cost one lookup.)
 function M.isawaitable(x)
   local mt = getmetatable(x)
@@ -188,17 +198,23 @@ end
 
 local function await(aw)
   if rt.current == nil then error("'await' called outside a running task", 2) end
-  local mt = getmetatable(aw)
-  local f = AWAIT[mt]
-  if f then return f(aw) end
-  if f == false then return end  -- done already, with no results
-  f = type(mt) == "table" and mt.__await
-  if not f then
-    error(("bad argument #1 to 'await' (%s)"):format(typeerror("awaitable", aw)), 2)
+  local f = INSTANCES[aw]
+  if f == nil then
+    local mt = getmetatable(aw)
+    f = AWAIT[mt]
+    if f == nil then
+      f = type(mt) == "table" and mt.__await
+      if not f then
+        error(("bad argument #1 to 'await' (%s)"):format(typeerror("awaitable", aw)), 2)
+      end
+    end
   end
-  return f(aw)
+  if f then return f(aw) end
+  -- false: done already, with no results
 end
 M.await = await
+
+M.register_instance(SLEEP0)
 
 -- sleep(delay, ...): an awaitable that resumes after 'delay' seconds with '...'.
 function M.sleep(delay, ...)
