@@ -162,6 +162,7 @@ local function await_sleep(s)
   rt.current = task
   if v == REFUSED then error(msg, 3) end
   if task._must_cancel then raise_cancel(task) end
+  if s == SLEEP0 then return end
   local n = s.n
   if n then return unpack(s, 2, n) end
 end
