@@ -107,7 +107,8 @@ void asyncio_run_one (lua_State *L, Loop *lp, int loopidx);
 extern const luaL_Reg asyncio_task_methods[];
 
 /* core.c: every function of the module has the Loop and Queue metatables
-** as upvalues, for cheap checks of 'self' */
+** as upvalues 1 and 2, for cheap checks of 'self' (and queue.c's
+** configuration as upvalue 3) */
 #define ASYNCIO_LOOP_MT   lua_upvalueindex(1)
 #define ASYNCIO_QUEUE_MT  lua_upvalueindex(2)
 void *asyncio_testudata (lua_State *L, int idx, int mt);

@@ -21,12 +21,16 @@ void *asyncio_testudata (lua_State *L, int idx, int mt) {
 }
 
 
-/* Add the functions 'l' to the table on top, with the two metatables as
-** their upvalues. */
+/* The table the three upvalues of every function share, made at open. */
+static const char config_key = 'C';
+
+/* Add the functions 'l' to the table on top, with their three upvalues:
+** the Loop and Queue metatables and the queue configuration (queue.c). */
 void asyncio_setfuncs (lua_State *L, const luaL_Reg *l) {
   luaL_getmetatable(L, ASYNCIO_LOOP);
   luaL_getmetatable(L, ASYNCIO_QUEUE);
-  luaL_setfuncs(L, l, 2);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &config_key);
+  luaL_setfuncs(L, l, 3);
 }
 
 
@@ -44,6 +48,8 @@ static int core_metatable (lua_State *L) {
 LUAMOD_API int luaopen_asyncio_core (lua_State *L) {
   luaL_newmetatable(L, ASYNCIO_LOOP);   /* with __name, for error messages */
   luaL_newmetatable(L, ASYNCIO_QUEUE);
+  lua_createtable(L, 3, 0);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &config_key);
   lua_pop(L, 2);
   lua_newtable(L);
   asyncio_loop_open(L);

@@ -87,7 +87,8 @@ static int loop_run (lua_State *L) {
   lua_settop(L, 1);
   lua_pushvalue(L, ASYNCIO_LOOP_MT);   /* the module's upvalues, as everywhere */
   lua_pushvalue(L, ASYNCIO_QUEUE_MT);
-  lua_pushcclosure(L, run_inner, 2);
+  lua_pushvalue(L, lua_upvalueindex(3));
+  lua_pushcclosure(L, run_inner, 3);
   lua_insert(L, 1);
   status = lua_pcall(L, 1, 1, 0);
   if (watch) {

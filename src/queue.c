@@ -18,7 +18,9 @@ enum { Q_ITEMS = 1, Q_GETTERS, Q_PUTTERS, Q_LOOP, Q_LESS, Q_GETOP, Q_NUV = Q_GET
 /* which waiter list */
 enum { GETTERS = 0, PUTTERS = 1 };
 
-static const char config_key = 'C';  /* registry: {putop_mt, done, raise} */
+/* What queue.lua lends the C side (see queue_config): upvalue 3 of every
+** function of the module, {putop_mt, done, raise}. */
+#define QUEUE_CONFIG  lua_upvalueindex(3)
 
 /* A FIFO of waiting coroutines, stored at keys 1..cap of a user value. */
 typedef struct Ring {
@@ -57,8 +59,7 @@ static Queue *checkqueue (lua_State *L, const char *fname) {
 
 /* Raise the asyncio error 'name' (QueueEmpty, ...) through queue.lua. */
 static int qerror (lua_State *L, const char *name) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &config_key);
-  lua_rawgeti(L, -1, 3);
+  lua_rawgeti(L, QUEUE_CONFIG, 3);
   lua_pushstring(L, name);
   lua_call(L, 1, 0);
   return 0;  /* not reached */
@@ -301,10 +302,9 @@ static int queue_put (lua_State *L) {
   Queue *q = checkqueue(L, "put");
   lua_settop(L, 2);
   if (q->shutdown) return qerror(L, "QueueShutDown");
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &config_key);
   if (!isfull(q)) {
     do_put(L, q);
-    lua_rawgeti(L, 3, 2);  /* the done awaitable */
+    lua_rawgeti(L, QUEUE_CONFIG, 2);  /* the done awaitable */
     return 1;
   }
   lua_createtable(L, 2, 0);
@@ -312,7 +312,7 @@ static int queue_put (lua_State *L) {
   lua_rawseti(L, -2, 1);
   lua_pushvalue(L, 2);
   lua_rawseti(L, -2, 2);
-  lua_rawgeti(L, 3, 1);
+  lua_rawgeti(L, QUEUE_CONFIG, 1);
   lua_setmetatable(L, -2);
   return 1;
 }
@@ -629,11 +629,9 @@ static int queue_config (lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checkany(L, 2);
   luaL_checktype(L, 3, LUA_TFUNCTION);
-  lua_createtable(L, 3, 0);
-  lua_pushvalue(L, 1); lua_rawseti(L, -2, 1);
-  lua_pushvalue(L, 2); lua_rawseti(L, -2, 2);
-  lua_pushvalue(L, 3); lua_rawseti(L, -2, 3);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &config_key);
+  lua_pushvalue(L, 1); lua_rawseti(L, QUEUE_CONFIG, 1);
+  lua_pushvalue(L, 2); lua_rawseti(L, QUEUE_CONFIG, 2);
+  lua_pushvalue(L, 3); lua_rawseti(L, QUEUE_CONFIG, 3);
   return 0;
 }
 

@@ -19,10 +19,7 @@ local setmetatable, error, mtype = setmetatable, error, math.type
 local GET, PUT = 0, 1  -- the waiter lists of queue.c
 
 -- The awaitable of a put that completed at once.
-local Done = {__name = "asyncio.done", __await = function() end}
-local DONE = setmetatable({}, Done)
-task.register_awaitable(Done, true)
-task.register_instance(DONE)
+local DONE = task.DONE
 
 -- the C methods of the hot paths, called directly (no lookup through the
 -- queue's metatable on every item)

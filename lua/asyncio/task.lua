@@ -197,8 +197,16 @@ function M.register_awaitable(mt, done)
   if done then AWAIT[mt] = false else AWAIT[mt] = mt.__await end
 end
 
+-- The awaitable that is done already, with no results (a put that went
+-- through at once, say): awaiting it returns at once.
+local Done = {__name = "asyncio.done", __await = function() end}
+local DONE = setmetatable({}, Done)
+M.DONE = DONE
+AWAIT[Done] = false
+
 local function await(aw)
   if rt.current == nil then error("'await' called outside a running task", 2) end
+  if aw == DONE then return end
   local f = INSTANCES[aw]
   if f == nil then
     local mt = getmetatable(aw)
