@@ -136,8 +136,9 @@ static int before (lua_State *L, int a, lua_Integer sa, int b, lua_Integer sb) {
 static void items_push (lua_State *L, Queue *q) {
   lua_getiuservalue(L, 1, Q_ITEMS);  /* stack: item, items */
   if (q->kind != PRIO) {
-    lua_insert(L, -2);
+    lua_pushvalue(L, -2);
     lua_rawseti(L, -2, (q->head + q->count) % q->cap + 1);
+    lua_pop(L, 1);  /* stack: item (popped below) */
   }
   else {
     lua_Integer hole = q->count + 1, h, seq = q->nextseq;
@@ -207,7 +208,8 @@ static void items_pop (lua_State *L, Queue *q) {
     lua_pushnil(L);
     lua_rawseti(L, items, q->count);
   }
-  lua_remove(L, items);
+  lua_copy(L, -1, items);  /* stack: items, item -> item */
+  lua_pop(L, 1);
   q->count--;
 }
 
