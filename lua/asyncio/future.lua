@@ -69,7 +69,7 @@ local function remove_callback(fut, cb, once)
 end
 
 local function schedule_one(core, fut, cb)
-  if getmetatable(cb) == nil then core:call_soon(cb, fut)  -- a function
+  if not getmetatable(cb) then core:call_soon(cb, fut)  -- a function
   elseif cb._on_done then cb:_on_done(fut)
   else core:wake(cb._co) end  -- a task waiting in await
 end
@@ -80,7 +80,7 @@ local function schedule_callbacks(fut)
   if not cb and not more then return end
   fut._callbacks, fut._morecbs = false, false
   local loop = fut._loop or rt.loop
-  if loop == nil then  -- a closed loop: the core itself refuses
+  if not loop then  -- a closed loop: the core itself refuses
     error("Future has waiters but no event loop to run them", 3)
   end
   local core = loop._core
@@ -181,7 +181,7 @@ function Future:result()
       error(self._exc, 0)
     end
     local n = self._n
-    if n == nil then return self._v end
+    if not n then return self._v end
     if n == 0 then return end
     return unpack(self._v, 1, n)
   end

@@ -43,7 +43,7 @@ local function outcome(child)
     return child._exc, true
   end
   local n = child._n
-  if n == nil then return child._v end
+  if not n then return child._v end
   if n == 0 then return nil end
   return child._v[1]
 end
@@ -108,7 +108,7 @@ local function gather_futures(loop, children, n, return_exceptions)
   for i = 1, n do
     local child = children[i]
     if child._state == PENDING then
-      if child._loop == nil then child._loop = loop end
+      if not child._loop then child._loop = loop end
       if not child._callbacks and not child._morecbs then child._callbacks = outer
       else add_callback(child, outer) end
       pending = pending + 1

@@ -73,6 +73,7 @@ end
 local seen_functions = setmetatable({}, {__mode = "k"})
 local function isfunction(x)
   local known = seen_functions[x]
+  if known then return true end
   if known == nil then
     known = type(x) == "function"
     if known then seen_functions[x] = true end
@@ -205,7 +206,7 @@ M.DONE = DONE
 AWAIT[Done] = false
 
 local function await(aw)
-  if rt.current == nil then error("'await' called outside a running task", 2) end
+  if not rt.current then error("'await' called outside a running task", 2) end
   if aw == DONE then return end
   local f = INSTANCES[aw]
   if f == nil then
@@ -305,7 +306,7 @@ end
 
 function M.create_task(what, ...)
   local loop = rt.loop
-  if loop == nil then error("'create_task' called with no running event loop", 2) end
+  if not loop then error("'create_task' called with no running event loop", 2) end
   if isfunction(what) then return spawn(loop, async_body[what] or what, ...) end
   return spawn_for(loop, "create_task", what, ...)
 end
