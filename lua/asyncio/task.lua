@@ -192,10 +192,9 @@ function M.isawaitable(x)
   return AWAIT[mt] ~= nil or (type(mt) == "table" and mt.__await ~= nil)
 end
 
--- Let await find 'mt' (a metatable of this library's) without a lookup;
--- 'done' says that awaiting such an object does nothing and returns nothing.
-function M.register_awaitable(mt, done)
-  if done then AWAIT[mt] = false else AWAIT[mt] = mt.__await end
+-- Let await find 'mt' (a metatable of this library's) without a lookup.
+function M.register_awaitable(mt)
+  AWAIT[mt] = mt.__await
 end
 
 -- The awaitable that is done already, with no results (a put that went
@@ -289,14 +288,15 @@ local function finish(task, n, ...)
 end
 
 -- What create_task(what, ...) runs, for 'fname': fn and its arguments.
+-- (Coroutine objects are told first: they need no type() call, and
+-- create_task has already tried the function case.)
 local function spawn_for(loop, fname, what, ...)
-  if isfunction(what) then
-    return spawn(loop, async_body[what] or what, ...)
-  end
   local mt = getmetatable(what)
   if mt == Coro then
     local nargs = claim(what, fname)
     return spawn(loop, what[2], unpack(what, 3, nargs + 2))
+  elseif isfunction(what) then
+    return spawn(loop, async_body[what] or what, ...)
   elseif type(mt) == "table" and mt.__await then
     return spawn(loop, await, what)
   end
