@@ -7,13 +7,16 @@ set -eu
 
 purpose=${1:-build}
 
+# the real programs the network specs talk to
+net="redis-server:redis-server curl:curl socat:socat netcat-openbsd:nc python3:python3"
+
 # package:probe pairs; the probe is a command name or pkg-config module (pc:NAME).
 need="pkg-config:pkg-config gcc:cc make:make lua5.4:lua5.4 liblua5.4-dev:pc:lua5.4 libuv1-dev:pc:libuv"
 case "$purpose" in
   build|demo) ;;
-  test)  need="$need lua-busted:busted luarocks:luarocks" ;;
-  check) need="$need lua-busted:busted luarocks:luarocks lua-check:luacheck valgrind:valgrind cppcheck:cppcheck" ;;
-  bench) need="$need python3:python3 nodejs:node lua-cqueues:lua5.4-module:_cqueues lua-luv:lua5.4-module:luv valgrind:valgrind" ;;
+  test)  need="$need lua-busted:busted luarocks:luarocks $net" ;;
+  check) need="$need lua-busted:busted luarocks:luarocks lua-check:luacheck valgrind:valgrind cppcheck:cppcheck $net" ;;
+  bench) need="$need python3:python3 nodejs:node wrk:wrk lua-http:lua5.4-module:http.server lua-cqueues:lua5.4-module:_cqueues lua-luv:lua5.4-module:luv valgrind:valgrind" ;;
   *) echo "setup.sh: unknown purpose '$purpose' (build, demo, test, check, bench)" >&2; exit 2 ;;
 esac
 

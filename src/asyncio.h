@@ -13,6 +13,9 @@
 
 #define ASYNCIO_LOOP   "asyncio.Loop"
 #define ASYNCIO_QUEUE  "asyncio.Queue"
+#define ASYNCIO_STREAM "asyncio.Stream"
+#define ASYNCIO_SIGNAL "asyncio.Signal"
+#define ASYNCIO_RESOLVE "asyncio.Resolve"
 
 /* Resetting a coroutine changed name and arity across 5.4 releases. */
 #if LUA_VERSION_RELEASE_NUM >= 50406
@@ -56,6 +59,10 @@ int64_t asyncio_heap_next_ms (const Heap *h, uint64_t now);
 ** callback's, until it has run (or its timer is cancelled). */
 enum { SLOT_FREE, SLOT_CALLBACK, SLOT_TASK };
 
+/* A callback slot's state: a sticky one (posted by an I/O handle from a
+** libuv callback) stays after it runs; 'nargs' says whether it is queued. */
+enum { CALLBACK_ONCE, CALLBACK_STICKY, CALLBACK_DEAD };
+
 /* Where a task is: in the ready ring, running, or suspended in 'await'. */
 enum { TASK_READY = 1, TASK_RUNNING, TASK_SUSPENDED };
 
@@ -98,6 +105,10 @@ Loop *asyncio_checkloop (lua_State *L, int idx);
 void asyncio_slots_init (Loop *lp);
 void asyncio_slots_free (Loop *lp);
 int asyncio_wake (Loop *lp, lua_State *L, lua_State *co, int nvals);
+void asyncio_wake0 (Loop *lp, lua_State *co);
+int32_t asyncio_sticky_new (lua_State *L, Loop *lp, int loopidx, int fnidx, int argidx);
+void asyncio_sticky_free (lua_State *L, Loop *lp, int loopidx, int32_t s);
+void asyncio_post (Loop *lp, int32_t s);
 int32_t asyncio_running (Loop *lp, lua_State *L);
 int asyncio_refuse (lua_State *L);
 int asyncio_suspend (lua_State *L, Loop *lp, int loopidx);
@@ -119,5 +130,21 @@ void asyncio_loop_open (lua_State *L);
 
 /* queue.c */
 void asyncio_queue_open (lua_State *L);
+
+/* I/O handles (stream.c, signal.c): every libuv handle other than the
+** loop's own timer and SIGINT watcher is owned by a struct whose first
+** member is its close callback, and h->data points at that struct; the
+** loop closes leftovers with it. */
+typedef void (*asyncio_closer) (uv_handle_t *h);
+
+/* Waiters of I/O objects: one suspended task per kind, anchored in user
+** value 'uv' of the object at 'idx'. */
+int asyncio_io_wait (lua_State *L, Loop *lp, int idx, int uv, lua_State **slot, int loopidx);
+void asyncio_io_wake (Loop *lp, lua_State **slot);
+Loop *asyncio_loopof (lua_State *L, int idx);
+
+void asyncio_stream_open (lua_State *L);
+void asyncio_signal_open (lua_State *L);
+void asyncio_resolve_open (lua_State *L);
 
 #endif

@@ -139,9 +139,15 @@ static int loop_is_closed (lua_State *L) {
 }
 
 
+/* The loop's own handles have no owner; every other one is an I/O
+** object's, closed through its owner's callback (see asyncio.h). */
 static void close_walk (uv_handle_t *h, void *arg) {
-  (void)arg;
-  if (!uv_is_closing(h)) uv_close(h, NULL);
+  Loop *lp = (Loop *)arg;
+  if (uv_is_closing(h)) return;
+  if (h == (uv_handle_t *)&lp->timer || h == (uv_handle_t *)&lp->sigint)
+    uv_close(h, NULL);
+  else
+    uv_close(h, *(asyncio_closer *)h->data);
 }
 
 
@@ -151,7 +157,7 @@ static void close_walk (uv_handle_t *h, void *arg) {
 */
 static void close_loop (lua_State *L, Loop *lp, int loopidx) {
   if (lp->closed) return;
-  uv_walk(&lp->uv, close_walk, NULL);
+  uv_walk(&lp->uv, close_walk, lp);
   while (uv_loop_close(&lp->uv) == UV_EBUSY)
     uv_run(&lp->uv, UV_RUN_DEFAULT);
   asyncio_slots_free(lp);

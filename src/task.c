@@ -198,6 +198,60 @@ int asyncio_wake (Loop *lp, lua_State *L, lua_State *co, int nvals) {
 }
 
 
+/*
+** Wake task 'co' with no values, from a libuv callback (no Lua state at
+** hand, nothing may raise): its await re-checks what it waits for.
+*/
+void asyncio_wake0 (Loop *lp, lua_State *co) {
+  int32_t s = lp->closed || co == NULL ? 0 : task_slot(lp, co);
+  Slot *sl = &lp->slots[s];
+  if (s == 0 || sl->state != TASK_SUSPENDED) return;
+  if (sl->timer >= 0) {
+    int32_t payload;
+    asyncio_heap_cancel(&lp->heap, sl->timer, &payload);
+    sl->timer = -1;
+  }
+  sl->nargs = 0;
+  sl->state = TASK_READY;
+  ring_push(lp, s);
+}
+
+
+/*
+** Sticky callbacks: fn(arg) (the values at 'fnidx', 'argidx') that an I/O
+** handle posts from its libuv callback (a connection to accept, a signal).
+** The slot stays until asyncio_sticky_free; posting a queued one is a no-op.
+*/
+int32_t asyncio_sticky_new (lua_State *L, Loop *lp, int loopidx, int fnidx, int argidx) {
+  int32_t s = slot_new(L, lp, SLOT_CALLBACK);
+  anchor(L, loopidx, LOOP_FIRST, s, fnidx);
+  anchor(L, loopidx, LOOP_SECOND, s, argidx);
+  lp->slots[s].state = CALLBACK_STICKY;
+  return s;
+}
+
+
+void asyncio_post (Loop *lp, int32_t s) {
+  Slot *sl;
+  if (lp->closed || s <= 0 || s >= lp->nslots) return;
+  sl = &lp->slots[s];
+  if (sl->kind != SLOT_CALLBACK || sl->state != CALLBACK_STICKY || sl->nargs) return;
+  sl->nargs = 1;
+  ring_push(lp, s);
+}
+
+
+/* Release a sticky slot; one still in the ring is freed when it comes up. */
+void asyncio_sticky_free (lua_State *L, Loop *lp, int loopidx, int32_t s) {
+  Slot *sl;
+  if (lp->closed || s <= 0 || s >= lp->nslots) return;
+  sl = &lp->slots[s];
+  if (sl->kind != SLOT_CALLBACK || sl->state != CALLBACK_STICKY) return;
+  if (sl->nargs) sl->state = CALLBACK_DEAD;
+  else slot_free(L, lp, loopidx, s);
+}
+
+
 /* Move every expired timer to the ready ring, earliest first. */
 void asyncio_expire (Loop *lp) {
   uint64_t now = uv_hrtime();
@@ -319,8 +373,11 @@ static void resume_task (lua_State *L, Loop *lp, int loopidx, int32_t s) {
 
 /* Call the callback in slot 's' with its argument, protected. */
 static void run_callback (lua_State *L, Loop *lp, int loopidx, int32_t s) {
+  Slot *sl = &lp->slots[s];
+  if (sl->state == CALLBACK_DEAD) { slot_free(L, lp, loopidx, s); return; }
   push_anchored(L, loopidx, s);        /* stack: fn, arg */
-  slot_free(L, lp, loopidx, s);
+  if (sl->state == CALLBACK_STICKY) sl->nargs = 0;  /* may be posted again */
+  else slot_free(L, lp, loopidx, s);
   lua_pushvalue(L, -2);
   lua_pushvalue(L, -2);                /* stack: fn, arg, fn, arg */
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) {

@@ -65,4 +65,56 @@ function errors.ExceptionGroup.__tostring(e)
     #parts, #parts == 1 and "" or "s", table.concat(parts, "; "))
 end
 
+-- OSError and its kinds: 'errno' is libuv's name ("ECONNREFUSED"),
+-- 'strerror' its message. errors.oserror picks the class from the name.
+errors.OSError = class("OSError", Error, "operating system error")
+errors.ConnectionError = class("ConnectionError", errors.OSError, "connection error")
+errors.ConnectionRefusedError = class("ConnectionRefusedError", errors.ConnectionError,
+  "connection refused")
+errors.ConnectionResetError = class("ConnectionResetError", errors.ConnectionError,
+  "connection reset by peer")
+errors.ConnectionAbortedError = class("ConnectionAbortedError", errors.ConnectionError,
+  "connection aborted")
+errors.BrokenPipeError = class("BrokenPipeError", errors.ConnectionError, "broken pipe")
+errors.FileNotFoundError = class("FileNotFoundError", errors.OSError, "no such file or directory")
+errors.PermissionError = class("PermissionError", errors.OSError, "permission denied")
+errors.gaierror = class("gaierror", errors.OSError, "name resolution failed")
+
+local KINDS = {
+  ECONNREFUSED = errors.ConnectionRefusedError,
+  ECONNRESET = errors.ConnectionResetError,
+  ECONNABORTED = errors.ConnectionAbortedError,
+  EPIPE = errors.BrokenPipeError,
+  ENOENT = errors.FileNotFoundError,
+  EACCES = errors.PermissionError,
+  EPERM = errors.PermissionError,
+}
+
+-- An OSError of the right kind for libuv error 'name' with message
+-- 'strerror'; 'what' says what failed ("connect to 127.0.0.1:1").
+function errors.oserror(name, strerror, what)
+  local cls = KINDS[name] or (name:sub(1, 4) == "EAI_" and errors.gaierror) or errors.OSError
+  local msg = strerror or name
+  if what then msg = ("%s (%s)"):format(msg, what) end
+  return cls(msg, {errno = name, strerror = strerror})
+end
+
+-- readexactly/readuntil met EOF first: 'partial' is what was read,
+-- 'expected' the count asked for (nil for readuntil).
+errors.IncompleteReadError = class("IncompleteReadError", Error, "")
+local incomplete_call = getmetatable(errors.IncompleteReadError).__call
+getmetatable(errors.IncompleteReadError).__call = function(c, partial, expected)
+  local msg = ("%d bytes read on a total of %s expected bytes"):format(#partial,
+    expected and tostring(expected) or "undefined")
+  return incomplete_call(c, msg, {partial = partial, expected = expected})
+end
+
+-- The separator was not found within the reader's limit: 'consumed'
+-- bytes are buffered still.
+errors.LimitOverrunError = class("LimitOverrunError", Error, "")
+local overrun_call = getmetatable(errors.LimitOverrunError).__call
+getmetatable(errors.LimitOverrunError).__call = function(c, message, consumed)
+  return overrun_call(c, message, {consumed = consumed})
+end
+
 return errors

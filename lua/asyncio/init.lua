@@ -12,6 +12,7 @@ local util = require "asyncio.util"
 local timeouts = require "asyncio.timeouts"
 local sync = require "asyncio.sync"
 local taskgroup = require "asyncio.taskgroup"
+local streams = require "asyncio.streams"
 
 local argcheck, typeerror = util.argcheck, util.typeerror
 
@@ -49,9 +50,20 @@ local asyncio = {
   EventLoop = EventLoop,
   new_event_loop = rt.new_event_loop,
   monotonic = require("asyncio.core").monotonic,
+  open_connection = streams.open_connection,
+  open_unix_connection = streams.open_unix_connection,
+  start_server = streams.start_server,
+  start_unix_server = streams.start_unix_server,
+  getaddrinfo = streams.getaddrinfo,
+  getnameinfo = streams.getnameinfo,
+  StreamReader = streams.StreamReader,
+  StreamWriter = streams.StreamWriter,
+  Server = streams.Server,
 }
 
-for name, class in pairs(errors) do asyncio[name] = class end
+for name, class in pairs(errors) do
+  if type(class) == "table" then asyncio[name] = class end
+end
 
 -- Future(): a new pending future on the running loop (or bound on first use).
 asyncio.Future = setmetatable({}, {

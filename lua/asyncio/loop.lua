@@ -198,6 +198,52 @@ function EventLoop:call_exception_handler(ctx)
   end
 end
 
+-- Signals -----------------------------------------------------------------
+
+local function run_signal(h) h._fn(unpack(h, 1, h.n)) end
+
+local function checksignal(sig, fname)
+  local num, name = core.signal_number(sig)
+  if num == nil then
+    error(("bad argument #1 to '%s' (%s)"):format(fname, type(sig) == "string" and
+      ("unknown signal '%s'"):format(sig) or typeerror("signal name or number", sig)), 3)
+  end
+  return num, name
+end
+
+-- loop:add_signal_handler(sig, fn, ...): fn(...) runs on the loop (like
+-- call_soon) after signal 'sig' ("SIGUSR1", "USR1" or a number) arrives;
+-- replaces an earlier handler of 'sig'. SIGINT stays the loop's own.
+function EventLoop:add_signal_handler(sig, fn, ...)
+  checkloop(self, "add_signal_handler")
+  local num, name = checksignal(sig, "add_signal_handler")
+  argcheck(type(fn) == "function", 2, "add_signal_handler", typeerror("function", fn))
+  if name == "SIGINT" then
+    error("add_signal_handler: SIGINT is the loop's own (Ctrl-C raises KeyboardInterrupt)", 2)
+  end
+  if name == "SIGKILL" or name == "SIGSTOP" then
+    error(("add_signal_handler: %s cannot be caught"):format(name), 2)
+  end
+  self._signals = self._signals or {}
+  local old = self._signals[num]
+  local h = newhandle(self, fn, ...)
+  local box, ename, msg = core.signal_start(self._core, num, run_signal, h)
+  if not box then error(("add_signal_handler: %s: %s"):format(ename, msg), 2) end
+  if old then old:_stop() end
+  self._signals[num] = box
+end
+
+-- loop:remove_signal_handler(sig) -> true if a handler was removed.
+function EventLoop:remove_signal_handler(sig)
+  checkloop(self, "remove_signal_handler")
+  local num = checksignal(sig, "remove_signal_handler")
+  local box = self._signals and self._signals[num]
+  if not box then return false end
+  self._signals[num] = nil
+  box:_stop()
+  return true
+end
+
 function EventLoop:__tostring()
   local state = self._core:is_closed() and "closed" or
     (self._core:is_running() and "running" or "idle")

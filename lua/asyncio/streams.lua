@@ -1,0 +1,760 @@
+-- streams.lua: what a stream means. StreamReader, StreamWriter, Server,
+-- open_connection, start_server and their Unix variants, on the C streams
+-- of stream.c, which never wait: they answer "wait", and a task waits here
+-- with _wait(kind) until a libuv callback wakes it, then asks again. So a
+-- task cancelled mid-read loses nothing: the bytes stay in the C buffer.
+
+local core = require "asyncio.core"
+local errors = require "asyncio.errors"
+local Future = require "asyncio.future"
+local rt = require "asyncio.runtime"
+local task = require "asyncio.task"
+local util = require "asyncio.util"
+
+local argcheck, typeerror = util.argcheck, util.typeerror
+local raise_cancel, REFUSED, await = task.raise_cancel, task.REFUSED, task.await
+local oserror, IncompleteReadError, LimitOverrunError =
+  errors.oserror, errors.IncompleteReadError, errors.LimitOverrunError
+local setmetatable, error, type, concat = setmetatable, error, type, table.concat
+local mtype = math.type
+
+local SM = core.stream_methods
+local c_read, c_readexactly, c_readuntil, c_wait, c_abort = SM._read, SM._readexactly,
+  SM._readuntil, SM._wait, SM._abort
+local c_write, c_pending, c_close, c_state = SM._write, SM._pending, SM._close, SM._state
+
+local W_READ, W_WRITE, W_OTHER = 0, 1, 2  -- stream.c's waiter kinds
+local LIMIT, HIGH, LOW = 65536, 65536, 16384
+
+local M = {}
+
+-- Awaitables ------------------------------------------------------------------
+
+-- Every stream call that waits returns an Op {fn, a, b, c, d}: awaiting
+-- it runs fn(a, b, c, d) in the awaiting task.
+local Op = {__name = "asyncio.StreamOp"}
+function Op.__await(op) return op[1](op[2], op[3], op[4], op[5]) end
+task.register_awaitable(Op)
+local function op(fn, a, b, c, d) return setmetatable({fn, a, b, c, d}, Op) end
+M.op = op
+
+-- Waiting -------------------------------------------------------------------------
+
+-- A connection's shared state: its C stream (box), loop, and per waiter
+-- kind whether a task waits in C and the future the others wait on.
+-- While a task waits, a Wait record {conn, kind} is its wait record (see
+-- Task:cancel): cancelling removes it from the C stream.
+local Wait = {}
+Wait.__index = Wait
+function Wait._cancel_wait() return false end
+function Wait:_abort_wait() c_abort(self[1].box, self[2]) end
+
+local function running_task(conn, fname)
+  local t = rt.current
+  if t == nil then error(("'%s' called outside a running task"):format(fname), 4) end
+  if t._loop ~= conn.loop then
+    error(("'%s': the stream belongs to a different event loop"):format(fname), 4)
+  end
+  return t
+end
+
+-- Suspend the running task until the event of 'kind' may have happened
+-- (the caller asks the C stream again). One task waits in C per kind; any
+-- other waits on a future that the first resolves when it wakes.
+local function wait_event(conn, kind, fname)
+  local t = running_task(conn, fname)
+  local k = kind + 1
+  if conn.inwait[k] then
+    local f = conn.fan[k]
+    if not f then f = Future._new(Future, conn.loop); conn.fan[k] = f end
+    await(f)
+    return
+  end
+  conn.inwait[k] = true
+  t._waiting = conn.recs[k]
+  rt.current = nil
+  local r, msg = c_wait(conn.box, kind, t._loop._core)
+  rt.current = t
+  t._waiting = false
+  conn.inwait[k] = false
+  local f = conn.fan[k]
+  if f then conn.fan[k] = nil; f:set_result() end
+  if r == REFUSED then c_abort(conn.box, kind); error(msg, 3) end
+  if t._must_cancel then raise_cancel(t) end
+end
+
+-- A new connection state for C stream 'box' on EventLoop 'loop'.
+local function new_conn(box, loop, limit)
+  local conn = {box = box, loop = loop, limit = limit or LIMIT, high = HIGH,
+                inwait = {false, false, false}, fan = {}}
+  conn.recs = {setmetatable({conn, W_READ}, Wait), setmetatable({conn, W_WRITE}, Wait),
+               setmetatable({conn, W_OTHER}, Wait)}
+  return conn
+end
+M.new_conn = new_conn
+
+local function raise_oserror(name, msg, what)
+  error(oserror(name, msg, what), 0)
+end
+
+-- StreamReader --------------------------------------------------------------
+
+local StreamReader = {__name = "asyncio.StreamReader"}
+StreamReader.__index = StreamReader
+M.StreamReader = StreamReader
+
+local function checkreader(r, fname)
+  if getmetatable(r) ~= StreamReader then
+    error(("bad argument #1 to '%s' (%s)"):format(fname, typeerror("asyncio.StreamReader", r)), 3)
+  end
+end
+
+local function read_all(conn)
+  local parts, n = {}, 0
+  while true do
+    local s, state, name, msg = c_read(conn.box, conn.limit)
+    if s then
+      if s == "" then return concat(parts, "", 1, n) end
+      n = n + 1
+      parts[n] = s
+    elseif state == "wait" then wait_event(conn, W_READ, "read")
+    else raise_oserror(name, msg, "read") end
+  end
+end
+
+local function read_impl(r, n)
+  local conn = r._conn
+  if n < 0 then return read_all(conn) end
+  if n == 0 then return "" end
+  while true do
+    local s, state, name, msg = c_read(conn.box, n)
+    if s then return s end
+    if state == "wait" then wait_event(conn, W_READ, "read")
+    else raise_oserror(name, msg, "read") end
+  end
+end
+
+-- reader:read([n]): up to n bytes; -1 or nil: everything until EOF; "" at EOF.
+function StreamReader:read(n)
+  checkreader(self, "read")
+  argcheck(n == nil or mtype(n) == "integer", 2, "read", typeerror("integer", n))
+  return op(read_impl, self, n or -1)
+end
+
+local function readexactly_impl(r, n)
+  local conn = r._conn
+  while true do
+    local s, state, name, msg = c_readexactly(conn.box, n)
+    if s then return s end
+    if state == "wait" then wait_event(conn, W_READ, "readexactly")
+    elseif state == "eof" then
+      error(IncompleteReadError(c_read(conn.box, -1) or "", n), 0)
+    else raise_oserror(name, msg, "read") end
+  end
+end
+
+-- reader:readexactly(n): exactly n bytes, or IncompleteReadError at EOF.
+function StreamReader:readexactly(n)
+  checkreader(self, "readexactly")
+  argcheck(mtype(n) == "integer" and n >= 0, 2, "readexactly",
+    mtype(n) == "integer" and "n must be non-negative" or typeerror("integer", n))
+  return op(readexactly_impl, self, n)
+end
+
+local OVER_FOUND = "separator is found, but chunk is longer than limit"
+local OVER_NOT_FOUND = "separator is not found, and chunk exceeds the limit"
+
+local function readuntil_impl(r, sep, fname)
+  local conn = r._conn
+  while true do
+    local s, state, a, b = c_readuntil(conn.box, sep)
+    if s then return s end
+    if state == "wait" then wait_event(conn, W_READ, fname or "readuntil")
+    elseif state == "eof" then error(IncompleteReadError(c_read(conn.box, -1) or "", nil), 0)
+    elseif state == "limit" then
+      error(LimitOverrunError(b and OVER_FOUND or OVER_NOT_FOUND, a), 0)
+    else raise_oserror(a, b, "read") end
+  end
+end
+
+local function checksep(sep, fname)
+  if type(sep) == "string" then
+    argcheck(sep ~= "", 2, fname, "separator must not be empty")
+    return
+  end
+  argcheck(type(sep) == "table" and #sep > 0, 2, fname, typeerror("string or list of strings", sep))
+  for i = 1, #sep do
+    argcheck(type(sep[i]) == "string" and sep[i] ~= "", 2, fname,
+      "separators must be non-empty strings")
+  end
+end
+
+-- reader:readuntil([sep]): the bytes up to and including 'sep' (default
+-- "\n"; a list: whichever comes first).
+function StreamReader:readuntil(sep)
+  checkreader(self, "readuntil")
+  if sep == nil then sep = "\n" end
+  checksep(sep, "readuntil")
+  return op(readuntil_impl, self, sep)
+end
+
+-- A line with its "\n"; the rest of the data at EOF ("" at EOF). A line
+-- over the limit is dropped from the buffer and LimitOverrunError raised.
+local function readline_impl(r)
+  local ok, line = pcall(readuntil_impl, r, "\n", "readline")
+  if ok then return line end
+  if IncompleteReadError:is(line) then return line.partial end
+  if LimitOverrunError:is(line) then
+    local conn = r._conn
+    local s = c_readuntil(conn.box, "\n")  -- is the whole line in? drop it
+    if s == nil then c_read(conn.box, -1) end
+  end
+  error(line, 0)
+end
+
+function StreamReader:readline()
+  checkreader(self, "readline")
+  return op(readline_impl, self)
+end
+
+-- for line in reader:lines([fmt]) do ... end, inside a task: each line
+-- without its "\n" ("L": with it), until EOF.
+function StreamReader:lines(fmt)
+  checkreader(self, "lines")
+  argcheck(fmt == nil or fmt == "l" or fmt == "L", 2, "lines", "format must be \"l\" or \"L\"")
+  local keep = fmt == "L"
+  return function()
+    local line = readline_impl(self)
+    if line == "" then return nil end
+    if not keep and line:sub(-1) == "\n" then line = line:sub(1, -2) end
+    return line
+  end
+end
+
+function StreamReader:at_eof()
+  checkreader(self, "at_eof")
+  local n, eof = self._conn.box:_buffered()
+  return eof and n == 0
+end
+
+function StreamReader:__tostring()
+  local n, eof = self._conn.box:_buffered()
+  return ("<asyncio.StreamReader %d bytes%s>"):format(n, eof and " eof" or "")
+end
+
+-- StreamWriter ----------------------------------------------------------------
+
+local StreamWriter = {__name = "asyncio.StreamWriter"}
+StreamWriter.__index = StreamWriter
+M.StreamWriter = StreamWriter
+
+local function checkwriter(w, fname)
+  if getmetatable(w) ~= StreamWriter then
+    error(("bad argument #1 to '%s' (%s)"):format(fname, typeerror("asyncio.StreamWriter", w)), 3)
+  end
+end
+
+-- writer:write(data): buffer 'data' (a string); never waits.
+function StreamWriter:write(data)
+  checkwriter(self, "write")
+  argcheck(type(data) == "string", 2, "write", typeerror("string", data))
+  local conn = self._conn
+  if c_state(conn.box) then error("write: the stream is closed", 2) end
+  c_write(conn.box, data)
+end
+
+function StreamWriter:writelines(list)
+  checkwriter(self, "writelines")
+  argcheck(type(list) == "table", 2, "writelines", typeerror("table", list))
+  for i = 1, #list do
+    argcheck(type(list[i]) == "string", 2, "writelines", "list of strings expected")
+  end
+  local conn = self._conn
+  if c_state(conn.box) then error("writelines: the stream is closed", 2) end
+  c_write(conn.box, concat(list))
+end
+
+local function drain_impl(w)
+  local conn = w._conn
+  local pending, name, msg = c_pending(conn.box)
+  if name then raise_oserror(name, msg, "write") end
+  if pending <= conn.high then
+    if c_state(conn.box) then task.await(task.sleep(0)) end  -- let the close run
+    return
+  end
+  repeat
+    wait_event(conn, W_WRITE, "drain")
+    pending, name, msg = c_pending(conn.box)
+    if name then raise_oserror(name, msg, "write") end
+    if c_state(conn.box) then
+      error(errors.ConnectionResetError("connection lost", {errno = "ECONNRESET"}), 0)
+    end
+  until pending <= conn.low
+end
+
+-- writer:drain(): wait while more than the high-water mark is pending
+-- (down to the low-water mark); raises the connection's write error.
+function StreamWriter:drain()
+  checkwriter(self, "drain")
+  return op(drain_impl, self)
+end
+
+-- writer:set_write_buffer_limits([high], [low]), as CPython's transports.
+function StreamWriter:set_write_buffer_limits(high, low)
+  checkwriter(self, "set_write_buffer_limits")
+  argcheck(high == nil or (mtype(high) == "integer" and high >= 0), 2, "set_write_buffer_limits",
+    "high must be a non-negative integer")
+  argcheck(low == nil or (mtype(low) == "integer" and low >= 0), 3, "set_write_buffer_limits",
+    "low must be a non-negative integer")
+  high = high or (low and low * 4) or HIGH
+  low = low or high // 4
+  argcheck(low <= high, 3, "set_write_buffer_limits", "low must not exceed high")
+  local conn = self._conn
+  conn.high, conn.low = high, low
+  conn.box:_set_low(low)
+end
+
+function StreamWriter:get_write_buffer_size()
+  checkwriter(self, "get_write_buffer_size")
+  return (c_pending(self._conn.box))
+end
+
+function StreamWriter:can_write_eof()
+  checkwriter(self, "can_write_eof")
+  return true
+end
+
+-- writer:write_eof(): send EOF after what is buffered (half-close).
+function StreamWriter:write_eof()
+  checkwriter(self, "write_eof")
+  local conn = self._conn
+  if c_state(conn.box) then error("write_eof: the stream is closed", 2) end
+  local ok, name, msg = conn.box:_shutdown()
+  if not ok then raise_oserror(name, msg, "write_eof") end
+end
+
+local function close_conn(conn)
+  if conn.loop._core:is_closed() then return end
+  c_close(conn.box, conn.loop._core)
+end
+M.close_conn = close_conn
+
+-- writer:close(): close the stream (what is pending is still sent by the
+-- kernel if it took it; the rest is dropped). Idempotent.
+function StreamWriter:close()
+  checkwriter(self, "close")
+  close_conn(self._conn)
+end
+StreamWriter.__close = StreamWriter.close
+
+function StreamWriter:is_closing()
+  checkwriter(self, "is_closing")
+  return (c_state(self._conn.box))
+end
+
+local function wait_closed_impl(w)
+  local conn = w._conn
+  while true do
+    local _, closed = c_state(conn.box)
+    if closed or conn.loop._core:is_closed() then return end
+    wait_event(conn, W_OTHER, "wait_closed")
+  end
+end
+
+-- writer:wait_closed(): an awaitable done once the socket is closed.
+function StreamWriter:wait_closed()
+  checkwriter(self, "wait_closed")
+  return op(wait_closed_impl, self)
+end
+
+-- writer:get_extra_info(name, [default]): "peername", "sockname" ({host,
+-- port} or a path), "fd".
+function StreamWriter:get_extra_info(name, default)
+  checkwriter(self, "get_extra_info")
+  local box = self._conn.box
+  if name == "fd" then
+    local fd = box:_fd()
+    if fd < 0 then return default end
+    return fd
+  elseif name == "peername" or name == "sockname" then
+    local a, b = box:_name(name == "peername")
+    if a == nil then return default end
+    if b == nil then return a end
+    return {a, b}
+  end
+  return default
+end
+
+function StreamWriter:__tostring()
+  local closing = c_state(self._conn.box)
+  return ("<asyncio.StreamWriter%s>"):format(closing and " closing" or "")
+end
+
+local function pair(conn)
+  return setmetatable({_conn = conn}, StreamReader), setmetatable({_conn = conn}, StreamWriter)
+end
+M.pair = pair
+
+-- Names -------------------------------------------------------------------------
+
+local Resolve = {}  -- wait record of a name request
+Resolve.__index = Resolve
+function Resolve._cancel_wait() return false end
+function Resolve:_abort_wait() self[1]:_abort() end
+
+-- Wait for request 'req' (resolve.c); the answers or an OSError raised.
+local function resolved(req, what)
+  local t = rt.current
+  while true do
+    local a, b, c = req:_result()
+    if a == nil then raise_oserror(b, c, what) end
+    if a ~= false then return a, b end
+    t._waiting = setmetatable({req}, Resolve)
+    rt.current = nil
+    local r, msg = req:_wait(t._loop._core)
+    rt.current = t
+    t._waiting = false
+    if r == REFUSED then req:_abort(); error(msg, 3) end
+    if t._must_cancel then raise_cancel(t) end
+  end
+end
+
+local FAMILIES = {[0] = 0, [4] = 4, [6] = 6, inet = 4, inet6 = 6, unspec = 0}
+local SOCKTYPES = {stream = 1, dgram = 2}
+
+local function getaddrinfo_impl(host, port, opts)
+  local t = task.current("getaddrinfo")
+  local req, name, msg = core.getaddrinfo(t._loop._core, host, port and tostring(port),
+    FAMILIES[opts.family or 0], SOCKTYPES[opts.type] or 0, opts.passive)
+  if not req then raise_oserror(name, msg, ("getaddrinfo %s"):format(tostring(host))) end
+  return (resolved(req, ("getaddrinfo %s"):format(tostring(host))))
+end
+
+-- getaddrinfo(host, [port], [opts]) -> awaitable: a list of {family = 4|6,
+-- host, port, socktype}. opts: family (4, 6), type ("stream", "dgram"),
+-- passive.
+function M.getaddrinfo(host, port, opts)
+  argcheck(host == nil or type(host) == "string", 1, "getaddrinfo", typeerror("string", host))
+  argcheck(port == nil or mtype(port) == "integer" or type(port) == "string", 2, "getaddrinfo",
+    typeerror("integer or string", port))
+  argcheck(opts == nil or type(opts) == "table", 3, "getaddrinfo", typeerror("table", opts))
+  opts = opts or {}
+  argcheck(FAMILIES[opts.family or 0] ~= nil, 3, "getaddrinfo", "family must be 4 or 6")
+  argcheck(opts.type == nil or SOCKTYPES[opts.type], 3, "getaddrinfo",
+    "type must be \"stream\" or \"dgram\"")
+  argcheck(host ~= nil or port ~= nil, 1, "getaddrinfo", "host or port expected")
+  return op(getaddrinfo_impl, host, port, opts)
+end
+
+local function getnameinfo_impl(host, port, numeric)
+  local t = task.current("getnameinfo")
+  local req, name, msg = core.getnameinfo(t._loop._core, host, port, numeric)
+  if not req then raise_oserror(name, msg, ("getnameinfo %s"):format(host)) end
+  return resolved(req, ("getnameinfo %s"):format(host))
+end
+
+-- getnameinfo(host, port, [numeric]) -> awaitable: name, service.
+function M.getnameinfo(host, port, numeric)
+  argcheck(type(host) == "string", 1, "getnameinfo", typeerror("string", host))
+  argcheck(mtype(port) == "integer", 2, "getnameinfo", typeerror("integer", port))
+  return op(getnameinfo_impl, host, port, numeric)
+end
+
+local function isnumeric(host)
+  return host:find(":", 1, true) ~= nil or host:match("^%d+%.%d+%.%d+%.%d+$") ~= nil
+end
+
+-- The addresses to try for 'host': itself if numeric, else resolved.
+local function addresses(host, port, family, passive)
+  if isnumeric(host) then return {{host = host, port = port}} end
+  local list = getaddrinfo_impl(host, port, {family = family, type = "stream", passive = passive})
+  if #list == 0 then
+    error(errors.gaierror(("no address for %s"):format(host), {errno = "EAI_NONAME"}), 0)
+  end
+  return list
+end
+
+-- Connecting ------------------------------------------------------------------------
+
+local CancelledError = errors.CancelledError
+
+-- Wait until 'conn' is connected; on failure or cancellation it is closed.
+local function connected(conn, what)
+  local ok, err = pcall(function()
+    while true do
+      local r, name, msg = conn.box:_connected()
+      if r then return end
+      if r == nil then raise_oserror(name, msg, what) end
+      wait_event(conn, W_OTHER, "open_connection")
+    end
+  end)
+  if not ok then
+    close_conn(conn)
+    error(err, 0)
+  end
+end
+
+local function checkopts(opts, n, fname)
+  argcheck(opts == nil or type(opts) == "table", n, fname, typeerror("table", opts))
+  opts = opts or {}
+  local limit = opts.limit
+  argcheck(limit == nil or (mtype(limit) == "integer" and limit > 0), n, fname,
+    "limit must be a positive integer")
+  if opts.ssl ~= nil then error(("'%s': ssl is not supported yet"):format(fname), 3) end
+  return opts
+end
+
+local function open_connection_impl(host, port, opts)
+  local t = task.current("open_connection")
+  local loop = t._loop
+  local local_host, local_port
+  if opts.local_addr then local_host, local_port = opts.local_addr[1], opts.local_addr[2] end
+  local lasterr
+  for _, a in ipairs(addresses(host, port, opts.family)) do
+    local what = ("connect to %s:%d"):format(a.host, a.port)
+    local box, name, msg = core.tcp_connect(loop._core, a.host, a.port, opts.limit, local_host,
+      local_port)
+    if box then
+      local conn = new_conn(box, loop, opts.limit)
+      local ok, err = pcall(connected, conn, what)
+      if ok then return pair(conn) end
+      if CancelledError:is(err) then error(err, 0) end
+      lasterr = err
+    else
+      lasterr = oserror(name, msg, what)
+    end
+  end
+  error(lasterr, 0)
+end
+
+-- open_connection(host, port, [opts]) -> awaitable: reader, writer.
+-- opts: limit, local_addr = {host, port}, family (4, 6).
+function M.open_connection(host, port, opts)
+  argcheck(type(host) == "string", 1, "open_connection", typeerror("string", host))
+  argcheck(mtype(port) == "integer" and port >= 0 and port <= 65535, 2, "open_connection",
+    mtype(port) == "integer" and "port out of range" or typeerror("integer", port))
+  opts = checkopts(opts, 3, "open_connection")
+  argcheck(opts.local_addr == nil or type(opts.local_addr) == "table", 3, "open_connection",
+    "local_addr must be {host, port}")
+  return op(open_connection_impl, host, port, opts)
+end
+
+local function open_unix_impl(path, opts)
+  local t = task.current("open_unix_connection")
+  local what = ("connect to %s"):format(path)
+  local box, name, msg = core.pipe_connect(t._loop._core, path, opts.limit)
+  if not box then raise_oserror(name, msg, what) end
+  local conn = new_conn(box, t._loop, opts.limit)
+  connected(conn, what)
+  return pair(conn)
+end
+
+-- open_unix_connection(path, [opts]) -> awaitable: reader, writer.
+function M.open_unix_connection(path, opts)
+  argcheck(type(path) == "string", 1, "open_unix_connection", typeerror("string", path))
+  opts = checkopts(opts, 2, "open_unix_connection")
+  return op(open_unix_impl, path, opts)
+end
+
+-- Servers ------------------------------------------------------------------------
+
+local Server = {__name = "asyncio.Server"}
+Server.__index = Server
+M.Server = Server
+
+local function checkserver(s, fname)
+  if getmetatable(s) ~= Server then
+    error(("bad argument #1 to '%s' (%s)"):format(fname, typeerror("asyncio.Server", s)), 3)
+  end
+end
+
+-- The server is closed and its last client gone: wake wait_closed.
+local function check_closed(srv)
+  if not srv._serving and next(srv._clients) == nil and not srv._closed:done() then
+    srv._closed:set_result()
+  end
+end
+
+-- The task of one connection: client_cb(reader, writer) (awaiting what it
+-- returns if that is awaitable); the stream is closed when it ends.
+local function serve_client(srv, conn)
+  local reader, writer = pair(conn)
+  srv._clients[conn] = true
+  local ok, err = pcall(function()
+    local r = srv._cb(reader, writer)
+    if task.isawaitable(r) then await(r) end
+  end)
+  close_conn(conn)
+  srv._clients[conn] = nil
+  check_closed(srv)
+  if not ok then error(err, 0) end
+end
+
+-- A listener's sticky callback (stream.c): accept what waits.
+local function on_connection(l)
+  local srv = l.server
+  local loop = srv._loop
+  while srv._serving do
+    local box, name, msg = l.box:_accept(loop._core)
+    if not box then
+      if name then
+        loop:call_exception_handler({message = "accept failed",
+          exception = oserror(name, msg, "accept")})
+      end
+      return
+    end
+    loop:create_task(serve_client, srv, new_conn(box, loop, srv._limit))
+  end
+end
+
+local function new_server(loop, cb, limit)
+  return setmetatable({_loop = loop, _cb = cb, _limit = limit, _listeners = {}, _clients = {},
+                       _serving = true, _closed = Future._new(Future, loop)}, Server)
+end
+
+-- server:close(): stop listening (connections go on; see close_clients).
+function Server:close()
+  checkserver(self, "close")
+  if not self._serving then return end
+  self._serving = false
+  for _, l in ipairs(self._listeners) do close_conn(l) end
+  if self._forever and not self._forever:done() then self._forever:set_result() end
+  check_closed(self)
+end
+Server.__close = Server.close
+
+-- server:close_clients(): close every connection of the server.
+function Server:close_clients()
+  checkserver(self, "close_clients")
+  for conn in pairs(self._clients) do close_conn(conn) end
+end
+Server.abort_clients = Server.close_clients
+
+function Server:is_serving()
+  checkserver(self, "is_serving")
+  return self._serving
+end
+
+-- server:wait_closed(): an awaitable done when the server is closed and
+-- every connection it accepted has ended.
+function Server:wait_closed()
+  checkserver(self, "wait_closed")
+  return self._closed
+end
+
+local function serve_forever_impl(srv)
+  if not srv._serving then error("serve_forever: the server is closed", 0) end
+  srv._forever = srv._forever or Future._new(Future, srv._loop)
+  local ok, err = pcall(await, srv._forever)
+  if not ok then
+    srv:close()
+    error(err, 0)
+  end
+end
+
+-- server:serve_forever(): an awaitable that ends when the server is
+-- closed; cancelling it closes the server.
+function Server:serve_forever()
+  checkserver(self, "serve_forever")
+  return op(serve_forever_impl, self)
+end
+
+function Server:start_serving()
+  checkserver(self, "start_serving")
+  return task.DONE
+end
+
+local Socket = {__name = "asyncio.Socket"}
+Socket.__index = Socket
+function Socket:getsockname()
+  local a, b = self._box:_name(false)
+  if b == nil then return a end
+  return {a, b}
+end
+function Socket:fileno() return self._box:_fd() end
+
+-- server:sockets(): the listening sockets, each with :getsockname().
+function Server:sockets()
+  checkserver(self, "sockets")
+  local list = {}
+  if self._serving then
+    for i, l in ipairs(self._listeners) do list[i] = setmetatable({_box = l.box}, Socket) end
+  end
+  return list
+end
+
+function Server:get_loop() return self._loop end
+
+function Server:__tostring()
+  return ("<asyncio.Server %s, %d connections>"):format(self._serving and "serving" or "closed",
+    (function() local n = 0 for _ in pairs(self._clients) do n = n + 1 end return n end)())
+end
+
+local function start_server_impl(cb, host, port, opts)
+  local t = task.current("start_server")
+  local srv = new_server(t._loop, cb, opts.limit)
+  local seen = {}
+  for _, a in ipairs(addresses(host or "0.0.0.0", port, opts.family, true)) do
+    if not seen[a.host] then
+      seen[a.host] = true
+      local l = {server = srv}
+      local box, name, msg = core.tcp_listen(t._loop._core, a.host, a.port, opts.backlog,
+        opts.reuse_port, opts.limit, on_connection, l)
+      if not box then
+        srv:close()
+        raise_oserror(name, msg, ("listen on %s:%d"):format(a.host, a.port))
+      end
+      l.box, l.loop = box, t._loop
+      srv._listeners[#srv._listeners + 1] = l
+    end
+  end
+  return srv
+end
+
+-- start_server(client_cb, [host], port, [opts]) -> awaitable: a Server.
+-- client_cb(reader, writer) runs in a new task per connection. opts:
+-- backlog, reuse_port, limit, family.
+function M.start_server(cb, host, port, opts)
+  argcheck(type(cb) == "function", 1, "start_server", typeerror("function", cb))
+  argcheck(host == nil or type(host) == "string", 2, "start_server", typeerror("string", host))
+  argcheck(mtype(port) == "integer" and port >= 0 and port <= 65535, 3, "start_server",
+    mtype(port) == "integer" and "port out of range" or typeerror("integer", port))
+  opts = checkopts(opts, 4, "start_server")
+  argcheck(opts.backlog == nil or mtype(opts.backlog) == "integer", 4, "start_server",
+    "backlog must be an integer")
+  return op(start_server_impl, cb, host, port, opts)
+end
+
+local function start_unix_impl(cb, path, opts)
+  local t = task.current("start_unix_server")
+  local srv = new_server(t._loop, cb, opts.limit)
+  local l = {server = srv}
+  local box, name, msg = core.pipe_listen(t._loop._core, path, opts.backlog, opts.limit,
+    on_connection, l)
+  if not box then raise_oserror(name, msg, ("listen on %s"):format(path)) end
+  l.box, l.loop = box, t._loop
+  srv._listeners[1] = l
+  return srv
+end
+
+-- start_unix_server(client_cb, path, [opts]) -> awaitable: a Server.
+function M.start_unix_server(cb, path, opts)
+  argcheck(type(cb) == "function", 1, "start_unix_server", typeerror("function", cb))
+  argcheck(type(path) == "string", 2, "start_unix_server", typeerror("string", path))
+  opts = checkopts(opts, 3, "start_unix_server")
+  return op(start_unix_impl, cb, path, opts)
+end
+
+-- A stream collected open (stream.c's finalizer): report it to its loop's
+-- exception handler, on the loop, or to stderr if that loop is gone.
+core.io_config(function(listener)
+  local loop = rt.loop
+  local ctx = {message = listener and "unclosed server socket" or "unclosed stream"}
+  if loop and not loop._core:is_closed() then
+    loop._core:call_soon(function() loop:call_exception_handler(ctx) end)
+  else
+    rt.default_exception_handler(nil, ctx)
+  end
+end)
+
+return M

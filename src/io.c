@@ -1,0 +1,42 @@
+/*
+** io.c: what every I/O object (stream.c, signal.c, resolve.c) shares: its
+** loop, the one task that may wait on each of its events, and closing a
+** libuv handle through its owner's callback.
+*/
+#include "asyncio.h"
+
+/* User value 1 of every I/O object is its Loop, which it keeps alive. */
+Loop *asyncio_loopof (lua_State *L, int idx) {
+  Loop *lp;
+  lua_getiuservalue(L, idx, 1);
+  lp = (Loop *)asyncio_testudata(L, -1, ASYNCIO_LOOP_MT);
+  lua_pop(L, 1);
+  if (lp == NULL || lp->closed)
+    luaL_error(L, "attempt to use a closed event loop");
+  return lp;
+}
+
+
+/*
+** Suspend the running task 'L' until the event of '*slot' wakes it (or a
+** cancellation does: Lua then clears '*slot' with the object's _abort).
+** 'L' is anchored in user value 'uv' of the object at 'idx'; the loop is
+** at 'loopidx'. Returns REFUSED from a coroutine that is not the task's.
+*/
+int asyncio_io_wait (lua_State *L, Loop *lp, int idx, int uv, lua_State **slot, int loopidx) {
+  if (asyncio_running(lp, L) == 0) return asyncio_refuse(L);
+  if (*slot != NULL && *slot != L)
+    return luaL_error(L, "another task is already waiting for this event");
+  lua_pushthread(L);
+  lua_setiuservalue(L, idx, uv);
+  *slot = L;
+  return asyncio_suspend(L, lp, loopidx);
+}
+
+
+/* From a libuv callback: wake the task in '*slot', if any. */
+void asyncio_io_wake (Loop *lp, lua_State **slot) {
+  lua_State *co = *slot;
+  *slot = NULL;
+  if (co != NULL) asyncio_wake0(lp, co);
+}

@@ -1,0 +1,152 @@
+/*
+** signal.c: signal handlers. A uv_signal_t per handler; its libuv callback
+** only posts the handler's sticky callback (task.c), so the handler runs
+** on the ready ring like call_soon, once however many signals came in
+** between. What a handler is and how it is called is loop.lua's affair.
+*/
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "asyncio.h"
+
+typedef struct Sig {
+  asyncio_closer closer;       /* first: the loop closes leftovers with it */
+  uv_signal_t h;
+  Loop *lp;
+  int32_t post;                /* the sticky callback slot, or 0 */
+  struct SigBox *box;          /* NULL once the userdata is collected */
+} Sig;
+
+typedef struct SigBox {
+  Sig *s;                      /* NULL once stopped */
+} SigBox;
+
+static const struct { const char *name; int num; } signames[] = {
+  {"SIGHUP", SIGHUP}, {"SIGINT", SIGINT}, {"SIGQUIT", SIGQUIT},
+  {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2}, {"SIGTERM", SIGTERM},
+  {"SIGALRM", SIGALRM}, {"SIGCHLD", SIGCHLD}, {"SIGPIPE", SIGPIPE},
+  {"SIGWINCH", SIGWINCH}, {"SIGCONT", SIGCONT}, {"SIGTSTP", SIGTSTP},
+  {"SIGKILL", SIGKILL}, {"SIGSTOP", SIGSTOP}, {"SIGABRT", SIGABRT},
+  {NULL, 0}
+};
+
+
+static void on_close (uv_handle_t *h) {
+  Sig *s = (Sig *)h->data;
+  if (s->box != NULL) s->box->s = NULL;
+  free(s);
+}
+
+
+static void on_signal (uv_signal_t *h, int signum) {
+  Sig *s = (Sig *)h->data;
+  (void)signum;
+  asyncio_post(s->lp, s->post);
+}
+
+
+/* core.signal_number(name or number) -> number | nil */
+static int core_signal_number (lua_State *L) {
+  int i;
+  if (lua_type(L, 1) == LUA_TNUMBER) {
+    lua_Integer n = lua_tointeger(L, 1);
+    for (i = 0; signames[i].name; i++)
+      if (signames[i].num == n) { lua_pushinteger(L, n); lua_pushstring(L, signames[i].name); return 2; }
+    return 0;
+  }
+  if (lua_type(L, 1) == LUA_TSTRING) {
+    const char *name = lua_tostring(L, 1);
+    for (i = 0; signames[i].name; i++)
+      if (strcmp(signames[i].name, name) == 0 || strcmp(signames[i].name + 3, name) == 0) {
+        lua_pushinteger(L, signames[i].num);
+        lua_pushstring(L, signames[i].name);
+        return 2;
+      }
+  }
+  return 0;
+}
+
+
+/* core.signal_start(loop, signum, fn, arg) -> handler | nil, err, msg:
+** fn(arg) runs on the loop after 'signum' arrives. */
+static int core_signal_start (lua_State *L) {
+  Loop *lp = asyncio_checkloop(L, 1);
+  int signum = (int)luaL_checkinteger(L, 2), r;
+  SigBox *b;
+  Sig *s;
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  lua_settop(L, 4);
+  b = (SigBox *)lua_newuserdatauv(L, sizeof *b, 1);
+  b->s = NULL;
+  luaL_setmetatable(L, ASYNCIO_SIGNAL);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  s = (Sig *)malloc(sizeof *s);
+  if (s == NULL) return luaL_error(L, "not enough memory");
+  memset(s, 0, sizeof *s);
+  s->closer = on_close;
+  s->lp = lp;
+  if ((r = uv_signal_init(&lp->uv, &s->h)) < 0) {
+    free(s);
+    lua_pushnil(L); lua_pushstring(L, uv_err_name(r)); lua_pushstring(L, uv_strerror(r));
+    return 3;
+  }
+  s->h.data = s;
+  s->box = b;
+  b->s = s;
+  if ((r = uv_signal_start(&s->h, on_signal, signum)) < 0) {
+    s->box = NULL;
+    b->s = NULL;
+    uv_close((uv_handle_t *)&s->h, on_close);
+    lua_pushnil(L); lua_pushstring(L, uv_err_name(r)); lua_pushstring(L, uv_strerror(r));
+    return 3;
+  }
+  s->post = asyncio_sticky_new(L, lp, 1, 3, 4);
+  return 1;
+}
+
+
+/* Stop and close; 'L' with the loop at 'loopidx' frees the callback slot. */
+static void stop (lua_State *L, SigBox *b, int loopidx) {
+  Sig *s = b->s;
+  if (s == NULL) return;
+  b->s = NULL;
+  s->box = NULL;
+  if (s->post > 0 && !s->lp->closed) asyncio_sticky_free(L, s->lp, loopidx, s->post);
+  s->post = 0;
+  if (!uv_is_closing((uv_handle_t *)&s->h)) uv_close((uv_handle_t *)&s->h, on_close);
+}
+
+
+/* handler:_stop() */
+static int sig_stop (lua_State *L) {
+  SigBox *b = (SigBox *)luaL_checkudata(L, 1, ASYNCIO_SIGNAL);
+  lua_getiuservalue(L, 1, 1);
+  stop(L, b, lua_gettop(L));
+  return 0;
+}
+
+
+static int sig_gc (lua_State *L) {
+  SigBox *b = (SigBox *)lua_touserdata(L, 1);
+  lua_getiuservalue(L, 1, 1);
+  stop(L, b, lua_gettop(L));
+  return 0;
+}
+
+
+void asyncio_signal_open (lua_State *L) {
+  static const luaL_Reg meta[] = {{"__gc", sig_gc}, {"_stop", sig_stop}, {NULL, NULL}};
+  static const luaL_Reg module[] = {
+    {"signal_start", core_signal_start},
+    {"signal_number", core_signal_number},
+    {NULL, NULL}
+  };
+  luaL_newmetatable(L, ASYNCIO_SIGNAL);
+  asyncio_setfuncs(L, meta);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  asyncio_setfuncs(L, module);
+}

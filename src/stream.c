@@ -1,0 +1,821 @@
+/*
+** stream.c: TCP and Unix domain stream sockets, clients and listeners.
+**
+** A stream is two pieces. The libuv handle lives in a malloc'd Stream,
+** freed only by its close callback. Everything Lua reads lives in the
+** userdata, a Box: the read buffer, the counts of bytes being written,
+** the errors and the waiting tasks. So the bytes a peer sent stay readable
+** after the socket is closed, and a Box that is collected only cuts its
+** Stream loose (closing it) without waiting for libuv.
+**
+** Meaning lives in streams.lua: these methods never wait by themselves;
+** they say "wait" and the Lua layer suspends the task with _wait(kind).
+** libuv callbacks only move bytes, set flags and wake the waiting task.
+*/
+/* memmem and SO_REUSEPORT are GNU/BSD, not POSIX */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include "asyncio.h"
+
+/* What a task waits for: bytes (or EOF), room to write, anything else
+** (the connect, the close). One task per kind. */
+enum { W_READ, W_WRITE, W_OTHER, W_N };
+
+/* User values of a Box: its loop, then the anchor of each waiter. */
+enum { UV_LOOP = 1, UV_WAITER, STREAM_NUV = UV_WAITER + W_N - 1 };
+
+#define READ_CHUNK  65536
+
+struct Box;
+
+typedef struct Stream {
+  asyncio_closer closer;       /* first: the loop closes leftovers with it */
+  union { uv_handle_t h; uv_stream_t s; uv_tcp_t tcp; uv_pipe_t pipe; } u;
+  struct Box *box;             /* NULL once the userdata is collected */
+  Loop *lp;
+  uv_connect_t connect;
+  uv_shutdown_t shutdown;
+  int32_t post;                /* a listener's sticky callback slot */
+} Stream;
+
+typedef struct Box {
+  Stream *s;                   /* NULL once the handle is closed */
+  Loop *lp;
+  char *buf;                   /* unread bytes: buf[head .. head+len) */
+  size_t head, len, cap;
+  size_t limit;                /* reads stop above max(2 * limit, want) */
+  size_t want;                 /* bytes a waiting readexactly needs */
+  size_t wpending;             /* bytes handed to uv_write, not yet written */
+  size_t low;                  /* drain waiters wake at or below this */
+  lua_State *waiter[W_N];
+  int rerr, werr, cerr;        /* libuv error codes of reading, writing, connecting */
+  unsigned eof : 1, paused : 1, connecting : 1, shut : 1, closing : 1,
+           closed : 1, pipe : 1, listener : 1, accepts : 1;
+} Box;
+
+typedef struct WriteReq {
+  uv_write_t req;
+  Box *box;                    /* checked through the stream: may be gone */
+  size_t n;
+  char data[];
+} WriteReq;
+
+
+/* Push nil, the libuv error name and message; return 3. */
+static int push_uverror (lua_State *L, int err) {
+  lua_pushnil(L);
+  lua_pushstring(L, uv_err_name(err));
+  lua_pushstring(L, uv_strerror(err));
+  return 3;
+}
+
+
+static Box *checkbox (lua_State *L) {
+  return (Box *)luaL_checkudata(L, 1, ASYNCIO_STREAM);
+}
+
+
+/* Closing ------------------------------------------------------------------ */
+
+static void wake_all (Box *b) {
+  int k;
+  for (k = 0; k < W_N; k++) asyncio_io_wake(b->lp, &b->waiter[k]);
+}
+
+
+/* The handle is gone: the Box (if any) learns it, its waiters wake. */
+static void on_close (uv_handle_t *h) {
+  Stream *s = (Stream *)h->data;
+  Box *b = s->box;
+  if (b != NULL) {
+    b->s = NULL;
+    b->closed = 1;
+    b->eof = 1;
+    b->connecting = 0;
+    wake_all(b);
+  }
+  free(s);
+}
+
+
+/* Start closing the handle (once). 'L' and the loop at 'loopidx' release
+** a listener's callback slot; pass L NULL from a finalizer. */
+static void close_stream (lua_State *L, Box *b, int loopidx) {
+  Stream *s = b->s;
+  if (s == NULL || b->closing) return;
+  b->closing = 1;
+  if (s->post > 0 && L != NULL) asyncio_sticky_free(L, s->lp, loopidx, s->post);
+  s->post = 0;
+  if (!uv_is_closing(&s->u.h)) uv_close(&s->u.h, on_close);
+  wake_all(b);
+}
+
+
+/* Reading -------------------------------------------------------------------- */
+
+static void on_read (uv_stream_t *h, ssize_t nread, const uv_buf_t *buf);
+
+static void on_alloc (uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  Box *b = ((Stream *)h->data)->box;
+  (void)hint;
+  buf->base = NULL;
+  buf->len = 0;
+  if (b == NULL) return;  /* libuv reports UV_ENOBUFS; the stream is closing */
+  if (b->head > 0 && b->cap - b->head - b->len < READ_CHUNK) {
+    memmove(b->buf, b->buf + b->head, b->len);
+    b->head = 0;
+  }
+  if (b->cap - b->len < READ_CHUNK) {
+    size_t ncap = b->cap ? b->cap * 2 : READ_CHUNK;
+    char *nb;
+    while (ncap - b->len < READ_CHUNK) ncap *= 2;
+    nb = (char *)realloc(b->buf, ncap);
+    if (nb == NULL) return;
+    b->buf = nb;
+    b->cap = ncap;
+  }
+  buf->base = b->buf + b->head + b->len;
+  buf->len = b->cap - b->head - b->len;
+}
+
+
+static size_t read_high (const Box *b) {
+  size_t high = b->limit * 2;
+  return b->want > high ? b->want : high;
+}
+
+
+static void start_reading (Box *b) {
+  if (b->s == NULL || b->closing || b->eof) return;
+  if (uv_read_start(&b->s->u.s, on_alloc, on_read) == 0) b->paused = 0;
+}
+
+
+static void on_read (uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
+  Box *b = ((Stream *)h->data)->box;
+  (void)buf;
+  if (b == NULL) { uv_read_stop(h); return; }
+  if (nread > 0) {
+    b->len += (size_t)nread;
+    if (b->len >= read_high(b)) {  /* a fast sender cannot fill our memory */
+      uv_read_stop(h);
+      b->paused = 1;
+    }
+  }
+  else if (nread < 0) {
+    if (nread != UV_EOF) b->rerr = (int)nread;
+    b->eof = 1;
+    uv_read_stop(h);
+  }
+  else return;
+  asyncio_io_wake(b->lp, &b->waiter[W_READ]);
+}
+
+
+/* Push the first 'n' buffered bytes and drop them; reading resumes once
+** the buffer is back under the limit. */
+static void take (lua_State *L, Box *b, size_t n) {
+  lua_pushlstring(L, b->buf + b->head, n);
+  b->head += n;
+  b->len -= n;
+  if (b->len == 0) b->head = 0;
+  if (b->paused && b->len < b->limit) start_reading(b);
+}
+
+
+/* The state of an empty or short buffer, for the Lua layer: "wait",
+** "eof", or "error" with the error's name and message. */
+static int push_state (lua_State *L, Box *b) {
+  lua_pushnil(L);
+  if (b->rerr != 0) {
+    lua_pushliteral(L, "error");
+    lua_pushstring(L, uv_err_name(b->rerr));
+    lua_pushstring(L, uv_strerror(b->rerr));
+    return 4;
+  }
+  if (b->eof || b->closing) lua_pushliteral(L, "eof");
+  else {
+    lua_pushliteral(L, "wait");
+    if (b->paused) start_reading(b);  /* a reader wants more: let it come */
+  }
+  return 2;
+}
+
+
+/* s:_read(n) -> up to n bytes (n < 0: all buffered) | nil, state... */
+static int stream_read (lua_State *L) {
+  Box *b = checkbox(L);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  if (b->len == 0) {
+    if (b->rerr == 0 && (b->eof || b->closing)) { lua_pushliteral(L, ""); return 1; }
+    return push_state(L, b);
+  }
+  take(L, b, n < 0 || (size_t)n > b->len ? b->len : (size_t)n);
+  return 1;
+}
+
+
+/* s:_readexactly(n) -> n bytes | nil, state... ("eof": what is buffered
+** is short; take it with _read(-1)) */
+static int stream_readexactly (lua_State *L) {
+  Box *b = checkbox(L);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  if (n < 0) n = 0;
+  if ((size_t)n <= b->len) {
+    b->want = 0;
+    take(L, b, (size_t)n);
+    return 1;
+  }
+  b->want = (size_t)n;
+  if (b->paused && b->len < b->want) start_reading(b);
+  return push_state(L, b);
+}
+
+
+/* The end of the earliest separator in the buffer, or 0; '*found' its
+** start. Separators are the string at 'idx' or the strings of a list. */
+static size_t find_sep (lua_State *L, Box *b, int idx, size_t *found) {
+  const char *p = b->buf + b->head;
+  size_t best = 0, i, n = 1;
+  int list = lua_istable(L, idx);
+  if (list) n = lua_rawlen(L, idx);
+  for (i = 1; i <= n; i++) {
+    size_t sl;
+    const char *sep, *at;
+    if (list) lua_rawgeti(L, idx, (lua_Integer)i);
+    else lua_pushvalue(L, idx);
+    sep = lua_tolstring(L, -1, &sl);
+    at = sep && sl > 0 && b->len >= sl ? memmem(p, b->len, sep, sl) : NULL;
+    if (at != NULL) {
+      size_t end = (size_t)(at - p) + sl;
+      if (best == 0 || end < best) { best = end; *found = (size_t)(at - p); }
+    }
+    lua_pop(L, 1);
+  }
+  return best;
+}
+
+
+/*
+** s:_readuntil(sep) -> the bytes up to and including the separator |
+** nil, "limit", consumed, found (over the limit: 'consumed' bytes scanned,
+** 'found' true if the separator is there) | nil, state...
+*/
+static int stream_readuntil (lua_State *L) {
+  Box *b = checkbox(L);
+  size_t at = 0, end = find_sep(L, b, 2, &at);
+  if (end > 0 && at <= b->limit) { take(L, b, end); return 1; }
+  if (end > 0 || b->len > b->limit) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "limit");
+    lua_pushinteger(L, (lua_Integer)(end > 0 ? at : b->len));
+    lua_pushboolean(L, end > 0);
+    return 4;
+  }
+  return push_state(L, b);
+}
+
+
+/* s:_discard(n): drop n buffered bytes (readline after a limit overrun). */
+static int stream_discard (lua_State *L) {
+  Box *b = checkbox(L);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  size_t k = n < 0 || (size_t)n > b->len ? b->len : (size_t)n;
+  take(L, b, k);
+  return 0;
+}
+
+
+/* s:_buffered() -> bytes buffered, at EOF */
+static int stream_buffered (lua_State *L) {
+  Box *b = checkbox(L);
+  lua_pushinteger(L, (lua_Integer)b->len);
+  lua_pushboolean(L, b->eof || b->closing);
+  return 2;
+}
+
+
+/* Writing -------------------------------------------------------------------- */
+
+static void on_write (uv_write_t *req, int status) {
+  WriteReq *w = (WriteReq *)req;
+  Stream *s = (Stream *)req->handle->data;
+  Box *b = s->box;
+  if (b != NULL) {
+    b->wpending -= w->n;
+    if (status < 0 && status != UV_ECANCELED && b->werr == 0) b->werr = status;
+    if (b->wpending <= b->low || b->werr != 0)
+      asyncio_io_wake(b->lp, &b->waiter[W_WRITE]);
+  }
+  free(w);
+}
+
+
+/*
+** s:_write(data) -> bytes still pending | nil, err, msg. What the socket
+** takes at once is written now; the rest is copied and queued. An error
+** is kept for drain and later writes are dropped, as CPython does.
+*/
+static int stream_write (lua_State *L) {
+  Box *b = checkbox(L);
+  size_t n, done = 0;
+  const char *p = luaL_checklstring(L, 2, &n);
+  if (b->s == NULL || b->closing) return luaL_error(L, "write on a closed stream");
+  if (b->shut) return luaL_error(L, "write after write_eof");
+  if (b->werr == 0 && n > 0) {
+    if (b->wpending == 0) {
+      uv_buf_t ub = uv_buf_init((char *)p, (unsigned)n);
+      int r = uv_try_write(&b->s->u.s, &ub, 1);
+      if (r >= 0) done = (size_t)r;
+      else if (r != UV_EAGAIN && r != UV_ENOSYS) b->werr = r;
+    }
+    if (done < n && b->werr == 0) {
+      WriteReq *w = (WriteReq *)malloc(sizeof *w + (n - done));
+      uv_buf_t ub;
+      int r;
+      if (w == NULL) return luaL_error(L, "not enough memory");
+      w->box = b;
+      w->n = n - done;
+      memcpy(w->data, p + done, n - done);
+      ub = uv_buf_init(w->data, (unsigned)w->n);
+      r = uv_write(&w->req, &b->s->u.s, &ub, 1, on_write);
+      if (r < 0) { free(w); b->werr = r; }
+      else b->wpending += w->n;
+    }
+  }
+  lua_pushinteger(L, (lua_Integer)b->wpending);
+  return 1;
+}
+
+
+/* s:_pending() -> bytes waiting to be written, the write error's name or nil */
+static int stream_pending (lua_State *L) {
+  Box *b = checkbox(L);
+  lua_pushinteger(L, (lua_Integer)b->wpending);
+  if (b->werr == 0) return 1;
+  lua_pushstring(L, uv_err_name(b->werr));
+  lua_pushstring(L, uv_strerror(b->werr));
+  return 3;
+}
+
+
+/* s:_set_low(bytes): the low-water mark drain waits down to. */
+static int stream_set_low (lua_State *L) {
+  Box *b = checkbox(L);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  b->low = n < 0 ? 0 : (size_t)n;
+  return 0;
+}
+
+
+static void on_shutdown (uv_shutdown_t *req, int status) {
+  (void)req; (void)status;  /* a failure shows on the next read or write */
+}
+
+
+/* s:_shutdown() -> true | nil, err, msg: send EOF after the pending bytes. */
+static int stream_shutdown (lua_State *L) {
+  Box *b = checkbox(L);
+  int r;
+  if (b->s == NULL || b->closing) return luaL_error(L, "write_eof on a closed stream");
+  if (b->shut) { lua_pushboolean(L, 1); return 1; }
+  b->shut = 1;
+  r = uv_shutdown(&b->s->shutdown, &b->s->u.s, on_shutdown);
+  if (r < 0) return push_uverror(L, r);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+/* s:_close(loop): start closing (once; waiters wake). */
+static int stream_close (lua_State *L) {
+  Box *b = checkbox(L);
+  asyncio_checkloop(L, 2);
+  close_stream(L, b, 2);
+  return 0;
+}
+
+
+/* s:_state() -> closing, closed, connecting */
+static int stream_state (lua_State *L) {
+  Box *b = checkbox(L);
+  lua_pushboolean(L, b->closing);
+  lua_pushboolean(L, b->closed);
+  lua_pushboolean(L, b->connecting);
+  return 3;
+}
+
+
+/* Waiting ---------------------------------------------------------------- */
+
+static int checkkind (lua_State *L, int arg) {
+  lua_Integer k = luaL_checkinteger(L, arg);
+  luaL_argcheck(L, k >= 0 && k < W_N, arg, "waiter kind expected");
+  return (int)k;
+}
+
+
+/* s:_wait(kind, loop): suspend until the event of 'kind' (see W_READ...). */
+static int stream_wait (lua_State *L) {
+  Box *b = checkbox(L);
+  int k = checkkind(L, 2);
+  Loop *lp = asyncio_checkloop(L, 3);
+  lua_settop(L, 3);
+  return asyncio_io_wait(L, lp, 1, UV_WAITER + k, &b->waiter[k], 3);
+}
+
+
+/* s:_abort(kind): the waiting task was cancelled: forget it. */
+static int stream_abort (lua_State *L) {
+  Box *b = checkbox(L);
+  b->waiter[checkkind(L, 2)] = NULL;
+  return 0;
+}
+
+
+/* Creating ------------------------------------------------------------------ */
+
+/* A Stream and its Box (pushed), for loop 'lp' at 'loopidx'; the handle
+** is left for the caller to init. */
+static Box *new_box (lua_State *L, Loop *lp, int loopidx, int pipe, size_t limit) {
+  Box *b;
+  Stream *s;
+  loopidx = lua_absindex(L, loopidx);
+  b = (Box *)lua_newuserdatauv(L, sizeof *b, STREAM_NUV);
+  memset(b, 0, sizeof *b);
+  luaL_setmetatable(L, ASYNCIO_STREAM);
+  lua_pushvalue(L, loopidx);
+  lua_setiuservalue(L, -2, UV_LOOP);
+  s = (Stream *)malloc(sizeof *s);
+  if (s == NULL) luaL_error(L, "not enough memory");
+  memset(s, 0, sizeof *s);
+  s->closer = on_close;
+  s->u.h.data = s;
+  s->lp = lp;
+  s->box = b;
+  b->s = s;
+  b->lp = lp;
+  b->pipe = pipe != 0;
+  b->limit = limit;
+  b->low = 16384;
+  return b;
+}
+
+
+/* Init the handle of a new Box; on failure nothing is left open. */
+static int init_handle (Box *b) {
+  Stream *s;
+  int r;
+  if (b->pipe) r = uv_pipe_init(&b->lp->uv, &b->s->u.pipe, 0);
+  else r = uv_tcp_init(&b->lp->uv, &b->s->u.tcp);
+  if (r < 0) return r;
+  s = b->s;
+  s->u.h.data = s;
+  return 0;
+}
+
+
+static size_t checklimit (lua_State *L, int arg) {
+  lua_Integer n = luaL_optinteger(L, arg, 65536);
+  luaL_argcheck(L, n > 0, arg, "limit must be positive");
+  return (size_t)n;
+}
+
+
+/* Parse 'host' (a numeric address) and 'port' into 'sa'. */
+static int parse_addr (const char *host, lua_Integer port, struct sockaddr_storage *sa) {
+  if (port < 0 || port > 65535) return UV_EINVAL;
+  if (strchr(host, ':') != NULL)
+    return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)sa);
+  return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)sa);
+}
+
+
+static void on_connect (uv_connect_t *req, int status) {
+  Stream *s = (Stream *)req->handle->data;
+  Box *b = s->box;
+  if (b == NULL) return;
+  b->connecting = 0;
+  if (status < 0) b->cerr = status;
+  else {
+    if (!b->pipe) uv_tcp_nodelay(&s->u.tcp, 1);
+    start_reading(b);
+  }
+  asyncio_io_wake(b->lp, &b->waiter[W_OTHER]);
+}
+
+
+/* Undo a half-made stream at the top of the stack and report 'err'. */
+static int fail_new (lua_State *L, Box *b, int inited, int err) {
+  Stream *s = b->s;
+  b->s = NULL;
+  b->closing = b->closed = 1;
+  if (inited) { s->box = NULL; uv_close(&s->u.h, on_close); }
+  else free(s);
+  lua_pop(L, 1);
+  return push_uverror(L, err);
+}
+
+
+/*
+** core.tcp_connect(loop, ip, port, [limit, local_ip, local_port]) ->
+** stream (connecting: wait W_OTHER, then _connected) | nil, err, msg
+** core.pipe_connect(loop, path, [limit]) -> the same
+*/
+static int new_connection (lua_State *L, int pipe) {
+  Loop *lp = asyncio_checkloop(L, 1);
+  const char *host = luaL_checkstring(L, 2);
+  struct sockaddr_storage sa;
+  size_t limit;
+  Box *b;
+  int r = 0;
+  memset(&sa, 0, sizeof sa);
+  if (!pipe) {
+    lua_Integer port = luaL_checkinteger(L, 3);
+    limit = checklimit(L, 4);
+    if ((r = parse_addr(host, port, &sa)) < 0) return push_uverror(L, r);
+  }
+  else limit = checklimit(L, 3);
+  b = new_box(L, lp, 1, pipe, limit);
+  if ((r = init_handle(b)) < 0) return fail_new(L, b, 0, r);
+  if (!pipe && lua_type(L, 5) == LUA_TSTRING) {
+    struct sockaddr_storage la;
+    memset(&la, 0, sizeof la);
+    r = parse_addr(lua_tostring(L, 5), luaL_optinteger(L, 6, 0), &la);
+    if (r == 0) r = uv_tcp_bind(&b->s->u.tcp, (struct sockaddr *)&la, 0);
+    if (r < 0) return fail_new(L, b, 1, r);
+  }
+  if (pipe) uv_pipe_connect(&b->s->connect, &b->s->u.pipe, host, on_connect);
+  else r = uv_tcp_connect(&b->s->connect, &b->s->u.tcp, (struct sockaddr *)&sa, on_connect);
+  if (r < 0) return fail_new(L, b, 1, r);
+  b->connecting = 1;
+  return 1;
+}
+
+static int core_tcp_connect (lua_State *L) { return new_connection(L, 0); }
+static int core_pipe_connect (lua_State *L) { return new_connection(L, 1); }
+
+
+/* s:_connected() -> true | nil, err, msg | false (still connecting) */
+static int stream_connected (lua_State *L) {
+  Box *b = checkbox(L);
+  if (b->cerr != 0) return push_uverror(L, b->cerr);
+  if (b->connecting) { lua_pushboolean(L, 0); return 1; }
+  if (b->s == NULL || b->closing) return push_uverror(L, UV_ECANCELED);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+/* Listening ------------------------------------------------------------------ */
+
+static void on_connection (uv_stream_t *h, int status) {
+  Stream *s = (Stream *)h->data;
+  Box *b = s->box;
+  (void)status;  /* a failed accept shows when the callback accepts */
+  if (b == NULL) return;
+  b->accepts = 1;
+  asyncio_post(s->lp, s->post);
+}
+
+
+/* A socket bound to 'sa' with SO_REUSEPORT, for uv_tcp_open (libuv 1.44
+** has no flag for it). Returns the descriptor or a libuv error. */
+static int reuseport_socket (const struct sockaddr_storage *sa) {
+  int one = 1, fd;
+  socklen_t len = sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                            : sizeof(struct sockaddr_in);
+  fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return uv_translate_sys_error(errno);
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+      bind(fd, (const struct sockaddr *)sa, len) < 0) {
+    int e = uv_translate_sys_error(errno);
+    close(fd);
+    return e;
+  }
+  return fd;
+}
+
+
+/*
+** core.tcp_listen(loop, ip, port, backlog, reuse_port, limit, fn, arg)
+** core.pipe_listen(loop, path, backlog, limit, fn, arg)
+**   -> listener | nil, err, msg. fn(arg) runs (a sticky callback) when
+** connections wait: accept them with _accept.
+*/
+static int core_tcp_listen (lua_State *L) {
+  Loop *lp = asyncio_checkloop(L, 1);
+  const char *host = luaL_checkstring(L, 2);
+  lua_Integer port = luaL_checkinteger(L, 3);
+  int backlog = (int)luaL_optinteger(L, 4, 100);
+  int reuse = lua_toboolean(L, 5);
+  size_t limit = checklimit(L, 6);
+  struct sockaddr_storage sa;
+  Box *b;
+  int r;
+  luaL_checktype(L, 7, LUA_TFUNCTION);
+  lua_settop(L, 8);
+  memset(&sa, 0, sizeof sa);
+  if ((r = parse_addr(host, port, &sa)) < 0) return push_uverror(L, r);
+  b = new_box(L, lp, 1, 0, limit);
+  if ((r = init_handle(b)) < 0) return fail_new(L, b, 0, r);
+  if (reuse) {
+    int fd = reuseport_socket(&sa);
+    if (fd < 0) return fail_new(L, b, 1, fd);
+    if ((r = uv_tcp_open(&b->s->u.tcp, fd)) < 0) { close(fd); return fail_new(L, b, 1, r); }
+  }
+  else if ((r = uv_tcp_bind(&b->s->u.tcp, (struct sockaddr *)&sa, 0)) < 0)
+    return fail_new(L, b, 1, r);
+  if ((r = uv_listen(&b->s->u.s, backlog, on_connection)) < 0)
+    return fail_new(L, b, 1, r);
+  b->listener = 1;
+  b->s->post = asyncio_sticky_new(L, lp, 1, 7, 8);
+  return 1;
+}
+
+
+static int core_pipe_listen (lua_State *L) {
+  Loop *lp = asyncio_checkloop(L, 1);
+  const char *path = luaL_checkstring(L, 2);
+  int backlog = (int)luaL_optinteger(L, 3, 100);
+  size_t limit = checklimit(L, 4);
+  Box *b;
+  int r;
+  luaL_checktype(L, 5, LUA_TFUNCTION);
+  lua_settop(L, 6);
+  b = new_box(L, lp, 1, 1, limit);
+  if ((r = init_handle(b)) < 0) return fail_new(L, b, 0, r);
+  if ((r = uv_pipe_bind(&b->s->u.pipe, path)) < 0) return fail_new(L, b, 1, r);
+  if ((r = uv_listen(&b->s->u.s, backlog, on_connection)) < 0)
+    return fail_new(L, b, 1, r);
+  b->listener = 1;
+  b->s->post = asyncio_sticky_new(L, lp, 1, 5, 6);
+  return 1;
+}
+
+
+/* server:_accept(loop) -> stream | nil (none waiting) | nil, err, msg */
+static int stream_accept (lua_State *L) {
+  Box *srv = checkbox(L);
+  Loop *lp = asyncio_checkloop(L, 2);
+  Box *b;
+  int r;
+  if (srv->s == NULL || srv->closing || !srv->listener || !srv->accepts) {
+    lua_pushnil(L);
+    return 1;
+  }
+  srv->accepts = 0;
+  b = new_box(L, lp, 2, srv->pipe, srv->limit);
+  if ((r = init_handle(b)) < 0) return fail_new(L, b, 0, r);
+  if ((r = uv_accept(&srv->s->u.s, &b->s->u.s)) < 0) return fail_new(L, b, 1, r);
+  if (!b->pipe) uv_tcp_nodelay(&b->s->u.tcp, 1);
+  start_reading(b);
+  return 1;
+}
+
+
+/* Names ------------------------------------------------------------------------ */
+
+static int push_sockaddr (lua_State *L, const struct sockaddr_storage *sa) {
+  char host[64];
+  int port;
+  if (sa->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+    uv_ip6_name(a, host, sizeof host);
+    port = ntohs(a->sin6_port);
+  }
+  else if (sa->ss_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+    uv_ip4_name(a, host, sizeof host);
+    port = ntohs(a->sin_port);
+  }
+  else return push_uverror(L, UV_EAFNOSUPPORT);
+  lua_pushstring(L, host);
+  lua_pushinteger(L, port);
+  return 2;
+}
+
+
+/* s:_name(peer) -> host, port (TCP) | path (Unix) | nil, err, msg */
+static int stream_name (lua_State *L) {
+  Box *b = checkbox(L);
+  int peer = lua_toboolean(L, 2), r;
+  if (b->s == NULL || b->closing) return push_uverror(L, UV_EBADF);
+  if (b->pipe) {
+    char path[1024];
+    size_t len = sizeof path;
+    r = peer ? uv_pipe_getpeername(&b->s->u.pipe, path, &len)
+             : uv_pipe_getsockname(&b->s->u.pipe, path, &len);
+    if (r < 0) return push_uverror(L, r);
+    lua_pushlstring(L, path, len);
+    return 1;
+  }
+  else {
+    struct sockaddr_storage sa;
+    int len = (int)sizeof sa;
+    r = peer ? uv_tcp_getpeername(&b->s->u.tcp, (struct sockaddr *)&sa, &len)
+             : uv_tcp_getsockname(&b->s->u.tcp, (struct sockaddr *)&sa, &len);
+    if (r < 0) return push_uverror(L, r);
+    return push_sockaddr(L, &sa);
+  }
+}
+
+
+/* s:_fd() -> the descriptor, or -1 once closed */
+static int stream_fd (lua_State *L) {
+  Box *b = checkbox(L);
+  uv_os_fd_t fd;
+  if (b->s == NULL || b->closing || uv_fileno(&b->s->u.h, &fd) < 0) fd = -1;
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
+
+/*
+** __gc: a stream collected while open is closed here, and the Lua hook in
+** the configuration table (upvalue 3, key "unclosed") is told.
+*/
+static int stream_gc (lua_State *L) {
+  Box *b = (Box *)lua_touserdata(L, 1);
+  Stream *s = b->s;
+  if (s != NULL) {
+    int open = !b->closing;
+    s->box = NULL;  /* the handle's callbacks must not touch us any more */
+    b->s = NULL;
+    if (s->post > 0 && !s->lp->closed) {
+      lua_getiuservalue(L, 1, UV_LOOP);
+      asyncio_sticky_free(L, s->lp, lua_gettop(L), s->post);
+      lua_pop(L, 1);
+    }
+    if (!uv_is_closing(&s->u.h)) uv_close(&s->u.h, on_close);
+    if (open && lua_getfield(L, lua_upvalueindex(3), "unclosed") == LUA_TFUNCTION) {
+      lua_pushboolean(L, b->listener);
+      lua_pcall(L, 1, 0, 0);  /* the hook only queues a report; nothing to add */
+    }
+  }
+  free(b->buf);
+  b->buf = NULL;
+  return 0;
+}
+
+
+static const luaL_Reg stream_methods[] = {
+  {"_read", stream_read},
+  {"_readexactly", stream_readexactly},
+  {"_readuntil", stream_readuntil},
+  {"_discard", stream_discard},
+  {"_buffered", stream_buffered},
+  {"_write", stream_write},
+  {"_pending", stream_pending},
+  {"_set_low", stream_set_low},
+  {"_shutdown", stream_shutdown},
+  {"_close", stream_close},
+  {"_state", stream_state},
+  {"_wait", stream_wait},
+  {"_abort", stream_abort},
+  {"_connected", stream_connected},
+  {"_accept", stream_accept},
+  {"_name", stream_name},
+  {"_fd", stream_fd},
+  {NULL, NULL}
+};
+
+
+/* core.io_config(unclosed): the Lua hook told of a stream collected open. */
+static int core_io_config (lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_pushvalue(L, 1);
+  lua_setfield(L, lua_upvalueindex(3), "unclosed");
+  return 0;
+}
+
+
+static const luaL_Reg stream_module[] = {
+  {"io_config", core_io_config},
+  {"tcp_connect", core_tcp_connect},
+  {"pipe_connect", core_pipe_connect},
+  {"tcp_listen", core_tcp_listen},
+  {"pipe_listen", core_pipe_listen},
+  {NULL, NULL}
+};
+
+
+void asyncio_stream_open (lua_State *L) {
+  static const luaL_Reg meta[] = {{"__gc", stream_gc}, {NULL, NULL}};
+  luaL_newmetatable(L, ASYNCIO_STREAM);
+  asyncio_setfuncs(L, meta);
+  lua_newtable(L);
+  asyncio_setfuncs(L, stream_methods);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "__index");
+  lua_setfield(L, -3, "stream_methods");  /* for the Lua layer's hot paths */
+  lua_pop(L, 1);
+  asyncio_setfuncs(L, stream_module);
+}
