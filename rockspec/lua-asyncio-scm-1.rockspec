@@ -7,8 +7,9 @@ source = {
 description = {
   summary = "Python's asyncio model for Lua 5.4: event loop, tasks, await, timers, queues",
   detailed = [[
-    An event loop on libuv with tasks, await, awaitable timers, gather and
-    queues, written as a small C core and a Lua layer.
+    An event loop on libuv with tasks, await, awaitable timers, gather,
+    queues, TCP and Unix streams and servers, name resolution and signal
+    handlers, written as a small C core and a Lua layer.
   ]],
   license = "MIT",
 }
@@ -22,7 +23,8 @@ build = {
   type = "builtin",
   modules = {
     ["asyncio.core"] = {
-      sources = {"src/core.c", "src/loop.c", "src/queue.c", "src/task.c", "src/timer.c"},
+      sources = {"src/core.c", "src/io.c", "src/loop.c", "src/queue.c", "src/resolve.c",
+                 "src/signal.c", "src/stream.c", "src/task.c", "src/timer.c"},
       libraries = {"uv"},
       incdirs = {"$(LIBUV_INCDIR)"},
       libdirs = {"$(LIBUV_LIBDIR)"},
@@ -35,6 +37,7 @@ build = {
     ["asyncio.loop"] = "lua/asyncio/loop.lua",
     ["asyncio.queue"] = "lua/asyncio/queue.lua",
     ["asyncio.runtime"] = "lua/asyncio/runtime.lua",
+    ["asyncio.streams"] = "lua/asyncio/streams.lua",
     ["asyncio.sync"] = "lua/asyncio/sync.lua",
     ["asyncio.task"] = "lua/asyncio/task.lua",
     ["asyncio.taskgroup"] = "lua/asyncio/taskgroup.lua",

@@ -38,4 +38,54 @@ function support.sh(cmd)
   return out, code
 end
 
+-- The process id of this Lua process.
+function support.pid()
+  local f = assert(io.open("/proc/self/stat"))
+  local pid = f:read("n")
+  f:close()
+  return math.tointeger(pid)
+end
+
+-- How many descriptors this process has open.
+function support.fd_count()
+  local out = support.sh("ls /proc/" .. support.pid() .. "/fd")
+  local n = 0
+  for _ in out:gmatch("%d+") do n = n + 1 end
+  return n
+end
+
+-- A TCP port on 127.0.0.1 that nothing listens on now (the kernel's pick).
+function support.free_port()
+  return asyncio.run(function()
+    local srv = asyncio.await(asyncio.start_server(function() end, "127.0.0.1", 0))
+    local port = srv:sockets()[1]:getsockname()[2]
+    srv:close()
+    return port
+  end)
+end
+
+-- Start 'cmd' in the background (its output to 'log' or /dev/null);
+-- returns its pid.
+function support.spawn(cmd, log)
+  local out = support.sh(("sh -c '%s >%s 2>&1 & echo $!'"):format(cmd:gsub("'", "'\\''"),
+    log or "/dev/null"))
+  return assert(math.tointeger(tonumber(out:match("%d+"))), out)
+end
+
+function support.kill(pid, sig)
+  os.execute(("kill -%s %d 2>/dev/null; sleep 0.05"):format(sig or "TERM", pid))
+end
+
+-- Inside a task: wait until something accepts connections on 'port'.
+function support.wait_port(port, host)
+  local last
+  for _ = 1, 400 do
+    local ok, r, w = pcall(asyncio.await, asyncio.open_connection(host or "127.0.0.1", port))
+    if ok then w:close(); return r end
+    last = r
+    asyncio.await(asyncio.sleep(0.025))
+  end
+  error("nothing listens on port " .. port .. ": " .. tostring(last))
+end
+
 return support

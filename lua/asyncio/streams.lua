@@ -85,7 +85,7 @@ end
 
 -- A new connection state for C stream 'box' on EventLoop 'loop'.
 local function new_conn(box, loop, limit)
-  local conn = {box = box, loop = loop, limit = limit or LIMIT, high = HIGH,
+  local conn = {box = box, loop = loop, limit = limit or LIMIT, high = HIGH, low = LOW,
                 inwait = {false, false, false}, fan = {}}
   conn.recs = {setmetatable({conn, W_READ}, Wait), setmetatable({conn, W_WRITE}, Wait),
                setmetatable({conn, W_OTHER}, Wait)}
@@ -198,17 +198,27 @@ function StreamReader:readuntil(sep)
   return op(readuntil_impl, self, sep)
 end
 
+-- Drop the rest of an overlong line, through its "\n" (waiting for it).
+local function skip_line(conn)
+  while true do
+    local s, state, consumed, found = c_readuntil(conn.box, "\n")
+    if s then return end
+    if state == "limit" then
+      if found then conn.box:_discard(consumed + 1); return end
+      c_read(conn.box, -1)
+    elseif state == "wait" then wait_event(conn, W_READ, "readline")
+    else return end  -- EOF or an error: nothing more to drop
+  end
+end
+
 -- A line with its "\n"; the rest of the data at EOF ("" at EOF). A line
--- over the limit is dropped from the buffer and LimitOverrunError raised.
+-- over the limit is dropped whole (the next readline gets the next line)
+-- and LimitOverrunError raised.
 local function readline_impl(r)
   local ok, line = pcall(readuntil_impl, r, "\n", "readline")
   if ok then return line end
   if IncompleteReadError:is(line) then return line.partial end
-  if LimitOverrunError:is(line) then
-    local conn = r._conn
-    local s = c_readuntil(conn.box, "\n")  -- is the whole line in? drop it
-    if s == nil then c_read(conn.box, -1) end
-  end
+  if LimitOverrunError:is(line) then skip_line(r._conn) end
   error(line, 0)
 end
 
@@ -579,7 +589,6 @@ end
 -- returns if that is awaitable); the stream is closed when it ends.
 local function serve_client(srv, conn)
   local reader, writer = pair(conn)
-  srv._clients[conn] = true
   local ok, err = pcall(function()
     local r = srv._cb(reader, writer)
     if task.isawaitable(r) then await(r) end
@@ -603,7 +612,9 @@ local function on_connection(l)
       end
       return
     end
-    loop:create_task(serve_client, srv, new_conn(box, loop, srv._limit))
+    local conn = new_conn(box, loop, srv._limit)
+    srv._clients[conn] = true  -- from now: wait_closed waits for it
+    loop:create_task(serve_client, srv, conn)
   end
 end
 
