@@ -110,7 +110,9 @@ function M.main(opts)
   for i = 1, n do cmds[i] = {"INCR", "asyncio:counter"} end
   local replies = db:pipeline(cmds)
   out.pipelined, out.last = #replies, replies[n]
-  for k, v in pairs(out) do print(k, tostring(v)) end
+  for _, k in ipairs({"ping", "set", "get", "missing", "incr", "error", "pipelined", "last"}) do
+    print(k, tostring(out[k]))
+  end
   return out
 end
 

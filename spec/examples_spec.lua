@@ -230,3 +230,49 @@ describe("the Lua REPL", function()
     assert.matches("again\t42", out)
   end)
 end)
+
+describe("examples/echo.lua", function()
+  it("as a script: a server and a client in one process", function()
+    local out, code = support.sh(support.LUA .. " examples/echo.lua")
+    assert.equal(0, code)
+    assert.matches("serving on 127%.0%.0%.1:%d+", out)
+    assert.matches('sent "hello", got back "hello"', out, 1, true)
+    assert.matches('sent "echo", got back "echo"', out, 1, true)
+  end)
+
+  it("as a module: main returns what came back", function()
+    local echo = require "examples.echo"
+    local asyncio = require "asyncio"
+    assert.same({"a b", "", "ü"}, asyncio.run(echo.main, {lines = {"a b", "", "ü"}}))
+  end)
+end)
+
+describe("examples/chat.lua", function()
+  it("as a script: every client hears every other one", function()
+    local out, code = support.sh(support.LUA .. " examples/chat.lua --demo 3")
+    assert.equal(0, code)
+    assert.equal(6, #lines_of(out, "^user%d heard \"user%d: hello from %d\"$"))
+  end)
+
+  it("as a module: main returns what each client heard", function()
+    local chat = require "examples.chat"
+    local heard = require("asyncio").run(chat.main, {clients = 4})
+    assert.equal(4, #heard)
+    for i = 1, 4 do
+      local expect = {}
+      for j = 1, 4 do
+        if j ~= i then expect[#expect + 1] = ("user%d: hello from %d"):format(j, j) end
+      end
+      assert.same(expect, heard[i])
+    end
+  end)
+end)
+
+describe("examples/http_hello.lua", function()
+  it("as a module: main makes keep-alive requests", function()
+    local http = require "examples.http_hello"
+    local bodies = require("asyncio").run(http.main, {requests = 5})
+    assert.equal(5, #bodies)
+    for i = 1, 5 do assert.equal("Hello, World!", bodies[i]) end
+  end)
+end)
