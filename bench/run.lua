@@ -10,13 +10,15 @@ local RUNTIMES = {
   {id = "python", title = "Python asyncio", cmd = "python3 bench/impl/python.py", probe = "python3 -c 1"},
   {id = "node", title = "Node.js", cmd = "node bench/impl/node.js", probe = "node -e 0"},
   {id = "cqueues", title = "cqueues", cmd = ROOT_LUA .. "lua5.4 bench/impl/cqueues.lua",
-   probe = "lua5.4 -e 'require \"cqueues\"'"},
+   probe = "lua5.4 -e 'require \"cqueues\"'", skip = {W9 = true}},
+  {id = "luahttp", title = "lua-http (5.1)", cmd = "lua5.1 bench/impl/luahttp.lua",
+   probe = "lua5.1 -e 'require \"http.server\"'", only = {W9 = true}},
   {id = "luv", title = "luv", cmd = ROOT_LUA .. "lua5.4 bench/impl/luv.lua",
-   probe = "lua5.4 -e 'require \"luv\"'"},
+   probe = "lua5.4 -e 'require \"luv\"'", skip = {W9 = true}},
   {id = "bare", title = "bare Lua floor", cmd = ROOT_LUA .. "lua5.4 bench/impl/bare.lua",
    only = {W1 = true, W3 = true, W3b = true, W4 = true, W5 = true}},
   {id = "libuv", title = "C libuv floor", cmd = "build/bench/libuv", probe = "test -x build/bench/libuv",
-   only = {W2 = true, W3 = true}},
+   only = {W2 = true, W3 = true, W8 = true, W9 = true}},
 }
 
 -- metric: how a report (elapsed seconds, peak RSS, empty-run RSS) becomes
@@ -38,6 +40,13 @@ local WORKLOADS = {
    metric = function(r, n) return (r.rss_kb - r.empty_kb) * 1024 / n end},
   {id = "W7", title = "W7 deadline per read, items/s", n = 1000000, smoke = 3000, higher = true,
    metric = function(r, n) return n / r.elapsed end},
+  -- 100 connections to an in-process echo server, 64-byte messages, each
+  -- awaiting its echo: n messages in all
+  {id = "W8", title = "W8 TCP echo, messages/s", n = 1000000, smoke = 1000, higher = true,
+   metric = function(r, n) return n / r.elapsed end},
+  -- each runtime's keep-alive HTTP server under wrk -t1 -c64 for n seconds
+  {id = "W9", title = "W9 HTTP hello, requests/s", n = 5, smoke = 1, higher = true, server = true},
+  {id = "W9p99", title = "W9 HTTP hello, p99 latency", higher = false, derived = "W9"},
 }
 
 -- The bar of issue 10, as ratios in this run: {workload, peer, op, bound};
@@ -50,6 +59,10 @@ local GOALS = {
   {"W5", "node", ">=", 1.0},
   {"W7", "python", ">=", 1.0}, {"W7", "W3", ">=", 1 / 3},
   {"W6", nil, "<=", 1300},
+  -- issue 11
+  {"W8", "node", ">=", 1.0}, {"W8", "libuv", ">=", 0.5},
+  {"W9", "node", ">=", 1.0}, {"W9", "luahttp", ">=", 2.0},
+  {"W9p99", "node", "<=", 1.0},
 }
 
 local function parse_args(argv)
@@ -94,6 +107,46 @@ local function run_one(rt, w, n)
   return {elapsed = tonumber(elapsed), rss_kb = tonumber(rss)}
 end
 
+-- A TCP port nothing listens on now (the kernel's pick).
+local function free_port()
+  local out = sh("python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\", 0)); " ..
+    "print(s.getsockname()[1])'")
+  return assert(math.tointeger(tonumber(out:match("%d+"))), out)
+end
+
+-- Start the runtime's W9 server, load it with wrk for 'secs' seconds and
+-- stop it; returns {rps =, p99 = milliseconds} or nil.
+local function run_server(rt, w, secs)
+  local port = free_port()
+  local log = os.tmpname()
+  local pid = tonumber((sh(("exec env %s %s %d >%s 2>&1 & echo $!"):format(rt.cmd, w.id, port, log))))
+  local up = false
+  for _ = 1, 100 do
+    local f = io.open(log)
+    local text = f and f:read("a") or ""
+    if f then f:close() end
+    if text:match("listening") then up = true; break end
+    sh("sleep 0.1")
+  end
+  local out = up and sh(("wrk -t1 -c%d -d%ds --latency http://127.0.0.1:%d/"):format(
+    secs > 1 and 64 or 8, secs, port)) or ""
+  sh("kill " .. tostring(pid))
+  local rps = tonumber(out:match("Requests/sec:%s*([%d.]+)"))
+  local p99, unit = out:match("\n%s*99%%%s+([%d.]+)(%a+)")
+  local f = io.open(log)
+  local serverlog = f and f:read("a") or ""
+  if f then f:close() end
+  os.remove(log)
+  local scale_ms = {us = 1e-3, ms = 1, s = 1e3}
+  if not rps or not p99 or out:match("Non%-2xx") then
+    failures = failures + 1
+    io.stderr:write(("FAILED: %s %s (server %s)\n%s\n%s\n"):format(rt.id, w.id,
+      up and "up" or "never listened", out, serverlog))
+    return nil
+  end
+  return {rps = rps, p99 = tonumber(p99) * (scale_ms[unit] or 1)}
+end
+
 local function median(t)
   if #t == 0 then return nil end
   table.sort(t)
@@ -105,6 +158,7 @@ local function fmt(v, w)
   if v == nil then return "-" end
   if w.id == "W2" then return ("%.3f s"):format(v) end
   if w.id == "W6" then return ("%.0f B"):format(v) end
+  if w.id == "W9p99" then return ("%.2f ms"):format(v) end
   if v >= 1e6 then return ("%.2f M"):format(v / 1e6) end
   return ("%.0f k"):format(v / 1e3)
 end
@@ -154,7 +208,9 @@ local function main(argv)
   end
   local workloads = {}
   for _, w in ipairs(WORKLOADS) do
-    if not o.only or o.only[w.id] then workloads[#workloads + 1] = w end
+    if not o.only or o.only[w.id] or (w.derived and o.only[w.derived]) then
+      workloads[#workloads + 1] = w
+    end
   end
   local samples = {}  -- samples[w][rt] = list of metric values
   for _, w in ipairs(workloads) do
@@ -169,7 +225,17 @@ local function main(argv)
       -- alternate the order of the runtimes from round to round
       for k = 0, #runtimes - 1 do
         local rt = runtimes[(k + round - 1) % #runtimes + 1]
-        if not rt.only or rt.only[w.id] then
+        local server_ok = not (rt.skip and rt.skip[w.id])
+        if w.derived then server_ok = false end
+        if w.server and server_ok and (not rt.only or rt.only[w.id]) then
+          local r = run_server(rt, w, n)
+          if r then
+            local list = samples[w.id][rt.id]
+            list[#list + 1] = r.rps
+            local lat = samples[w.id .. "p99"] and samples[w.id .. "p99"][rt.id]
+            if lat then lat[#lat + 1] = r.p99 end
+          end
+        elseif not w.server and server_ok and (not rt.only or rt.only[w.id]) then
           local r = run_one(rt, w, n)
           if r and w.id == "W6" then
             local e = run_one(rt, w, 0)
@@ -191,7 +257,7 @@ local function main(argv)
     for _, rt in ipairs(runtimes) do med[w.id][rt.id] = median(samples[w.id][rt.id]) end
   end
 
-  print(("Medians of %d round(s)%s. Higher is better for rates; lower for W2 and W6."):format(
+  print(("Medians of %d round(s)%s. Higher is better for rates; lower for W2, W6 and latency."):format(
     o.rounds, o.smoke and " (smoke sizes: the figures mean nothing)" or ""))
   print()
   local head = {pad("workload", 32)}
@@ -203,7 +269,7 @@ local function main(argv)
     print(table.concat(row, " | "))
   end
   print()
-  print("lua-asyncio / peer (above 1 is better for rates, below 1 for W2 and W6):")
+  print("lua-asyncio / peer (above 1 is better for rates, below 1 for W2, W6 and latency):")
   print()
   local rhead = {pad("workload", 32)}
   for _, rt in ipairs(runtimes) do
@@ -222,7 +288,7 @@ local function main(argv)
     print(table.concat(row, " | "))
   end
   print()
-  print("Goals (issue 10):")
+  print("Goals (issues 10 and 11):")
   for _, g in ipairs(GOALS) do
     local wid, peer, op, bound = g[1], g[2], g[3], g[4]
     if med[wid] then

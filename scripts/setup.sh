@@ -16,15 +16,15 @@ case "$purpose" in
   build|demo) ;;
   test)  need="$need lua-busted:busted luarocks:luarocks $net" ;;
   check) need="$need lua-busted:busted luarocks:luarocks lua-check:luacheck valgrind:valgrind cppcheck:cppcheck $net" ;;
-  bench) need="$need python3:python3 nodejs:node wrk:wrk lua-http:lua5.4-module:http.server lua-cqueues:lua5.4-module:_cqueues lua-luv:lua5.4-module:luv valgrind:valgrind" ;;
+  bench) need="$need python3:python3 nodejs:node wrk:wrk lua5.1:lua5.1 lua-http:lua5.1-module:http.server lua-cqueues:lua5.4-module:_cqueues lua-luv:lua5.4-module:luv valgrind:valgrind" ;;
   *) echo "setup.sh: unknown purpose '$purpose' (build, demo, test, check, bench)" >&2; exit 2 ;;
 esac
 
 present() {
   case "$1" in
     pc:*) command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "${1#pc:}" ;;
-    lua5.4-module:*) command -v lua5.4 >/dev/null 2>&1 &&
-        lua5.4 -e "require '${1#lua5.4-module:}'" >/dev/null 2>&1 ;;
+    lua5.[1-4]-module:*) lua=${1%%-module:*}; command -v "$lua" >/dev/null 2>&1 &&
+        "$lua" -e "require '${1#*-module:}'" >/dev/null 2>&1 ;;
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac
 }

@@ -157,7 +157,7 @@ describe("README.md", function()
     local tour = readme:match("\n## A tour\n(.-)\n## ")
     local code = {}
     for block in tour:gmatch("```lua\n(.-)```") do code[#code + 1] = block end
-    assert.equal(2, #code)
+    assert.equal(3, #code)
     local f = os.tmpname()
     local h = assert(io.open(f, "w"))
     h:write(table.concat(code, "\n"))
@@ -165,7 +165,7 @@ describe("README.md", function()
     local out, status = support.sh(support.LUA .. " " .. f)
     os.remove(f)
     assert.equal(0, status, out)
-    assert.equal("result1\tresult2\tresult3\t3\n5050\nfalse\ttrue\n6\n", out)
+    assert.equal("result1\tresult2\tresult3\t3\n5050\nfalse\ttrue\n6\nhello\n\n", out)
   end)
 end)
 

@@ -324,11 +324,12 @@ static void on_write (uv_write_t *req, int status) {
 */
 static int stream_write (lua_State *L) {
   Box *b = checkbox(L);
-  size_t n, done = 0;
+  size_t n;
   const char *p = luaL_checklstring(L, 2, &n);
   if (b->s == NULL || b->closing) return luaL_error(L, "write on a closed stream");
   if (b->shut) return luaL_error(L, "write after write_eof");
   if (b->werr == 0 && n > 0) {
+    size_t done = 0;
     if (b->wpending == 0) {
       uv_buf_t ub = uv_buf_init((char *)p, (unsigned)n);
       int r = uv_try_write(&b->s->u.s, &ub, 1);

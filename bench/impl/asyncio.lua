@@ -156,4 +156,59 @@ function W.W7(n)
   end)
 end
 
+-- TCP echo: an echo server and 100 clients in this process; each client
+-- sends n / 100 messages of 64 bytes, awaiting each echo before the next
+function W.W8(n)
+  local conns = 100
+  local per = n // conns
+  local msg = ("m"):rep(63) .. "\n"
+  return asyncio.run(function()
+    local srv = await(asyncio.start_server(function(r, w)
+      while true do
+        local data = await(r:read(65536))
+        if data == "" then break end
+        w:write(data)
+        await(w:drain())
+      end
+    end, "127.0.0.1", 0))
+    local port = srv:sockets()[1]:getsockname()[2]
+    local t0 = now()
+    local ok = 0
+    local clients = {}
+    for c = 1, conns do
+      clients[c] = asyncio.create_task(function()
+        local r, w = await(asyncio.open_connection("127.0.0.1", port))
+        for _ = 1, per do
+          w:write(msg)
+          if await(r:readexactly(64)) == msg then ok = ok + 1 end
+        end
+        w:close()
+      end)
+    end
+    await(gather(clients))
+    local dt = now() - t0
+    srv:close()
+    common.check(ok == conns * per, "W8 echoes")
+    return dt
+  end)
+end
+
+-- HTTP hello: a minimal keep-alive server on port n, until killed
+function W.W9(port)
+  local resp = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!"
+  asyncio.run(function()
+    local srv = await(asyncio.start_server(function(r, w)
+      while true do
+        local ok, req = pcall(await, r:readuntil("\r\n\r\n"))
+        if not ok or req == "" then break end
+        w:write(resp)
+        await(w:drain())
+      end
+    end, "127.0.0.1", port, {reuse_port = true}))
+    print("listening")
+    io.stdout:flush()
+    await(srv:serve_forever())
+  end)
+end
+
 common.main(W, ...)

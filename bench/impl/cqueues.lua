@@ -189,4 +189,51 @@ function W.W7(n)
   end)
 end
 
+-- W8 with cqueues.socket: an echo server and 100 clients, each waiting
+-- for its 64-byte echo before the next
+function W.W8(n)
+  local socket = require "cqueues.socket"
+  local conns, per = 100, n // 100
+  local msg = ("m"):rep(63) .. "\n"
+  return run(function(cq)
+    local srv = socket.listen("127.0.0.1", 0)
+    srv:listen()
+    local _, _, port = srv:localname()
+    cq:wrap(function()  -- ends with an error when srv closes
+      pcall(function() for con in srv:clients() do
+        cq:wrap(function()
+          con:setmode("b", "bn")
+          while true do
+            local data = con:xread(-65536)
+            if not data then break end
+            con:write(data)
+            con:flush()
+          end
+          con:close()
+        end)
+      end end)
+    end)
+    local ok = 0
+    local t0 = now()
+    local fns = {}
+    for c = 1, conns do
+      fns[c] = function()
+        local con = socket.connect("127.0.0.1", port)
+        con:setmode("b", "bn")
+        for _ = 1, per do
+          con:write(msg)
+          con:flush()
+          if con:read(64) == msg then ok = ok + 1 end
+        end
+        con:close()
+      end
+    end
+    gather(cq, fns)
+    local dt = now() - t0
+    srv:close()
+    common.check(ok == conns * per, "W8 echoes")
+    return dt
+  end)
+end
+
 common.main(W, ...)

@@ -241,4 +241,56 @@ function W.W7(n)
   end)
 end
 
+-- W8 on plain luv callbacks, as luv users write network code: an echo
+-- server and 100 clients, each waiting for its 64-byte echo before the next
+function W.W8(n)
+  local conns, per = 100, n // 100
+  local msg = ("m"):rep(63) .. "\n"
+  local server = uv.new_tcp()
+  server:bind("127.0.0.1", 0)
+  server:listen(128, function()
+    local s = uv.new_tcp()
+    server:accept(s)
+    s:nodelay(true)
+    s:read_start(function(err, data)
+      if data then s:write(data) else s:close() end
+      assert(not err, err)
+    end)
+  end)
+  local port = server:getsockname().port
+  local ok, finished = 0, 0
+  local t0 = now()
+  local dt
+  for _ = 1, conns do
+    local c = uv.new_tcp()
+    local sent, buf = 0, ""
+    c:connect("127.0.0.1", port, function(err)
+      assert(not err, err)
+      c:nodelay(true)
+      sent = 1
+      c:write(msg)
+      c:read_start(function(rerr, data)
+        assert(not rerr, rerr)
+        if not data then return end
+        buf = buf .. data
+        while #buf >= 64 do
+          if buf:sub(1, 64) == msg then ok = ok + 1 end
+          buf = buf:sub(65)
+          if sent < per then
+            sent = sent + 1
+            c:write(msg)
+          else
+            c:close()
+            finished = finished + 1
+            if finished == conns then dt = now() - t0; server:close() end
+          end
+        end
+      end)
+    end)
+  end
+  uv.run()
+  common.check(ok == conns * per, "W8 echoes")
+  return dt
+end
+
 common.main(W, ...)

@@ -165,6 +165,57 @@ async function sleepers(n, ds, what) {
   return dt;
 }
 
+// W8: an echo server and 100 clients with Node's net module (callbacks,
+// as Node users write them); W9: Node's http module, keep-alive.
+const net = require('net');
+const http = require('http');
+
+W.W8 = (n) => new Promise((resolve) => {
+  const conns = 100, per = Math.floor(n / conns);
+  const msg = Buffer.from('m'.repeat(63) + '\n');
+  const srv = net.createServer((s) => {
+    s.setNoDelay(true);
+    s.on('data', (d) => s.write(d));
+    s.on('end', () => s.end());
+  });
+  srv.listen(0, '127.0.0.1', () => {
+    const port = srv.address().port;
+    let ok = 0, finished = 0;
+    const t0 = now();
+    for (let c = 0; c < conns; c++) {
+      const sock = net.connect(port, '127.0.0.1');
+      sock.setNoDelay(true);
+      let sent = 0, got = [], have = 0;
+      sock.on('connect', () => { sent++; sock.write(msg); });
+      sock.on('data', (d) => {
+        got.push(d); have += d.length;
+        while (have >= 64) {
+          const all = Buffer.concat(got);
+          if (all.subarray(0, 64).equals(msg)) ok++;
+          got = [all.subarray(64)]; have -= 64;
+          if (sent < per) { sent++; sock.write(msg); } else { sock.end(); }
+        }
+      });
+      sock.on('close', () => {
+        if (++finished === conns) {
+          const dt = now() - t0;
+          srv.close();
+          check(ok === conns * per, 'W8 echoes');
+          resolve(dt);
+        }
+      });
+    }
+  });
+});
+
+W.W9 = (port) => new Promise(() => {
+  const srv = http.createServer((req, res) => {
+    res.writeHead(200, {'Content-Type': 'text/plain', 'Content-Length': 13});
+    res.end('Hello, World!');
+  });
+  srv.listen(port, '127.0.0.1', () => console.log('listening'));
+});
+
 async function main() {
   const [name, arg] = process.argv.slice(2);
   const n = Number(arg);

@@ -152,8 +152,61 @@ async def w7(n):
     return dt
 
 
+async def w8(n):
+    conns = 100
+    per = n // conns
+    msg = b"m" * 63 + b"\n"
+
+    async def echo(r, w):
+        while True:
+            data = await r.read(65536)
+            if not data:
+                break
+            w.write(data)
+            await w.drain()
+        w.close()
+
+    srv = await asyncio.start_server(echo, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    ok = 0
+
+    async def client():
+        nonlocal ok
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(per):
+            w.write(msg)
+            if await r.readexactly(64) == msg:
+                ok += 1
+        w.close()
+
+    t0 = time.monotonic()
+    await asyncio.gather(*[client() for _ in range(conns)])
+    dt = time.monotonic() - t0
+    srv.close()
+    check(ok == conns * per, "W8 echoes")
+    return dt
+
+
+async def w9(port):
+    resp = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!"
+
+    async def handle(r, w):
+        try:
+            while True:
+                await r.readuntil(b"\r\n\r\n")
+                w.write(resp)
+                await w.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        w.close()
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", port, reuse_port=True)
+    print("listening", flush=True)
+    await srv.serve_forever()
+
+
 WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W3b": w3b, "W4": w4, "W5": w5, "W6": w6,
-             "W7": w7}
+             "W7": w7, "W8": w8, "W9": w9}
 
 
 def main():
