@@ -85,3 +85,27 @@ describe("sleep", function()
       "bad argument #1 to 'sleep' (delay is NaN)")
   end)
 end)
+
+describe("a sleep after a long step", function()
+  -- libuv caches its clock per iteration. In libuv 1.44 UV_RUN_ONCE runs
+  -- due timers before it polls: a timer armed from a stale clock fired
+  -- there, and with any other handle alive (here a listening server) the
+  -- poll then waited with no timeout at all.
+  it("still wakes up (in a child process, so a hang fails instead of blocking)", function()
+    local support = require "spec.support"
+    local out, code = support.sh("timeout 20 env " .. support.LUA .. [[ -e '
+      local asyncio = require "asyncio"
+      asyncio.run(function()
+        local srv = asyncio.await(asyncio.start_server(function() end, "127.0.0.1", 0))
+        for _ = 1, 5 do
+          local t0 = asyncio.monotonic()
+          while asyncio.monotonic() - t0 < 0.02 do end   -- a 20 ms step
+          asyncio.await(asyncio.sleep(0.005))
+        end
+        srv:close()
+      end)
+      print("woke")' ]])
+    assert.equal(0, code, out)
+    assert.equal("woke\n", out)
+  end)
+end)

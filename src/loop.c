@@ -13,8 +13,11 @@
 #include "asyncio.h"
 
 
+/* Only ends uv_run; run_inner moves expired timers. uv_stop matters: in
+** UV_RUN_ONCE libuv runs due timers before it polls, and a timer that fired
+** there would leave the poll with no timeout at all (blocked for good). */
 static void on_timer (uv_timer_t *t) {
-  (void)t;  /* only wakes uv_run; loop_run moves expired timers */
+  uv_stop(t->loop);
 }
 
 
@@ -29,8 +32,11 @@ static void on_sigint (uv_signal_t *s, int signum) {
 /* Wait in libuv for I/O, a signal or the next deadline. */
 static void wait_events (Loop *lp, int block) {
   int64_t ms = asyncio_heap_next_ms(&lp->heap, uv_hrtime());
-  if (block && ms >= 0)
+  if (ms == 0) block = 0;  /* a deadline is due already: only poll */
+  if (block && ms > 0) {
+    uv_update_time(&lp->uv);  /* uv_now is cached: arm from the real now */
     uv_timer_start(&lp->timer, on_timer, (uint64_t)ms, 0);
+  }
   uv_run(&lp->uv, block ? UV_RUN_ONCE : UV_RUN_NOWAIT);
   uv_timer_stop(&lp->timer);
 }
