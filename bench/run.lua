@@ -207,8 +207,11 @@ local function main(argv)
     else skipped[#skipped + 1] = rt.title end
   end
   local workloads = {}
+  local have_wrk = select(2, sh("command -v wrk")) == 0
+  if not have_wrk then skipped[#skipped + 1] = "wrk (so no W9)" end
   for _, w in ipairs(WORKLOADS) do
-    if not o.only or o.only[w.id] or (w.derived and o.only[w.derived]) then
+    local wanted = not o.only or o.only[w.id] or (w.derived and o.only[w.derived])
+    if wanted and (have_wrk or not (w.server or w.derived)) then
       workloads[#workloads + 1] = w
     end
   end

@@ -113,6 +113,26 @@ describe("examples/http_hello.lua against curl", function()
   end)
 end)
 
+describe("reuse_port across processes", function()
+  it("two http_hello processes serve one port, and curl gets answers", function()
+    local port = support.free_port()
+    local a = support.spawn(("%s examples/http_hello.lua %d"):format(LUA, port))
+    support.run(support.wait_port, port)
+    local b = support.spawn(("%s examples/http_hello.lua %d"):format(LUA, port))
+    os.execute("sleep 0.5")
+    local _, alive = support.sh("kill -0 " .. b)   -- the second did not fail to listen
+    local answers = 0
+    for _ = 1, 20 do
+      local out = support.sh(("curl -s --max-time 30 http://127.0.0.1:%d/"):format(port))
+      if out == "Hello, World!" then answers = answers + 1 end
+    end
+    support.kill(a)
+    support.kill(b)
+    assert.equal(0, alive)
+    assert.equal(20, answers)
+  end)
+end)
+
 describe("half-close and EOF against socat and nc", function()
   it("write_eof reaches socat (its cat exits), and everything comes back before EOF", function()
     local port = support.free_port()

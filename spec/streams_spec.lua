@@ -353,7 +353,25 @@ describe("connection faults", function()
     assert.equal("unclosed stream", got[1].message)
   end)
 
-  it("awaiting outside a task, or on another loop, is a clear error", function()
+  it("the loop closes the servers and streams a program left open", function()
+    support.run(function() end)  -- libuv's one-time descriptors exist from here on
+    collectgarbage()
+    collectgarbage()
+    local before = support.fd_count()
+    local got = run(function()
+      local srv, port = serve(function(r) await(r:read()) end)
+      local r = connect(port)
+      asyncio.create_task(function() await(r:read()) end)  -- still waiting at the end
+      await(asyncio.sleep(0.01))
+      return "left open"
+    end)
+    collectgarbage()
+    collectgarbage()
+    assert.equal("left open", got)
+    assert.equal(before, support.fd_count())
+  end)
+
+  it("awaiting outside a task is a clear error", function()
     assert.has_error(function() await(asyncio.open_connection("127.0.0.1", 1)) end,
       "'await' called outside a running task")
   end)

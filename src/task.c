@@ -204,8 +204,10 @@ int asyncio_wake (Loop *lp, lua_State *L, lua_State *co, int nvals) {
 */
 void asyncio_wake0 (Loop *lp, lua_State *co) {
   int32_t s = lp->closed || co == NULL ? 0 : task_slot(lp, co);
-  Slot *sl = &lp->slots[s];
-  if (s == 0 || sl->state != TASK_SUSPENDED) return;
+  Slot *sl;
+  if (s == 0) return;
+  sl = &lp->slots[s];
+  if (sl->state != TASK_SUSPENDED) return;
   if (sl->timer >= 0) {
     int32_t payload;
     asyncio_heap_cancel(&lp->heap, sl->timer, &payload);
