@@ -92,7 +92,6 @@ describe("a sleep after a long step", function()
   -- there, and with any other handle alive (here a listening server) the
   -- poll then waited with no timeout at all.
   it("still wakes up (in a child process, so a hang fails instead of blocking)", function()
-    local support = require "spec.support"
     local out, code = support.sh("timeout 20 env " .. support.LUA .. [[ -e '
       local asyncio = require "asyncio"
       asyncio.run(function()

@@ -359,7 +359,7 @@ describe("connection faults", function()
     collectgarbage()
     local before = support.fd_count()
     local got = run(function()
-      local srv, port = serve(function(r) await(r:read()) end)
+      local _, port = serve(function(r) await(r:read()) end)
       local r = connect(port)
       asyncio.create_task(function() await(r:read()) end)  -- still waiting at the end
       await(asyncio.sleep(0.01))
