@@ -8,8 +8,8 @@ description = {
   summary = "Python's asyncio model for Lua 5.4: event loop, tasks, await, timers, queues",
   detailed = [[
     An event loop on libuv with tasks, await, awaitable timers, gather,
-    queues, TCP and Unix streams and servers, name resolution and signal
-    handlers, written as a small C core and a Lua layer.
+    queues, TCP and Unix streams and servers, subprocesses, name resolution
+    and signal handlers, written as a small C core and a Lua layer.
   ]],
   license = "MIT",
 }
@@ -23,8 +23,8 @@ build = {
   type = "builtin",
   modules = {
     ["asyncio.core"] = {
-      sources = {"src/core.c", "src/io.c", "src/loop.c", "src/queue.c", "src/resolve.c",
-                 "src/signal.c", "src/stream.c", "src/task.c", "src/timer.c"},
+      sources = {"src/core.c", "src/io.c", "src/loop.c", "src/process.c", "src/queue.c",
+                 "src/resolve.c", "src/signal.c", "src/stream.c", "src/task.c", "src/timer.c"},
       libraries = {"uv"},
       incdirs = {"$(LIBUV_INCDIR)"},
       libdirs = {"$(LIBUV_LIBDIR)"},
@@ -38,6 +38,7 @@ build = {
     ["asyncio.queue"] = "lua/asyncio/queue.lua",
     ["asyncio.runtime"] = "lua/asyncio/runtime.lua",
     ["asyncio.streams"] = "lua/asyncio/streams.lua",
+    ["asyncio.subprocess"] = "lua/asyncio/subprocess.lua",
     ["asyncio.sync"] = "lua/asyncio/sync.lua",
     ["asyncio.task"] = "lua/asyncio/task.lua",
     ["asyncio.taskgroup"] = "lua/asyncio/taskgroup.lua",

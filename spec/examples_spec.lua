@@ -276,3 +276,17 @@ describe("examples/http_hello.lua", function()
     for i = 1, 5 do assert.equal("Hello, World!", bodies[i]) end
   end)
 end)
+
+describe("examples/pipeline.lua", function()
+  it("as a script: sort | uniq -c over 200,000 lines", function()
+    local out, code = support.sh(support.LUA .. " examples/pipeline.lua")
+    assert.equal(0, code, out)
+    assert.equal("   40000 apple\n   40000 banana\n   40000 cherry\n   40000 damson\n   40000 elder\n", out)
+  end)
+
+  it("as a module: main returns the counts", function()
+    local pipeline = require "examples.pipeline"
+    local counts = require("asyncio").run(pipeline.main, {lines = 12})
+    assert.same({apple = 2, banana = 3, cherry = 3, damson = 2, elder = 2}, counts)
+  end)
+end)

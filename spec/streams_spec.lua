@@ -156,6 +156,30 @@ describe("TCP streams", function()
     assert.is_true(res.maxpending <= 65536 + 16384, "pending reached " .. res.maxpending)
   end)
 
+  it("close() still sends what is queued; wait_closed waits for it", function()
+    local got = run(function()
+      local total = 0
+      local done = asyncio.Event()
+      local srv, port = serve(function(r)
+        while true do
+          local chunk = await(r:read(65536))
+          if chunk == "" then break end
+          total = total + #chunk
+        end
+        done:set()
+      end)
+      local _, w = connect(port)
+      w:write(("z"):rep(4 * 1024 * 1024))   -- far more than the socket takes at once
+      assert.is_true(w:get_write_buffer_size() > 0)
+      w:close()
+      await(w:wait_closed())
+      await(done:wait())
+      srv:close()
+      return total
+    end)
+    assert.equal(4 * 1024 * 1024, got)
+  end)
+
   it("a read cancelled mid-line loses nothing: the next readline gets the whole line", function()
     local got = run(function()
       local r, w

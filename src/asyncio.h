@@ -16,6 +16,7 @@
 #define ASYNCIO_STREAM "asyncio.Stream"
 #define ASYNCIO_SIGNAL "asyncio.Signal"
 #define ASYNCIO_RESOLVE "asyncio.Resolve"
+#define ASYNCIO_PROCESS "asyncio.Process"
 
 /* Resetting a coroutine changed name and arity across 5.4 releases. */
 #if LUA_VERSION_RELEASE_NUM >= 50406
@@ -144,6 +145,11 @@ void asyncio_io_wake (Loop *lp, lua_State **slot);
 Loop *asyncio_loopof (lua_State *L, int idx);
 
 void asyncio_stream_open (lua_State *L);
+uv_stream_t *asyncio_pipe_new (lua_State *L, Loop *lp, int loopidx, size_t limit, int *err);
+void asyncio_pipe_start (lua_State *L, int idx, int readable);
+void asyncio_pipe_abandon (lua_State *L, int idx, int loopidx);
+int asyncio_pipe_open (lua_State *L, int idx, uv_file fd);
+void asyncio_process_open (lua_State *L);
 void asyncio_signal_open (lua_State *L);
 void asyncio_resolve_open (lua_State *L);
 

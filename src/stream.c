@@ -56,7 +56,7 @@ typedef struct Box {
   lua_State *waiter[W_N];
   int rerr, werr, cerr;        /* libuv error codes of reading, writing, connecting */
   unsigned eof : 1, paused : 1, connecting : 1, shut : 1, closing : 1,
-           closed : 1, pipe : 1, listener : 1, accepts : 1;
+           closed : 1, pipe : 1, listener : 1, accepts : 1, autoclose : 1, lingering : 1;
 } Box;
 
 typedef struct WriteReq {
@@ -104,15 +104,27 @@ static void on_close (uv_handle_t *h) {
 }
 
 
-/* Start closing the handle (once). 'L' and the loop at 'loopidx' release
-** a listener's callback slot; pass L NULL from a finalizer. */
-static void close_stream (lua_State *L, Box *b, int loopidx) {
+/*
+** Start closing the handle. As CPython's transports do, bytes still queued
+** for writing go out first (the stream "lingers" until on_write has seen
+** the last of them, or an error); 'hard' drops them and closes now. 'L'
+** and the loop at 'loopidx' release a listener's callback slot (L NULL
+** when there is none).
+*/
+static void close_stream (lua_State *L, Box *b, int loopidx, int hard) {
   Stream *s = b->s;
-  if (s == NULL || b->closing) return;
+  if (s == NULL || (b->closing && !(hard && b->lingering))) return;
   b->closing = 1;
   if (s->post > 0 && L != NULL) asyncio_sticky_free(L, s->lp, loopidx, s->post);
   s->post = 0;
-  if (!uv_is_closing(&s->u.h)) uv_close(&s->u.h, on_close);
+  if (!hard && b->wpending > 0 && b->werr == 0 && !uv_is_closing(&s->u.h)) {
+    b->lingering = 1;
+    uv_read_stop(&s->u.s);
+  }
+  else {
+    b->lingering = 0;
+    if (!uv_is_closing(&s->u.h)) uv_close(&s->u.h, on_close);
+  }
   wake_all(b);
 }
 
@@ -172,6 +184,7 @@ static void on_read (uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
     if (nread != UV_EOF) b->rerr = (int)nread;
     b->eof = 1;
     uv_read_stop(h);
+    if (b->autoclose) close_stream(NULL, b, 0, 0);  /* a child's output pipe: done */
   }
   else return;
   asyncio_io_wake(b->lp, &b->waiter[W_READ]);
@@ -312,6 +325,10 @@ static void on_write (uv_write_t *req, int status) {
     if (status < 0 && status != UV_ECANCELED && b->werr == 0) b->werr = status;
     if (b->wpending <= b->low || b->werr != 0)
       asyncio_io_wake(b->lp, &b->waiter[W_WRITE]);
+    if (b->lingering && (b->wpending == 0 || b->werr != 0)) {
+      b->lingering = 0;  /* closed while bytes were queued: they are out now */
+      if (!uv_is_closing(&s->u.h)) uv_close(&s->u.h, on_close);
+    }
   }
   free(w);
 }
@@ -394,11 +411,11 @@ static int stream_shutdown (lua_State *L) {
 }
 
 
-/* s:_close(loop): start closing (once; waiters wake). */
+/* s:_close(loop, [hard]): start closing (waiters wake); see close_stream. */
 static int stream_close (lua_State *L) {
   Box *b = checkbox(L);
   asyncio_checkloop(L, 2);
-  close_stream(L, b, 2);
+  close_stream(L, b, 2, lua_toboolean(L, 3));
   return 0;
 }
 
@@ -679,6 +696,42 @@ static int stream_accept (lua_State *L) {
   if (!b->pipe) uv_tcp_nodelay(&b->s->u.tcp, 1);
   start_reading(b);
   return 1;
+}
+
+
+/* Pipes for child processes (process.c) ------------------------------------------- */
+
+/* Push a new, inited pipe stream for loop 'lp' (at 'loopidx'); return its
+** handle, or NULL with nothing pushed and the libuv error in '*err'. */
+uv_stream_t *asyncio_pipe_new (lua_State *L, Loop *lp, int loopidx, size_t limit, int *err) {
+  Box *b = new_box(L, lp, loopidx, 1, limit);
+  if ((*err = init_handle(b)) < 0) {
+    fail_new(L, b, 0, *err);
+    lua_pop(L, 3);  /* fail_new's nil, name, message */
+    return NULL;
+  }
+  return &b->s->u.s;
+}
+
+
+/* The child has its end: start reading the pipe stream at 'idx' (for
+** stdout and stderr), or leave it for writing (stdin). */
+void asyncio_pipe_start (lua_State *L, int idx, int readable) {
+  Box *b = (Box *)luaL_checkudata(L, idx, ASYNCIO_STREAM);
+  if (readable) { b->autoclose = 1; start_reading(b); }
+  else b->eof = 1;  /* nothing will ever be read from a child's stdin */
+}
+
+
+/* Spawning failed: close the pipe stream at 'idx' (its loop at 'loopidx'). */
+int asyncio_pipe_open (lua_State *L, int idx, uv_file fd) {
+  Box *b = (Box *)luaL_checkudata(L, idx, ASYNCIO_STREAM);
+  return uv_pipe_open(&b->s->u.pipe, fd);
+}
+
+
+void asyncio_pipe_abandon (lua_State *L, int idx, int loopidx) {
+  close_stream(L, (Box *)luaL_checkudata(L, idx, ASYNCIO_STREAM), loopidx, 1);
 }
 
 

@@ -13,6 +13,7 @@ local timeouts = require "asyncio.timeouts"
 local sync = require "asyncio.sync"
 local taskgroup = require "asyncio.taskgroup"
 local streams = require "asyncio.streams"
+local subprocess = require "asyncio.subprocess"
 
 local argcheck, typeerror = util.argcheck, util.typeerror
 
@@ -59,6 +60,10 @@ local asyncio = {
   StreamReader = streams.StreamReader,
   StreamWriter = streams.StreamWriter,
   Server = streams.Server,
+  create_subprocess_exec = subprocess.create_subprocess_exec,
+  create_subprocess_shell = subprocess.create_subprocess_shell,
+  Process = subprocess.Process,
+  subprocess = {PIPE = "pipe", DEVNULL = "devnull", STDOUT = "stdout", INHERIT = "inherit"},
 }
 
 for name, class in pairs(errors) do

@@ -343,14 +343,14 @@ function StreamWriter:write_eof()
   if not ok then raise_oserror(name, msg, "write_eof") end
 end
 
-local function close_conn(conn)
+local function close_conn(conn, hard)
   if conn.loop._core:is_closed() then return end
-  c_close(conn.box, conn.loop._core)
+  c_close(conn.box, conn.loop._core, hard)
 end
 M.close_conn = close_conn
 
--- writer:close(): close the stream (what is pending is still sent by the
--- kernel if it took it; the rest is dropped). Idempotent.
+-- writer:close(): close the stream; what is queued is still sent first
+-- (wait_closed waits for that). Idempotent.
 function StreamWriter:close()
   checkwriter(self, "close")
   close_conn(self._conn)
@@ -634,12 +634,17 @@ function Server:close()
 end
 Server.__close = Server.close
 
--- server:close_clients(): close every connection of the server.
+-- server:close_clients(): close every connection of the server (queued
+-- bytes still go out); abort_clients(): drop them and close now.
 function Server:close_clients()
   checkserver(self, "close_clients")
   for conn in pairs(self._clients) do close_conn(conn) end
 end
-Server.abort_clients = Server.close_clients
+
+function Server:abort_clients()
+  checkserver(self, "abort_clients")
+  for conn in pairs(self._clients) do close_conn(conn, true) end
+end
 
 function Server:is_serving()
   checkserver(self, "is_serving")

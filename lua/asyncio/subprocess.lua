@@ -1,0 +1,227 @@
+-- subprocess.lua: child processes. create_subprocess_exec and
+-- create_subprocess_shell on process.c; a Process's pipes are the streams
+-- of streams.lua, so reads, writes, drain and cancellation behave as on a
+-- socket. What wait and communicate mean is here.
+
+local core = require "asyncio.core"
+local errors = require "asyncio.errors"
+local Future = require "asyncio.future"
+local rt = require "asyncio.runtime"
+local streams = require "asyncio.streams"
+local task = require "asyncio.task"
+local util = require "asyncio.util"
+
+local argcheck, typeerror = util.argcheck, util.typeerror
+local raise_cancel, REFUSED, await = task.raise_cancel, task.REFUSED, task.await
+local setmetatable, error, type = setmetatable, error, type
+local op = streams.op
+
+local M = {}
+
+local KINDS = {inherit = 0, pipe = 1, devnull = 2, stdout = 3}
+M.PIPE, M.DEVNULL, M.STDOUT, M.INHERIT = "pipe", "devnull", "stdout", "inherit"
+
+local Process = {__name = "asyncio.Process"}
+Process.__index = function(p, k)
+  if k == "returncode" then
+    local _, exited, status, sig = p._box:_status()
+    if not exited then return nil end
+    if sig ~= 0 then return -sig end
+    return status
+  end
+  return Process[k]
+end
+M.Process = Process
+
+local function checkproc(p, fname)
+  if getmetatable(p) ~= Process then
+    error(("bad argument #1 to '%s' (%s)"):format(fname, typeerror("asyncio.Process", p)), 3)
+  end
+end
+
+local Wait = {}
+Wait.__index = Wait
+function Wait._cancel_wait() return false end
+function Wait:_abort_wait() self[1]:_abort() end
+
+local function wait_impl(p)
+  local t = task.current("wait")
+  while p.returncode == nil do
+    if p._waiting then  -- another task waits in C: wake with it
+      local f = p._fan or Future._new(Future, t._loop)
+      p._fan = f
+      await(f)
+    else
+      p._waiting = true
+      t._waiting = setmetatable({p._box}, Wait)
+      rt.current = nil
+      local r, msg = p._box:_wait(t._loop._core)
+      rt.current = t
+      t._waiting = false
+      p._waiting = false
+      local f = p._fan
+      if f then p._fan = nil; f:set_result() end
+      if r == REFUSED then p._box:_abort(); error(msg, 3) end
+      if t._must_cancel then raise_cancel(t) end
+    end
+  end
+  return p.returncode
+end
+
+-- process:wait(): an awaitable resulting in the return code (a negative
+-- signal number for a process killed by a signal).
+function Process:wait()
+  checkproc(self, "wait")
+  return op(wait_impl, self)
+end
+
+local function communicate_impl(p, input)
+  local parts = {}
+  local function drain_to(i, reader)
+    if not reader then return end
+    parts[i] = await(reader:read())
+  end
+  local writer
+  if p.stdin then
+    writer = task.create_task(function()
+      if input and input ~= "" then
+        p.stdin:write(input)
+        local ok, err = pcall(await, p.stdin:drain())
+        if not ok and not errors.BrokenPipeError:is(err) and not errors.ConnectionResetError:is(err) then
+          error(err, 0)
+        end
+      end
+      p.stdin:close()
+    end)
+  end
+  local out = task.create_task(drain_to, 1, p.stdout)
+  local err = task.create_task(drain_to, 2, p.stderr)
+  local ok, e = pcall(function()
+    if writer then await(writer) end
+    await(out)
+    await(err)
+  end)
+  if not ok then  -- cancelled: the reads stop, what came stays buffered
+    if writer then writer:cancel() end
+    out:cancel()
+    err:cancel()
+    error(e, 0)
+  end
+  wait_impl(p)
+  return parts[1], parts[2]
+end
+
+-- process:communicate([input]): an awaitable: send 'input' to stdin and
+-- close it, read stdout and stderr to EOF (at the same time: no deadlock),
+-- wait for the exit; results in stdout, stderr (nil where not a pipe).
+function Process:communicate(input)
+  checkproc(self, "communicate")
+  argcheck(input == nil or type(input) == "string", 2, "communicate", typeerror("string", input))
+  if input and not self.stdin then
+    error("communicate: input given but stdin is not a pipe", 2)
+  end
+  return op(communicate_impl, self, input)
+end
+
+local function signum(sig, fname)
+  local num = core.signal_number(sig)
+  if not num then
+    error(("bad argument #1 to '%s' (%s)"):format(fname, type(sig) == "string" and
+      ("unknown signal '%s'"):format(sig) or typeerror("signal name or number", sig)), 3)
+  end
+  return num
+end
+
+-- process:send_signal(sig): nothing if it has exited already.
+function Process:send_signal(sig)
+  checkproc(self, "send_signal")
+  self._box:_kill(signum(sig, "send_signal"))
+end
+
+function Process:terminate()
+  checkproc(self, "terminate")
+  self._box:_kill(signum("SIGTERM", "terminate"))
+end
+
+function Process:kill()
+  checkproc(self, "kill")
+  self._box:_kill(signum("SIGKILL", "kill"))
+end
+
+function Process:__tostring()
+  local rc = self.returncode
+  return ("<asyncio.Process %d %s>"):format(self.pid, rc == nil and "running" or
+    ("returncode=" .. rc))
+end
+
+local function checkio(v, name, fname, n, allow_stdout)
+  local ok = v == nil or v == "pipe" or v == "inherit" or v == "devnull" or
+    (allow_stdout and v == "stdout")
+  argcheck(ok, n, fname, ("%s must be \"pipe\", \"inherit\", \"devnull\"%s"):format(name,
+    allow_stdout and " or \"stdout\"" or ""))
+  return KINDS[v or "inherit"]
+end
+
+local function spawn_impl(fname, file, argv, opts)
+  local t = task.current(fname)
+  local loop = t._loop
+  local env
+  if opts.env then
+    env = {}
+    for k, v in pairs(opts.env) do env[#env + 1] = tostring(k) .. "=" .. tostring(v) end
+    table.sort(env)
+  end
+  local box, si, so, se = core.spawn(loop._core, file, argv, env, opts.cwd,
+    {opts._in, opts._out, opts._err}, opts.limit)
+  if not box then
+    error(errors.oserror(si, so, ("%s %s"):format(fname, file)), 0)
+  end
+  local p = setmetatable({_box = box, pid = (box:_status())}, Process)
+  if si then p.stdin = select(2, streams.pair(streams.new_conn(si, loop, opts.limit))) end
+  if so then p.stdout = (streams.pair(streams.new_conn(so, loop, opts.limit))) end
+  if se then p.stderr = (streams.pair(streams.new_conn(se, loop, opts.limit))) end
+  return p
+end
+
+local function checkopts(opts, n, fname)
+  argcheck(opts == nil or type(opts) == "table", n, fname, typeerror("table", opts))
+  opts = opts or {}
+  local o = {cwd = opts.cwd, env = opts.env, limit = opts.limit}
+  argcheck(o.cwd == nil or type(o.cwd) == "string", n, fname, "cwd must be a string")
+  argcheck(o.env == nil or type(o.env) == "table", n, fname, "env must be a table")
+  argcheck(o.limit == nil or (math.type(o.limit) == "integer" and o.limit > 0), n, fname,
+    "limit must be a positive integer")
+  o._in = checkio(opts.stdin, "stdin", fname, n)
+  o._out = checkio(opts.stdout, "stdout", fname, n)
+  o._err = checkio(opts.stderr, "stderr", fname, n, true)
+  return o
+end
+
+-- create_subprocess_exec(program, arg1, ..., [opts]) -> awaitable: a
+-- Process. 'program' is looked up in PATH. opts: stdin, stdout, stderr
+-- ("pipe", "inherit", "devnull"; stderr also "stdout"), cwd, env, limit.
+function M.create_subprocess_exec(program, ...)
+  argcheck(type(program) == "string", 1, "create_subprocess_exec", typeerror("string", program))
+  local n = select("#", ...)
+  local opts = n > 0 and select(n, ...) or nil
+  local argv = {program}
+  if type(opts) == "table" then n = n - 1 else opts = nil end
+  for i = 1, n do
+    local a = select(i, ...)
+    argcheck(type(a) == "string" or type(a) == "number", i + 1, "create_subprocess_exec",
+      typeerror("string", a))
+    argv[#argv + 1] = tostring(a)
+  end
+  opts = checkopts(opts, n + 2, "create_subprocess_exec")
+  return op(spawn_impl, "create_subprocess_exec", program, argv, opts)
+end
+
+-- create_subprocess_shell(cmd, [opts]) -> awaitable: a Process running
+-- /bin/sh -c cmd.
+function M.create_subprocess_shell(cmd, opts)
+  argcheck(type(cmd) == "string", 1, "create_subprocess_shell", typeerror("string", cmd))
+  opts = checkopts(opts, 2, "create_subprocess_shell")
+  return op(spawn_impl, "create_subprocess_shell", "/bin/sh", {"/bin/sh", "-c", cmd}, opts)
+end
+
+return M
