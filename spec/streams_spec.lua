@@ -202,6 +202,22 @@ describe("TCP streams", function()
     assert.equal("hello\n", got)
   end)
 
+  it("read awaitables made before any is awaited each get their own data", function()
+    local got = run(function()
+      local srv, port = serve(function(_, w) w:write("abcdef"); w:close() end)
+      local r, w = connect(port)
+      local first, second = r:read(3), r:readexactly(3)
+      local b = await(second)       -- awaited first: takes the first bytes
+      local a = await(first)
+      local again = r:read(3)       -- the reader's own awaitable, handed out again
+      local c = await(again)
+      w:close()
+      srv:close()
+      return {a, b, c}
+    end)
+    assert.same({"def", "abc", ""}, got)
+  end)
+
   it("several tasks may wait on one reader and on drain; each gets its own data", function()
     local got = run(function()
       local srv, port = serve(function(r, w)

@@ -343,8 +343,8 @@ static int stream_write (lua_State *L) {
   Box *b = checkbox(L);
   size_t n;
   const char *p = luaL_checklstring(L, 2, &n);
-  if (b->s == NULL || b->closing) return luaL_error(L, "write on a closed stream");
-  if (b->shut) return luaL_error(L, "write after write_eof");
+  if (b->s == NULL || b->closing) return luaL_error(L, "write: the stream is closed");
+  if (b->shut) return luaL_error(L, "write: the stream is shut for writing (write_eof)");
   if (b->werr == 0 && n > 0) {
     size_t done = 0;
     if (b->wpending == 0) {

@@ -31,12 +31,25 @@ local M = {}
 -- Awaitables ------------------------------------------------------------------
 
 -- Every stream call that waits returns an Op {fn, a, b, c, d}: awaiting
--- it runs fn(a, b, c, d) in the awaiting task.
+-- it runs fn(a, b, c, d) in the awaiting task. An Op is awaited once.
 local Op = {__name = "asyncio.StreamOp"}
-function Op.__await(op) return op[1](op[2], op[3], op[4], op[5]) end
+function Op.__await(o)
+  local fn, a, b, c, d = o[1], o[2], o[3], o[4], o[5]
+  o.busy = false  -- a reader's own Op (see reader_op) may be handed out again
+  return fn(a, b, c, d)
+end
 task.register_awaitable(Op)
 local function op(fn, a, b, c, d) return setmetatable({fn, a, b, c, d}, Op) end
 M.op = op
+
+-- The Op of a read on 'r': the reader keeps one and hands it out again
+-- once it has been awaited, so a read loop allocates nothing per read.
+local function reader_op(r, fn, a, b)
+  local o = r._op
+  if o.busy then return setmetatable({fn, r, a, b}, Op) end
+  o[1], o[2], o[3], o[4], o.busy = fn, r, a, b, true
+  return o
+end
 
 -- Waiting -------------------------------------------------------------------------
 
@@ -138,7 +151,7 @@ end
 function StreamReader:read(n)
   checkreader(self, "read")
   argcheck(n == nil or mtype(n) == "integer", 2, "read", typeerror("integer", n))
-  return op(read_impl, self, n or -1)
+  return reader_op(self, read_impl, n or -1)
 end
 
 local function readexactly_impl(r, n)
@@ -158,7 +171,7 @@ function StreamReader:readexactly(n)
   checkreader(self, "readexactly")
   argcheck(mtype(n) == "integer" and n >= 0, 2, "readexactly",
     mtype(n) == "integer" and "n must be non-negative" or typeerror("integer", n))
-  return op(readexactly_impl, self, n)
+  return reader_op(self, readexactly_impl, n)
 end
 
 local OVER_FOUND = "separator is found, but chunk is longer than limit"
@@ -195,7 +208,7 @@ function StreamReader:readuntil(sep)
   checkreader(self, "readuntil")
   if sep == nil then sep = "\n" end
   checksep(sep, "readuntil")
-  return op(readuntil_impl, self, sep)
+  return reader_op(self, readuntil_impl, sep)
 end
 
 -- Drop the rest of an overlong line, through its "\n" (waiting for it).
@@ -224,7 +237,7 @@ end
 
 function StreamReader:readline()
   checkreader(self, "readline")
-  return op(readline_impl, self)
+  return reader_op(self, readline_impl)
 end
 
 -- for line in reader:lines([fmt]) do ... end, inside a task: each line
@@ -268,9 +281,7 @@ end
 function StreamWriter:write(data)
   checkwriter(self, "write")
   argcheck(type(data) == "string", 2, "write", typeerror("string", data))
-  local conn = self._conn
-  if c_state(conn.box) then error("write: the stream is closed", 2) end
-  c_write(conn.box, data)
+  c_write(self._conn.box, data)  -- raises "write: the stream is closed"
 end
 
 function StreamWriter:writelines(list)
@@ -303,9 +314,13 @@ local function drain_impl(w)
 end
 
 -- writer:drain(): wait while more than the high-water mark is pending
--- (down to the low-water mark); raises the connection's write error.
+-- (down to the low-water mark); raises the connection's write error. The
+-- common case, nothing much queued, returns the done awaitable: no table.
 function StreamWriter:drain()
   checkwriter(self, "drain")
+  local conn = self._conn
+  local pending, name = c_pending(conn.box)
+  if not name and pending <= conn.high and not c_state(conn.box) then return task.DONE end
   return op(drain_impl, self)
 end
 
@@ -401,7 +416,8 @@ function StreamWriter:__tostring()
 end
 
 local function pair(conn)
-  return setmetatable({_conn = conn}, StreamReader), setmetatable({_conn = conn}, StreamWriter)
+  return setmetatable({_conn = conn, _op = setmetatable({busy = false}, Op)}, StreamReader),
+    setmetatable({_conn = conn}, StreamWriter)
 end
 M.pair = pair
 
