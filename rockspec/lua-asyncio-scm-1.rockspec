@@ -24,7 +24,8 @@ build = {
   modules = {
     ["asyncio.core"] = {
       sources = {"src/core.c", "src/io.c", "src/loop.c", "src/process.c", "src/queue.c",
-                 "src/resolve.c", "src/signal.c", "src/stream.c", "src/task.c", "src/timer.c"},
+                 "src/resolve.c", "src/signal.c", "src/stream.c", "src/task.c", "src/timer.c",
+                 "src/udp.c"},
       libraries = {"uv"},
       incdirs = {"$(LIBUV_INCDIR)"},
       libdirs = {"$(LIBUV_LIBDIR)"},
@@ -43,6 +44,7 @@ build = {
     ["asyncio.task"] = "lua/asyncio/task.lua",
     ["asyncio.taskgroup"] = "lua/asyncio/taskgroup.lua",
     ["asyncio.timeouts"] = "lua/asyncio/timeouts.lua",
+    ["asyncio.udp"] = "lua/asyncio/udp.lua",
     ["asyncio.util"] = "lua/asyncio/util.lua",
   },
 }

@@ -290,3 +290,13 @@ describe("examples/pipeline.lua", function()
     assert.same({apple = 2, banana = 3, cherry = 3, damson = 2, elder = 2}, counts)
   end)
 end)
+
+describe("examples/udp_echo.lua", function()
+  it("as a script and as a module", function()
+    local out, code = support.sh(support.LUA .. " examples/udp_echo.lua")
+    assert.equal(0, code, out)
+    assert.equal('sent "hello", got back "hello"\nsent "udp", got back "udp"\n', out)
+    local udp = require "examples.udp_echo"
+    assert.same({"x", "", "y"}, require("asyncio").run(udp.main, {messages = {"x", "", "y"}}))
+  end)
+end)

@@ -211,4 +211,25 @@ function W.W9(port)
   end)
 end
 
+-- processes: n runs of /bin/true, 4 at a time
+function W.W10(n)
+  return asyncio.run(function()
+    local t0 = now()
+    local ok = 0
+    local workers = {}
+    for w = 1, 4 do
+      workers[w] = asyncio.create_task(function()
+        for _ = 1, n // 4 do
+          local p = await(asyncio.create_subprocess_exec("/bin/true"))
+          if await(p:wait()) == 0 then ok = ok + 1 end
+        end
+      end)
+    end
+    await(gather(workers))
+    local dt = now() - t0
+    common.check(ok == n // 4 * 4, "W10 exits")
+    return dt
+  end)
+end
+
 common.main(W, ...)

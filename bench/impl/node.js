@@ -216,6 +216,22 @@ W.W9 = (port) => new Promise(() => {
   srv.listen(port, '127.0.0.1', () => console.log('listening'));
 });
 
+// W10: n runs of /bin/true with child_process.spawn, 4 at a time
+const childProcess = require('child_process');
+W.W10 = async (n) => {
+  let ok = 0;
+  const run = () => new Promise((resolve) => {
+    childProcess.spawn('/bin/true').on('exit', (code) => { if (code === 0) ok++; resolve(); });
+  });
+  const t0 = now();
+  await Promise.all([0, 1, 2, 3].map(async () => {
+    for (let i = 0; i < Math.floor(n / 4); i++) await run();
+  }));
+  const dt = now() - t0;
+  check(ok === Math.floor(n / 4) * 4, 'W10 exits');
+  return dt;
+};
+
 async function main() {
   const [name, arg] = process.argv.slice(2);
   const n = Number(arg);

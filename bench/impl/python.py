@@ -205,8 +205,25 @@ async def w9(port):
     await srv.serve_forever()
 
 
+async def w10(n):
+    ok = 0
+
+    async def worker():
+        nonlocal ok
+        for _ in range(n // 4):
+            p = await asyncio.create_subprocess_exec("/bin/true")
+            if await p.wait() == 0:
+                ok += 1
+
+    t0 = time.monotonic()
+    await asyncio.gather(*[worker() for _ in range(4)])
+    dt = time.monotonic() - t0
+    check(ok == n // 4 * 4, "W10 exits")
+    return dt
+
+
 WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W3b": w3b, "W4": w4, "W5": w5, "W6": w6,
-             "W7": w7, "W8": w8, "W9": w9}
+             "W7": w7, "W8": w8, "W9": w9, "W10": w10}
 
 
 def main():

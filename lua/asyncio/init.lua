@@ -14,6 +14,7 @@ local sync = require "asyncio.sync"
 local taskgroup = require "asyncio.taskgroup"
 local streams = require "asyncio.streams"
 local subprocess = require "asyncio.subprocess"
+local udp = require "asyncio.udp"
 
 local argcheck, typeerror = util.argcheck, util.typeerror
 
@@ -63,6 +64,7 @@ local asyncio = {
   create_subprocess_exec = subprocess.create_subprocess_exec,
   create_subprocess_shell = subprocess.create_subprocess_shell,
   Process = subprocess.Process,
+  open_udp = udp.open_udp,
   subprocess = {PIPE = "pipe", DEVNULL = "devnull", STDOUT = "stdout", INHERIT = "inherit"},
 }
 

@@ -1,0 +1,131 @@
+-- udp.lua: UDP endpoints on udp.c. open_udp makes one (bound, and
+-- connected if remote_addr is given); recvfrom waits for a datagram the C
+-- side has queued; send and sendto never wait.
+
+local core = require "asyncio.core"
+local errors = require "asyncio.errors"
+local rt = require "asyncio.runtime"
+local streams = require "asyncio.streams"
+local task = require "asyncio.task"
+local util = require "asyncio.util"
+
+local argcheck, typeerror = util.argcheck, util.typeerror
+local raise_cancel, REFUSED = task.raise_cancel, task.REFUSED
+local setmetatable, error, type = setmetatable, error, type
+local op, mtype = streams.op, math.type
+
+local M = {}
+
+local Endpoint = {__name = "asyncio.DatagramEndpoint"}
+Endpoint.__index = Endpoint
+M.Endpoint = Endpoint
+
+local function checkep(e, fname)
+  if getmetatable(e) ~= Endpoint then
+    error(("bad argument #1 to '%s' (%s)"):format(fname, typeerror("asyncio.DatagramEndpoint", e)), 3)
+  end
+end
+
+local Wait = {}
+Wait.__index = Wait
+function Wait._cancel_wait() return false end
+function Wait:_abort_wait() self[1]:_abort() end
+
+local function recvfrom_impl(e)
+  local t = task.current("recvfrom")
+  if t._loop ~= e._loop then error("'recvfrom': the endpoint belongs to a different event loop", 0) end
+  while true do
+    local data, a, b = e._box:_recv()
+    if data then return data, a, b end
+    if a ~= "wait" then
+      if a == "closed" then error(errors.oserror("EBADF", "the endpoint is closed", "recvfrom"), 0) end
+      error(errors.oserror(a, b, "recvfrom"), 0)
+    end
+    if e._waiting then error("recvfrom: another task is already waiting on this endpoint", 0) end
+    e._waiting = true
+    t._waiting = setmetatable({e._box}, Wait)
+    rt.current = nil
+    local r, msg = e._box:_wait(t._loop._core)
+    rt.current = t
+    t._waiting = false
+    e._waiting = false
+    if r == REFUSED then e._box:_abort(); error(msg, 3) end
+    if t._must_cancel then raise_cancel(t) end
+  end
+end
+
+-- endpoint:recvfrom(): an awaitable resulting in data, host, port.
+function Endpoint:recvfrom()
+  checkep(self, "recvfrom")
+  return op(recvfrom_impl, self)
+end
+
+-- endpoint:send(data): to the remote address (open_udp's remote_addr).
+function Endpoint:send(data)
+  checkep(self, "send")
+  argcheck(type(data) == "string", 2, "send", typeerror("string", data))
+  if not self._remote then error("send: the endpoint has no remote_addr (use sendto)", 2) end
+  local ok, name, msg = self._box:_send(data)
+  if not ok then error(errors.oserror(name, msg, "send"), 2) end
+end
+
+-- endpoint:sendto(data, host, port): host a numeric address.
+function Endpoint:sendto(data, host, port)
+  checkep(self, "sendto")
+  argcheck(type(data) == "string", 2, "sendto", typeerror("string", data))
+  argcheck(type(host) == "string", 3, "sendto", typeerror("string", host))
+  argcheck(mtype(port) == "integer", 4, "sendto", typeerror("integer", port))
+  if self._remote then error("sendto: the endpoint is connected (use send)", 2) end
+  local ok, name, msg = self._box:_send(data, host, port)
+  if not ok then error(errors.oserror(name, msg, ("sendto %s:%d"):format(host, port)), 2) end
+end
+
+-- endpoint:getsockname() -> {host, port}
+function Endpoint:getsockname()
+  checkep(self, "getsockname")
+  local host, port, msg = self._box:_sockname()
+  if not host then error(errors.oserror(port, msg, "getsockname"), 2) end
+  return {host, port}
+end
+
+function Endpoint:close()
+  checkep(self, "close")
+  self._box:_close()
+end
+Endpoint.__close = Endpoint.close
+
+local function resolve(addr, fname)
+  local host, port = addr[1], addr[2]
+  if host:find(":", 1, true) or host:match("^%d+%.%d+%.%d+%.%d+$") then return host, port end
+  local list = task.await(streams.getaddrinfo(host, port, {type = "dgram"}))
+  if #list == 0 then error(errors.gaierror(("%s: no address for %s"):format(fname, host)), 0) end
+  return list[1].host, port
+end
+
+local function open_impl(opts)
+  local t = task.current("open_udp")
+  local lhost, lport, rhost, rport
+  if opts.local_addr then lhost, lport = resolve(opts.local_addr, "open_udp") end
+  if opts.remote_addr then rhost, rport = resolve(opts.remote_addr, "open_udp") end
+  local box, name, msg = core.udp_open(t._loop._core, lhost, lport, rhost, rport,
+    opts.reuse_port, opts.broadcast)
+  if not box then error(errors.oserror(name, msg, "open_udp"), 0) end
+  return setmetatable({_box = box, _loop = t._loop, _remote = rhost ~= nil}, Endpoint)
+end
+
+local function checkaddr(a, fname, what)
+  argcheck(a == nil or (type(a) == "table" and type(a[1]) == "string" and mtype(a[2]) == "integer"
+    and a[2] >= 0 and a[2] <= 65535), 1, fname, what .. " must be {host, port}")
+end
+
+-- open_udp([opts]) -> awaitable: a DatagramEndpoint. opts: local_addr =
+-- {host, port}, remote_addr = {host, port}, reuse_port, broadcast.
+function M.open_udp(opts)
+  argcheck(opts == nil or type(opts) == "table", 1, "open_udp", typeerror("table", opts))
+  opts = opts or {}
+  checkaddr(opts.local_addr, "open_udp", "local_addr")
+  checkaddr(opts.remote_addr, "open_udp", "remote_addr")
+  return op(open_impl, opts)
+end
+
+return M

@@ -1,0 +1,94 @@
+-- UDP endpoints (udp.lua, udp.c): between two endpoints, against socat as
+-- the peer, datagrams up to 64 KiB, and a closed port.
+local asyncio = require "asyncio"
+local support = require "spec.support"
+local await = asyncio.await
+
+local run = support.run
+
+describe("UDP endpoints", function()
+  it("sendto and recvfrom between two endpoints, with the sender's address", function()
+    local got = run(function()
+      local a <close> = await(asyncio.open_udp({local_addr = {"127.0.0.1", 0}}))
+      local b <close> = await(asyncio.open_udp({local_addr = {"127.0.0.1", 0}}))
+      local pa, pb = a:getsockname()[2], b:getsockname()[2]
+      a:sendto("ping", "127.0.0.1", pb)
+      local data, host, port = await(b:recvfrom())
+      b:sendto(data:upper(), host, port)
+      local back = await(a:recvfrom())
+      return {data, host, port == pa, back}
+    end)
+    assert.same({"ping", "127.0.0.1", true, "PING"}, got)
+  end)
+
+  it("datagrams up to 64 KiB keep their boundaries", function()
+    local sizes = run(function()
+      local b <close> = await(asyncio.open_udp({local_addr = {"127.0.0.1", 0}}))
+      local a <close> = await(asyncio.open_udp({remote_addr = {"127.0.0.1", b:getsockname()[2]}}))
+      local out = {}
+      for _, n in ipairs({0, 1, 1500, 9000, 65507}) do
+        a:send(("d"):rep(n))
+        out[#out + 1] = #(await(b:recvfrom()))
+      end
+      return out
+    end)
+    assert.same({0, 1, 1500, 9000, 65507}, sizes)
+  end)
+
+  it("talks to socat as the peer (an echo through cat)", function()
+    local port = support.free_port()
+    local pid = support.spawn(("socat UDP4-RECVFROM:%d,bind=127.0.0.1,fork EXEC:cat"):format(port))
+    local got = run(function()
+      local e <close> = await(asyncio.open_udp({remote_addr = {"127.0.0.1", port}}))
+      for _ = 1, 200 do  -- until socat listens (an answer is the proof; until
+        e:send("hello udp")  -- then the kernel reports the port closed)
+        local ok, data = pcall(await, asyncio.wait_for(e:recvfrom(), 0.05))
+        if ok then return data end
+        await(asyncio.sleep(0.025))
+      end
+    end)
+    support.kill(pid)
+    assert.equal("hello udp", got)
+  end)
+
+  it("sending to a closed port: the connected endpoint's recvfrom raises ConnectionRefusedError", function()
+    local port = support.free_port()
+    local err = run(function()
+      local e <close> = await(asyncio.open_udp({remote_addr = {"127.0.0.1", port}}))
+      e:send("anyone?")
+      local ok, x = pcall(await, asyncio.wait_for(e:recvfrom(), 5))
+      assert.is_false(ok)
+      return x
+    end)
+    assert.is_true(asyncio.ConnectionRefusedError:is(err), tostring(err))
+  end)
+
+  it("a recvfrom cancelled loses no datagram; close wakes a waiting task", function()
+    local res = run(function()
+      local b = await(asyncio.open_udp({local_addr = {"127.0.0.1", 0}}))
+      local a <close> = await(asyncio.open_udp({remote_addr = {"127.0.0.1", b:getsockname()[2]}}))
+      local ok = pcall(await, asyncio.wait_for(b:recvfrom(), 0.01))
+      assert.is_false(ok)
+      a:send("kept")
+      local data = await(b:recvfrom())
+      local waiter = asyncio.create_task(function() return await(b:recvfrom()) end)
+      await(asyncio.sleep(0))
+      b:close()
+      local ok2, e = pcall(await, waiter)
+      return {data = data, ok2 = ok2, errno = e and e.errno}
+    end)
+    assert.same({data = "kept", ok2 = false, errno = "EBADF"}, res)
+  end)
+
+  it("bad arguments name the function and the argument", function()
+    run(function()
+      assert.has_error(function() asyncio.open_udp({local_addr = {"127.0.0.1"}}) end,
+        "bad argument #1 to 'open_udp' (local_addr must be {host, port})")
+      local e <close> = await(asyncio.open_udp())
+      assert.has_error(function() e:send("x") end,
+        "send: the endpoint has no remote_addr (use sendto)")
+      assert.has_error(function() e:sendto(1, "127.0.0.1", 9) end,
+        "bad argument #2 to 'sendto' (string expected, got number)")
+    end)
+  end)
+end)
