@@ -165,6 +165,7 @@ local function fmt(v, w)
   if w.id == "W6" then return ("%.0f B"):format(v) end
   if w.id == "W9p99" then return ("%.2f ms"):format(v) end
   if v >= 1e6 then return ("%.2f M"):format(v / 1e6) end
+  if v < 1e4 then return ("%.0f"):format(v) end
   return ("%.0f k"):format(v / 1e3)
 end
 
