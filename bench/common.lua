@@ -29,6 +29,26 @@ function M.rss_kb()
   return tonumber(s:match("VmHWM:%s*(%d+)")) or 0
 end
 
+-- W12: a source file of n MB (made outside the timing) and a target path.
+function M.make_file(n)
+  local src, dst = os.tmpname(), os.tmpname()
+  local f = assert(io.open(src, "wb"))
+  local block = ("0123456789abcdef"):rep(65536)  -- 1 MB
+  for _ = 1, n do f:write(block) end
+  f:close()
+  return src, dst
+end
+
+-- W12: the copy is whole; both files go.
+function M.check_copy(src, dst, n)
+  local f = assert(io.open(dst, "rb"))
+  local size = f:seek("end")
+  f:close()
+  os.remove(src)
+  os.remove(dst)
+  M.check(size == n * 1048576, "W12 size")
+end
+
 -- main(workloads, name, n): run one workload and print its report.
 function M.main(W, name, n)
   n = math.tointeger(tonumber(n))

@@ -23,7 +23,7 @@ build = {
   type = "builtin",
   modules = {
     ["asyncio.core"] = {
-      sources = {"src/core.c", "src/io.c", "src/loop.c", "src/process.c", "src/queue.c",
+      sources = {"src/core.c", "src/fs.c", "src/io.c", "src/loop.c", "src/process.c", "src/queue.c",
                  "src/resolve.c", "src/signal.c", "src/stream.c", "src/task.c", "src/timer.c",
                  "src/udp.c"},
       libraries = {"uv"},
@@ -33,6 +33,7 @@ build = {
     },
     ["asyncio"] = "lua/asyncio/init.lua",
     ["asyncio.errors"] = "lua/asyncio/errors.lua",
+    ["asyncio.files"] = "lua/asyncio/files.lua",
     ["asyncio.future"] = "lua/asyncio/future.lua",
     ["asyncio.gather"] = "lua/asyncio/gather.lua",
     ["asyncio.loop"] = "lua/asyncio/loop.lua",

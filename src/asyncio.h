@@ -151,6 +151,7 @@ void asyncio_pipe_abandon (lua_State *L, int idx, int loopidx);
 int asyncio_pipe_open (lua_State *L, int idx, uv_file fd);
 void asyncio_process_open (lua_State *L);
 void asyncio_udp_open (lua_State *L);
+void asyncio_fs_open (lua_State *L);
 void asyncio_signal_open (lua_State *L);
 void asyncio_resolve_open (lua_State *L);
 

@@ -232,4 +232,23 @@ function W.W10(n)
   end)
 end
 
+-- file copy: n MB in 64 KiB reads and writes (the source made beforehand)
+function W.W12(n)
+  local src, dst = common.make_file(n)
+  local dt = asyncio.run(function()
+    local t0 = now()
+    local a <close> = await(asyncio.open_file(src))
+    local b <close> = await(asyncio.open_file(dst, "w"))
+    while true do
+      local chunk = await(a:read(65536))
+      if chunk == "" then break end
+      await(b:write(chunk))
+    end
+    await(b:close())
+    return now() - t0
+  end)
+  common.check_copy(src, dst, n)
+  return dt
+end
+
 common.main(W, ...)

@@ -232,6 +232,33 @@ W.W10 = async (n) => {
   return dt;
 };
 
+// W12: copy n MB with fs.promises in 64 KiB reads and writes
+const os = require('os');
+const path = require('path');
+W.W12 = async (n) => {
+  const src = path.join(os.tmpdir(), `w12-src-${process.pid}`);
+  const dst = path.join(os.tmpdir(), `w12-dst-${process.pid}`);
+  const block = Buffer.alloc(1048576, '0123456789abcdef');
+  const fd = fs.openSync(src, 'w');
+  for (let i = 0; i < n; i++) fs.writeSync(fd, block);
+  fs.closeSync(fd);
+  const t0 = now();
+  const a = await fs.promises.open(src, 'r');
+  const b = await fs.promises.open(dst, 'w');
+  const buf = Buffer.alloc(65536);
+  for (;;) {
+    const { bytesRead } = await a.read(buf, 0, 65536, null);
+    if (bytesRead === 0) break;
+    await b.write(buf, 0, bytesRead, null);
+  }
+  await a.close();
+  await b.close();
+  const dt = now() - t0;
+  check(fs.statSync(dst).size === n * 1048576, 'W12 size');
+  fs.unlinkSync(src); fs.unlinkSync(dst);
+  return dt;
+};
+
 async function main() {
   const [name, arg] = process.argv.slice(2);
   const n = Number(arg);

@@ -15,6 +15,7 @@ local taskgroup = require "asyncio.taskgroup"
 local streams = require "asyncio.streams"
 local subprocess = require "asyncio.subprocess"
 local udp = require "asyncio.udp"
+local files = require "asyncio.files"
 
 local argcheck, typeerror = util.argcheck, util.typeerror
 
@@ -65,6 +66,8 @@ local asyncio = {
   create_subprocess_shell = subprocess.create_subprocess_shell,
   Process = subprocess.Process,
   open_udp = udp.open_udp,
+  open_file = files.open_file,
+  fs = files.fs,
   subprocess = {PIPE = "pipe", DEVNULL = "devnull", STDOUT = "stdout", INHERIT = "inherit"},
 }
 

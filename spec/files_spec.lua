@@ -1,0 +1,133 @@
+-- Files and the file system (files.lua, fs.c) on libuv's thread pool.
+local asyncio = require "asyncio"
+local support = require "spec.support"
+local await = asyncio.await
+
+local run = support.run
+
+local function tmpdir()
+  local out = support.sh("mktemp -d")
+  return (out:gsub("%s+$", ""))
+end
+
+describe("files", function()
+  local dir
+  before_each(function() dir = tmpdir() end)
+  after_each(function() os.execute("rm -rf '" .. dir .. "'") end)
+
+  it("write, then read back in pieces, lines and all at once", function()
+    local res = run(function()
+      local path = dir .. "/a.txt"
+      local f <close> = await(asyncio.open_file(path, "w"))
+      assert.equal(14, await(f:write("one\ntwo\nthree\n")))
+      await(f:write("tail"))
+      await(f:close())
+      local g <close> = await(asyncio.open_file(path))
+      local first = await(g:read(4))
+      local lines = {}
+      for line in g:lines() do lines[#lines + 1] = line end
+      await(g:seek("set", 0))
+      local all = await(g:read())
+      return {first = first, lines = lines, all = all, eof = await(g:read(5))}
+    end)
+    assert.equal("one\n", res.first)
+    assert.same({"two", "three", "tail"}, res.lines)
+    assert.equal("one\ntwo\nthree\ntail", res.all)
+    assert.equal("", res.eof)
+  end)
+
+  it("append mode, r+ and seek from the end", function()
+    local res = run(function()
+      local path = dir .. "/b.txt"
+      local f = await(asyncio.open_file(path, "a"))
+      await(f:write("abc"))
+      await(f:write("def"))
+      await(f:close())
+      local g = await(asyncio.open_file(path, "r+"))
+      assert.equal(4, await(g:seek("end", -2)))
+      await(g:write("XY"))
+      assert.equal(2, await(g:seek("set", 2)))
+      local mid = await(g:read(2))
+      await(g:close())
+      await(g:close())  -- twice is fine
+      local h <close> = await(asyncio.open_file(path))
+      return {mid = mid, all = await(h:read())}
+    end)
+    assert.same({mid = "cd", all = "abcdXY"}, res)
+  end)
+
+  it("a read cancelled in the pool leaves the position where the next read expects it", function()
+    local res = run(function()
+      local path = dir .. "/c.bin"
+      local f <close> = await(asyncio.open_file(path, "w"))
+      await(f:write(("0123456789"):rep(100000)))
+      local g <close> = await(asyncio.open_file(path))
+      assert.equal("0123", await(g:read(4)))
+      local t = asyncio.create_task(function() return await(g:read(500000)) end)
+      await(asyncio.sleep(0))
+      t:cancel()
+      pcall(await, t)
+      return await(g:read(6))
+    end)
+    assert.equal("456789", res)
+  end)
+
+  it("the file system: mkdir, stat, scandir, readdir, rename, unlink, rmdir", function()
+    local res = run(function()
+      local fs = asyncio.fs
+      await(fs.mkdir(dir .. "/sub"))
+      local f <close> = await(asyncio.open_file(dir .. "/sub/x", "w"))
+      await(f:write("12345"))
+      local st = await(fs.stat(dir .. "/sub/x"))
+      local dst = await(fs.stat(dir .. "/sub"))
+      await(fs.rename(dir .. "/sub/x", dir .. "/sub/y"))
+      local names = await(fs.readdir(dir .. "/sub"))
+      local entries = await(fs.scandir(dir))
+      await(fs.unlink(dir .. "/sub/y"))
+      await(fs.rmdir(dir .. "/sub"))
+      local ok, e = pcall(await, fs.stat(dir .. "/sub"))
+      return {size = st.size, type = st.type, dtype = dst.type, names = names,
+              entry = entries[1], ok = ok, err = e}
+    end)
+    assert.equal(5, res.size)
+    assert.equal("file", res.type)
+    assert.equal("directory", res.dtype)
+    assert.same({"y"}, res.names)
+    assert.same({name = "sub", type = "directory"}, res.entry)
+    assert.is_false(res.ok)
+    assert.is_true(asyncio.FileNotFoundError:is(res.err))
+  end)
+
+  it("1,000 files opened and closed leave the descriptors where they were", function()
+    local before, after = run(function()
+      local fds = support.fd_count()
+      for i = 1, 1000 do
+        local f <close> = await(asyncio.open_file(dir .. "/f" .. (i % 10), "w"))
+        await(f:write("x"))
+        await(f:close())
+      end
+      return fds, support.fd_count()
+    end)
+    assert.equal(before, after)
+  end)
+
+  it("errors: a missing file, a directory that is not empty, bad arguments", function()
+    run(function()
+      local ok, e = pcall(await, asyncio.open_file(dir .. "/none"))
+      assert.is_false(ok)
+      assert.equal("ENOENT", e.errno)
+      assert.matches("open " .. dir .. "/none", tostring(e), 1, true)
+      await(asyncio.fs.mkdir(dir .. "/d"))
+      local f = await(asyncio.open_file(dir .. "/d/x", "w"))
+      await(f:close())
+      local ok2, e2 = pcall(await, asyncio.fs.rmdir(dir .. "/d"))
+      assert.is_false(ok2)
+      assert.equal("ENOTEMPTY", e2.errno)
+      assert.has_error(function() asyncio.open_file(dir .. "/x", "q") end,
+        "bad argument #2 to 'open_file' (invalid mode)")
+      assert.has_error(function() f:read(1) end, "read: the file is closed")
+      assert.has_error(function() asyncio.fs.stat(42) end,
+        "bad argument #1 to 'stat' (string expected, got number)")
+    end)
+  end)
+end)
