@@ -142,7 +142,6 @@ typedef void (*asyncio_closer) (uv_handle_t *h);
 ** value 'uv' of the object at 'idx'. */
 int asyncio_io_wait (lua_State *L, Loop *lp, int idx, int uv, lua_State **slot, int loopidx);
 void asyncio_io_wake (Loop *lp, lua_State **slot);
-Loop *asyncio_loopof (lua_State *L, int idx);
 
 void asyncio_stream_open (lua_State *L);
 uv_stream_t *asyncio_pipe_new (lua_State *L, Loop *lp, int loopidx, size_t limit, int *err);

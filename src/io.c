@@ -1,21 +1,8 @@
 /*
-** io.c: what every I/O object (stream.c, signal.c, resolve.c) shares: its
-** loop, the one task that may wait on each of its events, and closing a
-** libuv handle through its owner's callback.
+** io.c: what the I/O objects (stream.c, udp.c, process.c, resolve.c,
+** fs.c) share: the one task that may wait on each of their events.
 */
 #include "asyncio.h"
-
-/* User value 1 of every I/O object is its Loop, which it keeps alive. */
-Loop *asyncio_loopof (lua_State *L, int idx) {
-  Loop *lp;
-  lua_getiuservalue(L, idx, 1);
-  lp = (Loop *)asyncio_testudata(L, -1, ASYNCIO_LOOP_MT);
-  lua_pop(L, 1);
-  if (lp == NULL || lp->closed)
-    luaL_error(L, "attempt to use a closed event loop");
-  return lp;
-}
-
 
 /*
 ** Suspend the running task 'L' until the event of '*slot' wakes it (or a
