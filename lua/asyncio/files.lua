@@ -25,11 +25,15 @@ Wait.__index = Wait
 function Wait._cancel_wait() return false end
 function Wait:_abort_wait() self[1]:_abort() end
 
--- Run fs operation 'code' in the pool; its answer, or its OSError raised.
-local function call(fname, what, code, ...)
-  local t = task.current(fname)
+-- Start fs operation 'code' in the pool: the request.
+local function start(t, what, code, ...)
   local req, name, msg = core.fs(t._loop._core, code, ...)
   if not req then error(errors.oserror(name, msg, what), 0) end
+  return req
+end
+
+-- Wait for request 'req': its answer, or its OSError raised.
+local function finish(t, what, req)
   while true do
     local a, b, c = req:_result()
     if a == nil then error(errors.oserror(b, c, what), 0) end
@@ -42,6 +46,12 @@ local function call(fname, what, code, ...)
     if r == REFUSED then req:_abort(); error(m, 3) end
     if t._must_cancel then raise_cancel(t) end
   end
+end
+
+-- Run fs operation 'code' in the pool; its answer, or its OSError raised.
+local function call(fname, what, code, ...)
+  local t = task.current(fname)
+  return finish(t, what, start(t, what, code, ...))
 end
 
 local File = {__name = "asyncio.File"}
@@ -66,16 +76,31 @@ local function from_buffer(f, n)
   return buf:sub(1, n)
 end
 
+-- A read of n bytes at the position, from the read-ahead if it matches.
+-- A full read starts the next one at once (read-ahead), so that a copy
+-- loop's write runs while the pool already reads on: the position moves
+-- only when an answer is taken, whatever is in flight.
+local function read_at(f, n)
+  local t = task.current("read")
+  local ahead, req = f._ahead, nil
+  if ahead and ahead.pos == f._pos and ahead.n == n then req = ahead.req
+  else req = start(t, "read", READ, f._fd, n, f._pos) end
+  f._ahead = {req = req, pos = f._pos, n = n}  -- what a cancelled wait leaves
+  local data = finish(t, "read", req)
+  f._pos = f._pos + #data
+  f._ahead = nil
+  if #data == n then
+    f._ahead = {req = start(t, "read", READ, f._fd, n, f._pos), pos = f._pos, n = n}
+  end
+  return data
+end
+
 local function read_impl(f, n)
   local fd = f._fd
   if n == 0 then return "" end
   local got = from_buffer(f, n)
   if got then return got end
-  if n > 0 then
-    local data = call("read", "read", READ, fd, n, f._pos)
-    f._pos = f._pos + #data
-    return data
-  end
+  if n > 0 then return read_at(f, n) end
   local parts = {}
   while true do
     local data = call("read", "read", READ, fd, CHUNK, f._pos)
@@ -95,6 +120,7 @@ function File:read(n)
 end
 
 local function write_impl(f, data)
+  f._ahead = nil  -- what it read may be overwritten
   local done = 0
   while done < #data do
     local chunk = done == 0 and data or data:sub(done + 1)
@@ -145,7 +171,7 @@ local function seek_impl(f, whence, offset)
   else base = call("seek", "seek", FSTAT, f._fd).size end
   local pos = base + offset
   if pos < 0 then error(errors.oserror("EINVAL", "invalid argument", "seek"), 0) end
-  f._pos, f._buf = pos, ""
+  f._pos, f._buf, f._ahead = pos, "", nil
   return pos
 end
 
@@ -163,7 +189,7 @@ end
 local function close_impl(f)
   local fd = f._fd
   if fd == nil then return end
-  f._fd = nil
+  f._fd, f._ahead = nil, nil
   call("close", "close", CLOSE, fd)
 end
 
@@ -177,7 +203,7 @@ end
 function File:__close()
   local fd = self._fd
   if fd == nil then return end
-  self._fd = nil
+  self._fd, self._ahead = nil, nil
   local loop = rt.loop
   if loop and not loop._core:is_closed() then core.fs(loop._core, CLOSE, fd) end
 end
