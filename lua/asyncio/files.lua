@@ -82,7 +82,7 @@ end
 -- only when an answer is taken, whatever is in flight.
 local function read_at(f, n)
   local t = task.current("read")
-  local ahead, req = f._ahead, nil
+  local ahead, req = f._ahead
   if ahead and ahead.pos == f._pos and ahead.n == n then req = ahead.req
   else req = start(t, "read", READ, f._fd, n, f._pos) end
   f._ahead = {req = req, pos = f._pos, n = n}  -- what a cancelled wait leaves
