@@ -72,6 +72,20 @@ describe("files", function()
     assert.equal("456789", res)
   end)
 
+  it("reads after a write see the write (the read-ahead is dropped)", function()
+    local got = run(function()
+      local path = dir .. "/ra.txt"
+      local f <close> = await(asyncio.open_file(path, "w+"))
+      await(f:write("aaaabbbbcccc"))
+      await(f:seek("set", 0))
+      local first = await(f:read(4))       -- the next 4 are read ahead
+      await(f:write("XXXX"))               -- over "bbbb", at the position
+      await(f:seek("set", 4))
+      return {first, await(f:read(4)), await(f:read(4)), await(f:read(4))}
+    end)
+    assert.same({"aaaa", "XXXX", "cccc", ""}, got)
+  end)
+
   it("the file system: mkdir, stat, scandir, readdir, rename, unlink, rmdir", function()
     local res = run(function()
       local fs = asyncio.fs
