@@ -58,6 +58,14 @@ function support.fd_count()
   return n
 end
 
+-- How many sockets this process has open.
+function support.socket_count()
+  local out = support.sh("ls -l /proc/" .. support.pid() .. "/fd")
+  local n = 0
+  for _ in out:gmatch("socket:%[") do n = n + 1 end
+  return n
+end
+
 -- A TCP port on 127.0.0.1 that nothing listens on now (the kernel's pick).
 function support.free_port()
   return asyncio.run(function()
