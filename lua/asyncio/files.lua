@@ -11,7 +11,6 @@ local task = require "asyncio.task"
 local util = require "asyncio.util"
 
 local argcheck, typeerror = util.argcheck, util.typeerror
-local raise_cancel, REFUSED = task.raise_cancel, task.REFUSED
 local setmetatable, error, type, mtype = setmetatable, error, type, math.type
 local op = streams.op
 
@@ -19,11 +18,6 @@ local OPEN, CLOSE, READ, WRITE, STAT, FSTAT, MKDIR, RMDIR, UNLINK, RENAME, SCAND
   0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 
 local M = {}
-
-local Wait = {}
-Wait.__index = Wait
-function Wait._cancel_wait() return false end
-function Wait:_abort_wait() self[1]:_abort() end
 
 -- Start fs operation 'code' in the pool: the request.
 local function start(t, what, code, ...)
@@ -33,20 +27,7 @@ local function start(t, what, code, ...)
 end
 
 -- Wait for request 'req': its answer, or its OSError raised.
-local function finish(t, what, req)
-  while true do
-    local a, b, c = req:_result()
-    if a == nil then error(errors.oserror(b, c, what), 0) end
-    if a ~= false then return a end
-    t._waiting = setmetatable({req}, Wait)
-    rt.current = nil
-    local r, m = req:_wait(t._loop._core)
-    rt.current = t
-    t._waiting = false
-    if r == REFUSED then req:_abort(); error(m, 3) end
-    if t._must_cancel then raise_cancel(t) end
-  end
-end
+local finish = streams.await_request
 
 -- Run fs operation 'code' in the pool; its answer, or its OSError raised.
 local function call(fname, what, code, ...)

@@ -423,27 +423,39 @@ M.pair = pair
 
 -- Names -------------------------------------------------------------------------
 
-local Resolve = {}  -- wait record of a name request
-Resolve.__index = Resolve
-function Resolve._cancel_wait() return false end
-function Resolve:_abort_wait() self[1]:_abort() end
+-- The wait record of a C object with _wait(loop) and _abort(): a name or
+-- file request, a process, a UDP endpoint. Cancelling forgets the waiter.
+local ObjectWait = {}
+ObjectWait.__index = ObjectWait
+function ObjectWait._cancel_wait() return false end
+function ObjectWait:_abort_wait() self[1]:_abort() end
 
--- Wait for request 'req' (resolve.c); the answers or an OSError raised.
-local function resolved(req, what)
-  local t = rt.current
+-- Suspend task 't' until C object 'obj' wakes it (or a cancellation:
+-- the caller checks t._must_cancel). Returns the refusal message if 't'
+-- is not running in its own coroutine, for the caller to raise.
+local function wait_object(t, obj)
+  t._waiting = setmetatable({obj}, ObjectWait)
+  rt.current = nil
+  local r, msg = obj:_wait(t._loop._core)
+  rt.current = t
+  t._waiting = false
+  if r == REFUSED then obj:_abort(); return msg end
+end
+M.wait_object = wait_object
+
+-- Wait for request 'req' (resolve.c, fs.c) in task 't': its answers, or
+-- its OSError raised ('what' says what failed).
+local function await_request(t, what, req)
   while true do
     local a, b, c = req:_result()
     if a == nil then raise_oserror(b, c, what) end
     if a ~= false then return a, b end
-    t._waiting = setmetatable({req}, Resolve)
-    rt.current = nil
-    local r, msg = req:_wait(t._loop._core)
-    rt.current = t
-    t._waiting = false
-    if r == REFUSED then req:_abort(); error(msg, 3) end
+    local refused = wait_object(t, req)
+    if refused then error(refused, 3) end
     if t._must_cancel then raise_cancel(t) end
   end
 end
+M.await_request = await_request
 
 local FAMILIES = {[0] = 0, [4] = 4, [6] = 6, inet = 4, inet6 = 6, unspec = 0}
 local SOCKTYPES = {stream = 1, dgram = 2}
@@ -453,7 +465,7 @@ local function getaddrinfo_impl(host, port, opts)
   local req, name, msg = core.getaddrinfo(t._loop._core, host, port and tostring(port),
     FAMILIES[opts.family or 0], SOCKTYPES[opts.type] or 0, opts.passive)
   if not req then raise_oserror(name, msg, ("getaddrinfo %s"):format(tostring(host))) end
-  return (resolved(req, ("getaddrinfo %s"):format(tostring(host))))
+  return (await_request(t, ("getaddrinfo %s"):format(tostring(host)), req))
 end
 
 -- getaddrinfo(host, [port], [opts]) -> awaitable: a list of {family = 4|6,
@@ -476,7 +488,7 @@ local function getnameinfo_impl(host, port, numeric)
   local t = task.current("getnameinfo")
   local req, name, msg = core.getnameinfo(t._loop._core, host, port, numeric)
   if not req then raise_oserror(name, msg, ("getnameinfo %s"):format(host)) end
-  return resolved(req, ("getnameinfo %s"):format(host))
+  return await_request(t, ("getnameinfo %s"):format(host), req)
 end
 
 -- getnameinfo(host, port, [numeric]) -> awaitable: name, service.

@@ -6,15 +6,14 @@
 local core = require "asyncio.core"
 local errors = require "asyncio.errors"
 local Future = require "asyncio.future"
-local rt = require "asyncio.runtime"
 local streams = require "asyncio.streams"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
 
 local argcheck, typeerror = util.argcheck, util.typeerror
-local raise_cancel, REFUSED, await = task.raise_cancel, task.REFUSED, task.await
+local raise_cancel, await = task.raise_cancel, task.await
 local setmetatable, error, type = setmetatable, error, type
-local op = streams.op
+local op, wait_object = streams.op, streams.wait_object
 
 local M = {}
 
@@ -39,11 +38,6 @@ local function checkproc(p, fname)
   end
 end
 
-local Wait = {}
-Wait.__index = Wait
-function Wait._cancel_wait() return false end
-function Wait:_abort_wait() self[1]:_abort() end
-
 local function wait_impl(p)
   local t = task.current("wait")
   while p.returncode == nil do
@@ -53,15 +47,11 @@ local function wait_impl(p)
       await(f)
     else
       p._waiting = true
-      t._waiting = setmetatable({p._box}, Wait)
-      rt.current = nil
-      local r, msg = p._box:_wait(t._loop._core)
-      rt.current = t
-      t._waiting = false
+      local refused = wait_object(t, p._box)
       p._waiting = false
       local f = p._fan
       if f then p._fan = nil; f:set_result() end
-      if r == REFUSED then p._box:_abort(); error(msg, 3) end
+      if refused then error(refused, 3) end
       if t._must_cancel then raise_cancel(t) end
     end
   end

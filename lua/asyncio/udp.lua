@@ -4,13 +4,12 @@
 
 local core = require "asyncio.core"
 local errors = require "asyncio.errors"
-local rt = require "asyncio.runtime"
 local streams = require "asyncio.streams"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
 
 local argcheck, typeerror = util.argcheck, util.typeerror
-local raise_cancel, REFUSED = task.raise_cancel, task.REFUSED
+local raise_cancel, wait_object = task.raise_cancel, streams.wait_object
 local setmetatable, error, type = setmetatable, error, type
 local op, mtype = streams.op, math.type
 
@@ -26,11 +25,6 @@ local function checkep(e, fname)
   end
 end
 
-local Wait = {}
-Wait.__index = Wait
-function Wait._cancel_wait() return false end
-function Wait:_abort_wait() self[1]:_abort() end
-
 local function recvfrom_impl(e)
   local t = task.current("recvfrom")
   if t._loop ~= e._loop then error("'recvfrom': the endpoint belongs to a different event loop", 0) end
@@ -43,13 +37,9 @@ local function recvfrom_impl(e)
     end
     if e._waiting then error("recvfrom: another task is already waiting on this endpoint", 0) end
     e._waiting = true
-    t._waiting = setmetatable({e._box}, Wait)
-    rt.current = nil
-    local r, msg = e._box:_wait(t._loop._core)
-    rt.current = t
-    t._waiting = false
+    local refused = wait_object(t, e._box)
     e._waiting = false
-    if r == REFUSED then e._box:_abort(); error(msg, 3) end
+    if refused then error(refused, 3) end
     if t._must_cancel then raise_cancel(t) end
   end
 end
