@@ -50,21 +50,22 @@ function support.pid()
   return math.tointeger(pid)
 end
 
--- How many descriptors this process has open.
-function support.fd_count()
-  local out = support.sh("ls /proc/" .. support.pid() .. "/fd")
+-- How many of this process's descriptors point at something matching
+-- 'pattern' (any descriptor when nil).
+local function count_fds(pattern)
+  local out = support.sh("ls -l /proc/" .. support.pid() .. "/fd")
   local n = 0
-  for _ in out:gmatch("%d+") do n = n + 1 end
+  for target in out:gmatch("%d+ %-> ([^\n]*)") do
+    if not pattern or target:find(pattern) then n = n + 1 end
+  end
   return n
 end
 
+-- How many descriptors this process has open.
+function support.fd_count() return count_fds(nil) end
+
 -- How many sockets this process has open.
-function support.socket_count()
-  local out = support.sh("ls -l /proc/" .. support.pid() .. "/fd")
-  local n = 0
-  for _ in out:gmatch("socket:%[") do n = n + 1 end
-  return n
-end
+function support.socket_count() return count_fds("^socket:%[") end
 
 -- A TCP port on 127.0.0.1 that nothing listens on now (the kernel's pick).
 function support.free_port()
