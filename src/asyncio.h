@@ -142,6 +142,7 @@ typedef void (*asyncio_closer) (uv_handle_t *h);
 ** value 'uv' of the object at 'idx'. */
 int asyncio_io_wait (lua_State *L, Loop *lp, int idx, int uv, lua_State **slot, int loopidx);
 void asyncio_io_wake (Loop *lp, lua_State **slot);
+int asyncio_pushuverror (lua_State *L, int err);
 
 void asyncio_stream_open (lua_State *L);
 uv_stream_t *asyncio_pipe_new (lua_State *L, Loop *lp, int loopidx, size_t limit, int *err);

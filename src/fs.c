@@ -47,14 +47,6 @@ static void on_fs (uv_fs_t *req) {
 }
 
 
-static int push_uverror (lua_State *L, int err) {
-  lua_pushnil(L);
-  lua_pushstring(L, uv_err_name(err));
-  lua_pushstring(L, uv_strerror(err));
-  return 3;
-}
-
-
 /* A new box (pushed) with a request of 'extra' bytes of data. */
 static FsReq *new_req (lua_State *L, Loop *lp, size_t extra) {
   FsBox *b = (FsBox *)lua_newuserdatauv(L, sizeof *b, 2);
@@ -78,7 +70,7 @@ static int started (lua_State *L, FsReq *r, int err) {
   if (err < 0) {
     r->box->r = NULL;
     free(r);
-    return push_uverror(L, err);
+    return asyncio_pushuverror(L, err);
   }
   return 1;
 }
@@ -257,7 +249,7 @@ static int fs_result (lua_State *L) {
   int n = 1;
   if (r == NULL) return luaL_error(L, "file system request already consumed");
   if (!b->done) { lua_pushboolean(L, 0); return 1; }
-  if (r->req.result < 0) n = push_uverror(L, (int)r->req.result);
+  if (r->req.result < 0) n = asyncio_pushuverror(L, (int)r->req.result);
   else switch (r->req.fs_type) {
     case UV_FS_OPEN: lua_pushinteger(L, (lua_Integer)r->req.result); break;
     case UV_FS_READ: lua_pushlstring(L, r->data, (size_t)r->req.result); break;

@@ -27,3 +27,13 @@ void asyncio_io_wake (Loop *lp, lua_State **slot) {
   *slot = NULL;
   if (co != NULL) asyncio_wake0(lp, co);
 }
+
+
+/* Push nil, libuv's name for error 'err' and its message; return 3: how
+** every I/O function reports a failure to Lua. */
+int asyncio_pushuverror (lua_State *L, int err) {
+  lua_pushnil(L);
+  lua_pushstring(L, uv_err_name(err));
+  lua_pushstring(L, uv_strerror(err));
+  return 3;
+}

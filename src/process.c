@@ -191,10 +191,7 @@ fail:
   if (shared[1] >= 0) close(shared[1]);
   for (i = 0; i < 3; i++)
     if (pipes[i]) asyncio_pipe_abandon(L, pipes[i], 1);
-  lua_pushnil(L);
-  lua_pushstring(L, uv_err_name(r));
-  lua_pushstring(L, uv_strerror(r));
-  return 3;
+  return asyncio_pushuverror(L, r);
 }
 
 
@@ -235,12 +232,7 @@ static int proc_kill (lua_State *L) {
   int sig = (int)luaL_checkinteger(L, 2), r;
   if (b->exited || b->p == NULL) r = UV_ESRCH;
   else r = uv_process_kill(&b->p->h, sig);
-  if (r < 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, uv_err_name(r));
-    lua_pushstring(L, uv_strerror(r));
-    return 3;
-  }
+  if (r < 0) return asyncio_pushuverror(L, r);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -30,14 +30,6 @@ struct ResBox {
 };
 
 
-static int push_uverror (lua_State *L, int err) {
-  lua_pushnil(L);
-  lua_pushstring(L, uv_err_name(err));
-  lua_pushstring(L, uv_strerror(err));
-  return 3;
-}
-
-
 static void finish (Req *r, int status) {
   ResBox *b = r->box;
   free(r);
@@ -84,7 +76,7 @@ static int started (lua_State *L, ResBox *b, int r) {
   if (r < 0) {
     free(b->req);
     b->req = NULL;
-    return push_uverror(L, r);
+    return asyncio_pushuverror(L, r);
   }
   return 1;
 }
@@ -121,10 +113,10 @@ static int core_getnameinfo (lua_State *L) {
   ResBox *b;
   int r;
   memset(&sa, 0, sizeof sa);
-  if (port < 0 || port > 65535) return push_uverror(L, UV_EINVAL);
+  if (port < 0 || port > 65535) return asyncio_pushuverror(L, UV_EINVAL);
   r = strchr(ip, ':') ? uv_ip6_addr(ip, (int)port, (struct sockaddr_in6 *)&sa)
                       : uv_ip4_addr(ip, (int)port, (struct sockaddr_in *)&sa);
-  if (r < 0) return push_uverror(L, r);
+  if (r < 0) return asyncio_pushuverror(L, r);
   b = new_box(L, lp);
   return started(L, b, uv_getnameinfo(&lp->uv, &b->req->u.ni, on_nameinfo,
                                       (struct sockaddr *)&sa, lua_toboolean(L, 4) ? NI_NUMERICHOST : 0));
@@ -161,7 +153,7 @@ static int res_result (lua_State *L) {
   struct addrinfo *ai;
   lua_Integer n = 0;
   if (b->req != NULL) { lua_pushboolean(L, 0); return 1; }
-  if (b->status < 0) return push_uverror(L, b->status);
+  if (b->status < 0) return asyncio_pushuverror(L, b->status);
   if (b->res == NULL) {
     lua_pushstring(L, b->host);
     lua_pushstring(L, b->service);

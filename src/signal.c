@@ -89,8 +89,7 @@ static int core_signal_start (lua_State *L) {
   s->lp = lp;
   if ((r = uv_signal_init(&lp->uv, &s->h)) < 0) {
     free(s);
-    lua_pushnil(L); lua_pushstring(L, uv_err_name(r)); lua_pushstring(L, uv_strerror(r));
-    return 3;
+    return asyncio_pushuverror(L, r);
   }
   s->h.data = s;
   s->box = b;
@@ -99,8 +98,7 @@ static int core_signal_start (lua_State *L) {
     s->box = NULL;
     b->s = NULL;
     uv_close((uv_handle_t *)&s->h, on_close);
-    lua_pushnil(L); lua_pushstring(L, uv_err_name(r)); lua_pushstring(L, uv_strerror(r));
-    return 3;
+    return asyncio_pushuverror(L, r);
   }
   s->post = asyncio_sticky_new(L, lp, 1, 3, 4);
   return 1;

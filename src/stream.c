@@ -67,15 +67,6 @@ typedef struct WriteReq {
 } WriteReq;
 
 
-/* Push nil, the libuv error name and message; return 3. */
-static int push_uverror (lua_State *L, int err) {
-  lua_pushnil(L);
-  lua_pushstring(L, uv_err_name(err));
-  lua_pushstring(L, uv_strerror(err));
-  return 3;
-}
-
-
 static Box *checkbox (lua_State *L) {
   return (Box *)luaL_checkudata(L, 1, ASYNCIO_STREAM);
 }
@@ -405,7 +396,7 @@ static int stream_shutdown (lua_State *L) {
   if (b->shut) { lua_pushboolean(L, 1); return 1; }
   b->shut = 1;
   r = uv_shutdown(&b->s->shutdown, &b->s->u.s, on_shutdown);
-  if (r < 0) return push_uverror(L, r);
+  if (r < 0) return asyncio_pushuverror(L, r);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -537,7 +528,7 @@ static int fail_new (lua_State *L, Box *b, int inited, int err) {
   if (inited) { s->box = NULL; uv_close(&s->u.h, on_close); }
   else free(s);
   lua_pop(L, 1);
-  return push_uverror(L, err);
+  return asyncio_pushuverror(L, err);
 }
 
 
@@ -557,7 +548,7 @@ static int new_connection (lua_State *L, int pipe) {
   if (!pipe) {
     lua_Integer port = luaL_checkinteger(L, 3);
     limit = checklimit(L, 4);
-    if ((r = parse_addr(host, port, &sa)) < 0) return push_uverror(L, r);
+    if ((r = parse_addr(host, port, &sa)) < 0) return asyncio_pushuverror(L, r);
   }
   else limit = checklimit(L, 3);
   b = new_box(L, lp, 1, pipe, limit);
@@ -583,9 +574,9 @@ static int core_pipe_connect (lua_State *L) { return new_connection(L, 1); }
 /* s:_connected() -> true | nil, err, msg | false (still connecting) */
 static int stream_connected (lua_State *L) {
   Box *b = checkbox(L);
-  if (b->cerr != 0) return push_uverror(L, b->cerr);
+  if (b->cerr != 0) return asyncio_pushuverror(L, b->cerr);
   if (b->connecting) { lua_pushboolean(L, 0); return 1; }
-  if (b->s == NULL || b->closing) return push_uverror(L, UV_ECANCELED);
+  if (b->s == NULL || b->closing) return asyncio_pushuverror(L, UV_ECANCELED);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -641,7 +632,7 @@ static int core_tcp_listen (lua_State *L) {
   luaL_checktype(L, 7, LUA_TFUNCTION);
   lua_settop(L, 8);
   memset(&sa, 0, sizeof sa);
-  if ((r = parse_addr(host, port, &sa)) < 0) return push_uverror(L, r);
+  if ((r = parse_addr(host, port, &sa)) < 0) return asyncio_pushuverror(L, r);
   b = new_box(L, lp, 1, 0, limit);
   if ((r = init_handle(b)) < 0) return fail_new(L, b, 0, r);
   if (reuse) {
@@ -750,7 +741,7 @@ static int push_sockaddr (lua_State *L, const struct sockaddr_storage *sa) {
     uv_ip4_name(a, host, sizeof host);
     port = ntohs(a->sin_port);
   }
-  else return push_uverror(L, UV_EAFNOSUPPORT);
+  else return asyncio_pushuverror(L, UV_EAFNOSUPPORT);
   lua_pushstring(L, host);
   lua_pushinteger(L, port);
   return 2;
@@ -761,13 +752,13 @@ static int push_sockaddr (lua_State *L, const struct sockaddr_storage *sa) {
 static int stream_name (lua_State *L) {
   Box *b = checkbox(L);
   int peer = lua_toboolean(L, 2), r;
-  if (b->s == NULL || b->closing) return push_uverror(L, UV_EBADF);
+  if (b->s == NULL || b->closing) return asyncio_pushuverror(L, UV_EBADF);
   if (b->pipe) {
     char path[1024];
     size_t len = sizeof path;
     r = peer ? uv_pipe_getpeername(&b->s->u.pipe, path, &len)
              : uv_pipe_getsockname(&b->s->u.pipe, path, &len);
-    if (r < 0) return push_uverror(L, r);
+    if (r < 0) return asyncio_pushuverror(L, r);
     lua_pushlstring(L, path, len);
     return 1;
   }
@@ -776,7 +767,7 @@ static int stream_name (lua_State *L) {
     int len = (int)sizeof sa;
     r = peer ? uv_tcp_getpeername(&b->s->u.tcp, (struct sockaddr *)&sa, &len)
              : uv_tcp_getsockname(&b->s->u.tcp, (struct sockaddr *)&sa, &len);
-    if (r < 0) return push_uverror(L, r);
+    if (r < 0) return asyncio_pushuverror(L, r);
     return push_sockaddr(L, &sa);
   }
 }

@@ -48,14 +48,6 @@ typedef struct SendReq {
 } SendReq;
 
 
-static int push_uverror (lua_State *L, int err) {
-  lua_pushnil(L);
-  lua_pushstring(L, uv_err_name(err));
-  lua_pushstring(L, uv_strerror(err));
-  return 3;
-}
-
-
 static void free_queue (EBox *b) {
   while (b->head != NULL) {
     Dgram *d = b->head;
@@ -150,9 +142,9 @@ static int core_udp_open (lua_State *L) {
   EBox *b;
   Udp *u;
   int r;
-  if (rhost != NULL && (r = parse(rhost, rport, &ra)) < 0) return push_uverror(L, r);
+  if (rhost != NULL && (r = parse(rhost, rport, &ra)) < 0) return asyncio_pushuverror(L, r);
   if (lhost == NULL) lhost = rhost != NULL && strchr(rhost, ':') ? "::" : "0.0.0.0";
-  if ((r = parse(lhost, lport, &la)) < 0) return push_uverror(L, r);
+  if ((r = parse(lhost, lport, &la)) < 0) return asyncio_pushuverror(L, r);
   b = (EBox *)lua_newuserdatauv(L, sizeof *b, 2);
   memset(b, 0, sizeof *b);
   luaL_setmetatable(L, ASYNCIO_UDP);
@@ -163,7 +155,7 @@ static int core_udp_open (lua_State *L) {
   if (u == NULL) return luaL_error(L, "not enough memory");
   u->closer = on_close;
   u->box = NULL;
-  if ((r = uv_udp_init(&lp->uv, &u->h)) < 0) { free(u); return push_uverror(L, r); }
+  if ((r = uv_udp_init(&lp->uv, &u->h)) < 0) { free(u); return asyncio_pushuverror(L, r); }
   u->h.data = u;
   u->box = b;
   b->u = u;
@@ -175,7 +167,7 @@ static int core_udp_open (lua_State *L) {
     u->box = NULL;
     b->u = NULL;
     uv_close((uv_handle_t *)&u->h, on_close);
-    return push_uverror(L, r);
+    return asyncio_pushuverror(L, r);
   }
   return 1;
 }
@@ -205,7 +197,7 @@ static int ep_send (lua_State *L) {
   if (b->u == NULL || b->closing) return luaL_error(L, "send: the endpoint is closed");
   if (!lua_isnoneornil(L, 3)) {
     if ((r = parse(luaL_checkstring(L, 3), luaL_checkinteger(L, 4), &sa)) < 0)
-      return push_uverror(L, r);
+      return asyncio_pushuverror(L, r);
     to = (const struct sockaddr *)&sa;
   }
   r = uv_udp_try_send(&b->u->h, &ub, 1, to);
@@ -217,7 +209,7 @@ static int ep_send (lua_State *L) {
     r = uv_udp_send(&s->req, &b->u->h, &ub, 1, to, on_sent);
     if (r < 0) free(s);
   }
-  if (r < 0) return push_uverror(L, r);
+  if (r < 0) return asyncio_pushuverror(L, r);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -239,7 +231,7 @@ static int ep_recv (lua_State *L) {
   if (b->err != 0) {
     int e = b->err;
     b->err = 0;  /* reported once, as a socket error is */
-    return push_uverror(L, e);
+    return asyncio_pushuverror(L, e);
   }
   lua_pushnil(L);
   lua_pushstring(L, b->u == NULL || b->closing ? "closed" : "wait");
@@ -265,9 +257,9 @@ static int ep_sockname (lua_State *L) {
   EBox *b = checkep(L);
   struct sockaddr_storage sa;
   int len = (int)sizeof sa, r;
-  if (b->u == NULL) return push_uverror(L, UV_EBADF);
+  if (b->u == NULL) return asyncio_pushuverror(L, UV_EBADF);
   if ((r = uv_udp_getsockname(&b->u->h, (struct sockaddr *)&sa, &len)) < 0)
-    return push_uverror(L, r);
+    return asyncio_pushuverror(L, r);
   return push_addr(L, &sa);
 }
 
