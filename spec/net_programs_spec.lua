@@ -138,12 +138,7 @@ describe("half-close and EOF against socat and nc", function()
     local port = support.free_port()
     local pid = support.spawn(("socat TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr EXEC:cat"):format(port))
     local got = run_guarded(function()
-      local r, w
-      for _ = 1, 400 do
-        local ok, a, b = pcall(await, asyncio.open_connection("127.0.0.1", port))
-        if ok then r, w = a, b; break end
-        await(asyncio.sleep(0.025))
-      end
+      local r, w = support.connect_retry(port)  -- this one connection is socat's
       local lines = {}
       for i = 1, 1000 do lines[i] = ("line %d\n"):format(i) end
       w:write(table.concat(lines))

@@ -282,12 +282,7 @@ describe("connection faults", function()
     local pid = support.spawn("python3 " .. path)
     local err
     err = run(function()
-      local r, w
-      for _ = 1, 400 do
-        local ok, a, b = pcall(await, asyncio.open_connection("127.0.0.1", port))
-        if ok then r, w = a, b; break end
-        await(asyncio.sleep(0.025))
-      end
+      local r, w = support.connect_retry(port)  -- the one connection python accepts
       w:write("hi")
       local ok, e = pcall(await, r:read())
       w:close()

@@ -88,16 +88,24 @@ function support.kill(pid, sig)
   os.execute(("kill -%s %d 2>/dev/null; sleep 0.05"):format(sig or "TERM", pid))
 end
 
--- Inside a task: wait until something accepts connections on 'port'.
-function support.wait_port(port, host)
+-- Inside a task: connect to 'port' once something accepts connections
+-- there (a program just started); returns reader, writer.
+function support.connect_retry(port, host)
   local last
   for _ = 1, 400 do
     local ok, r, w = pcall(asyncio.await, asyncio.open_connection(host or "127.0.0.1", port))
-    if ok then w:close(); return r end
+    if ok then return r, w end
     last = r
     asyncio.await(asyncio.sleep(0.025))
   end
   error("nothing listens on port " .. port .. ": " .. tostring(last))
+end
+
+-- Inside a task: wait until something accepts connections on 'port'.
+function support.wait_port(port, host)
+  local r, w = support.connect_retry(port, host)
+  w:close()
+  return r
 end
 
 return support
