@@ -6,15 +6,17 @@ PREFIX     ?= /usr/local
 DESTDIR    ?=
 LUA_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VER)
 LUA_SHARE  ?= $(PREFIX)/share/lua/$(LUA_VER)
+LUA_INCDIR ?=
 BUSTED     ?= busted
 LUACHECK   ?= luacheck
 VALGRIND   ?= valgrind
 
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC -Wall -Wextra -pedantic \
-           $(shell $(PKG_CONFIG) --cflags lua$(LUA_VER) libuv 2>/dev/null)
-LIBS    := $(shell $(PKG_CONFIG) --libs libuv 2>/dev/null)
-LDFLAGS += -shared
+override CFLAGS += -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC -Wall -Wextra -pedantic \
+           $(if $(LUA_INCDIR),-I$(LUA_INCDIR)) \
+           $(shell $(PKG_CONFIG) --cflags lua$(LUA_VER) libuv openssl 2>/dev/null)
+LIBS    := $(shell $(PKG_CONFIG) --libs libuv openssl 2>/dev/null)
+override LDFLAGS += -shared
 
 SRC  := $(wildcard src/*.c)
 LUAS := $(wildcard lua/asyncio/*.lua)

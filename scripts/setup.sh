@@ -8,10 +8,10 @@ set -eu
 purpose=${1:-build}
 
 # the real programs the network specs talk to
-net="redis-server:redis-server curl:curl socat:socat netcat-openbsd:nc python3:python3"
+net="redis-server:redis-server openssl:openssl curl:curl socat:socat netcat-openbsd:nc python3:python3"
 
 # package:probe pairs; the probe is a command name or pkg-config module (pc:NAME).
-need="pkg-config:pkg-config gcc:cc make:make lua5.4:lua5.4 liblua5.4-dev:pc:lua5.4 libuv1-dev:pc:libuv"
+need="pkg-config:pkg-config gcc:cc make:make lua5.4:lua5.4 liblua5.4-dev:pc:lua5.4 libuv1-dev:pc:libuv libssl-dev:pc:openssl"
 case "$purpose" in
   build|demo) ;;
   test)  need="$need lua-busted:busted luarocks:luarocks $net" ;;

@@ -1,25 +1,18 @@
--- The rockspec installs offline into a tree, and a script runs against
+-- The rockspec installs offline into a tree (through the Makefile, which
+-- finds libuv and OpenSSL with pkg-config), and a script runs against
 -- that install alone (no checkout paths).
 local support = require "spec.support"
 
 describe("rockspec", function()
-  it("lists the same C sources and Lua modules as the checkout", function()
-    local f = assert(io.open("rockspec/lua-asyncio-scm-1.rockspec"))
-    local text = f:read("a")
-    f:close()
-    for path in io.popen("ls src/*.c lua/asyncio/*.lua"):lines() do
-      assert.truthy(text:find('"' .. path .. '"', 1, true), path .. " missing from the rockspec")
-    end
-  end)
-
   it("installs with luarocks make into a tree that a script can use", function()
     local tmp = support.sh("mktemp -d"):gsub("%s+$", "")
     local cmd = table.concat({
       "set -e",
-      "cp -r src lua rockspec " .. tmp .. "/",
+      "cp -r src lua rockspec Makefile " .. tmp .. "/",
       "cd " .. tmp,
       "luarocks --lua-version 5.4 --tree " .. tmp .. "/tree make rockspec/lua-asyncio-scm-1.rockspec >/dev/null",
-      "rm -rf src lua",  -- only the install is left
+      "rm -rf src lua build",  -- only the install is left
+      "ls tree/share/lua/5.4/asyncio",
       "cd /",
       "LUA_PATH='" .. tmp .. "/tree/share/lua/5.4/?.lua;" .. tmp .. "/tree/share/lua/5.4/?/init.lua' " ..
       "LUA_CPATH='" .. tmp .. "/tree/lib/lua/5.4/?.so' lua5.4 -e '" ..
@@ -34,5 +27,8 @@ describe("rockspec", function()
     assert.equal(0, code, out)
     assert.matches("installed\t42", out)
     assert.matches(tmp .. "/tree/lib/lua/5.4/asyncio/core.so", out, 1, true)
+    for path in io.popen("ls lua/asyncio/*.lua"):lines() do  -- every module is installed
+      assert.matches("\n" .. path:match("[^/]+$") .. "\n", out, 1, true)
+    end
   end)
 end)

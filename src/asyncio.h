@@ -17,6 +17,7 @@
 #define ASYNCIO_SIGNAL "asyncio.Signal"
 #define ASYNCIO_RESOLVE "asyncio.Resolve"
 #define ASYNCIO_PROCESS "asyncio.Process"
+#define ASYNCIO_SSLCONTEXT "asyncio.SSLContext"
 
 /* Resetting a coroutine changed name and arity across 5.4 releases. */
 #if LUA_VERSION_RELEASE_NUM >= 50406
@@ -154,5 +155,21 @@ void asyncio_udp_open (lua_State *L);
 void asyncio_fs_open (lua_State *L);
 void asyncio_signal_open (lua_State *L);
 void asyncio_resolve_open (lua_State *L);
+
+/* tls.c: a TLS engine over memory BIOs (see there); stream.c runs it. */
+typedef struct asyncio_tls asyncio_tls;
+enum { ASYNCIO_TLS_OK = 0, ASYNCIO_TLS_WANT = -1, ASYNCIO_TLS_CLOSED = -2, ASYNCIO_TLS_ERROR = -3 };
+asyncio_tls *asyncio_tls_new (lua_State *L, int idx, const char *hostname, char *err, size_t errlen);
+void asyncio_tls_free (asyncio_tls *t);
+const char *asyncio_tls_reason (const asyncio_tls *t);
+int asyncio_tls_feed (asyncio_tls *t, const char *p, size_t n);
+int asyncio_tls_handshake (asyncio_tls *t);
+long asyncio_tls_read (asyncio_tls *t, char *p, size_t n);
+int asyncio_tls_write (asyncio_tls *t, const char *p, size_t n);
+void asyncio_tls_shutdown (asyncio_tls *t);
+size_t asyncio_tls_pending_out (asyncio_tls *t);
+size_t asyncio_tls_take_out (asyncio_tls *t, char *p, size_t n);
+int asyncio_tls_info (lua_State *L, asyncio_tls *t, const char *name);
+void asyncio_tls_open (lua_State *L);
 
 #endif

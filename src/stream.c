@@ -32,6 +32,11 @@ enum { UV_LOOP = 1, UV_WAITER, STREAM_NUV = UV_WAITER + W_N - 1 };
 
 #define READ_CHUNK  65536
 
+/* A TLS failure, in rerr, werr or cerr: its reason is the engine's. */
+#define E_TLS  (-100000)
+
+enum { T_NONE, T_HANDSHAKE, T_OPEN };
+
 struct Box;
 
 typedef struct Stream {
@@ -55,6 +60,9 @@ typedef struct Box {
   size_t low;                  /* drain waiters wake at or below this */
   lua_State *waiter[W_N];
   int rerr, werr, cerr;        /* libuv error codes of reading, writing, connecting */
+  asyncio_tls *tls;            /* the TLS engine (tls.c), or NULL: plain bytes */
+  char *cbuf;                  /* with TLS: where encrypted bytes are read to */
+  int tlsstate;                /* T_NONE, T_HANDSHAKE, T_OPEN */
   unsigned eof : 1, paused : 1, connecting : 1, shut : 1, closing : 1,
            closed : 1, pipe : 1, listener : 1, accepts : 1, autoclose : 1, lingering : 1;
 } Box;
@@ -70,6 +78,30 @@ typedef struct WriteReq {
 static Box *checkbox (lua_State *L) {
   return (Box *)luaL_checkudata(L, 1, ASYNCIO_STREAM);
 }
+
+
+/* Push the name and message of error 'err' (libuv's, or E_TLS). */
+static void push_errname (lua_State *L, const Box *b, int err) {
+  if (err == E_TLS) {
+    lua_pushliteral(L, "ESSL");
+    lua_pushstring(L, asyncio_tls_reason(b->tls));
+  }
+  else {
+    lua_pushstring(L, uv_err_name(err));
+    lua_pushstring(L, uv_strerror(err));
+  }
+}
+
+
+/* nil, name, message: how a method reports error 'err'. */
+static int push_error (lua_State *L, const Box *b, int err) {
+  lua_pushnil(L);
+  push_errname(L, b, err);
+  return 3;
+}
+
+static void tls_pump (Box *b);
+static void tls_flush (Box *b);
 
 
 /* Closing ------------------------------------------------------------------ */
@@ -108,6 +140,10 @@ static void close_stream (lua_State *L, Box *b, int loopidx, int hard) {
   b->closing = 1;
   if (s->post > 0 && L != NULL) asyncio_sticky_free(L, s->lp, loopidx, s->post);
   s->post = 0;
+  if (!hard && b->tlsstate == T_OPEN) {  /* our close_notify goes out last */
+    asyncio_tls_shutdown(b->tls);
+    tls_flush(b);
+  }
   if (!hard && b->wpending > 0 && b->werr == 0 && !uv_is_closing(&s->u.h)) {
     b->lingering = 1;
     uv_read_stop(&s->u.s);
@@ -124,12 +160,9 @@ static void close_stream (lua_State *L, Box *b, int loopidx, int hard) {
 
 static void on_read (uv_stream_t *h, ssize_t nread, const uv_buf_t *buf);
 
-static void on_alloc (uv_handle_t *h, size_t hint, uv_buf_t *buf) {
-  Box *b = ((Stream *)h->data)->box;
-  (void)hint;
-  buf->base = NULL;
-  buf->len = 0;
-  if (b == NULL) return;  /* libuv reports UV_ENOBUFS; the stream is closing */
+/* Make room for at least READ_CHUNK bytes after the unread ones; return
+** the room there is (0 if memory ran out). */
+static size_t make_room (Box *b) {
   if (b->head > 0 && b->cap - b->head - b->len < READ_CHUNK) {
     memmove(b->buf, b->buf + b->head, b->len);
     b->head = 0;
@@ -139,12 +172,30 @@ static void on_alloc (uv_handle_t *h, size_t hint, uv_buf_t *buf) {
     char *nb;
     while (ncap - b->len < READ_CHUNK) ncap *= 2;
     nb = (char *)realloc(b->buf, ncap);
-    if (nb == NULL) return;
+    if (nb == NULL) return 0;
     b->buf = nb;
     b->cap = ncap;
   }
-  buf->base = b->buf + b->head + b->len;
-  buf->len = b->cap - b->head - b->len;
+  return b->cap - b->head - b->len;
+}
+
+
+/* Plain bytes are read straight into the buffer; encrypted ones into
+** 'cbuf', for the TLS engine. */
+static void on_alloc (uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  Box *b = ((Stream *)h->data)->box;
+  (void)hint;
+  buf->base = NULL;
+  buf->len = 0;
+  if (b == NULL) return;  /* libuv reports UV_ENOBUFS; the stream is closing */
+  if (b->tls != NULL) {
+    buf->base = b->cbuf;
+    buf->len = READ_CHUNK;
+  }
+  else if (make_room(b) > 0) {
+    buf->base = b->buf + b->head + b->len;
+    buf->len = b->cap - b->head - b->len;
+  }
 }
 
 
@@ -156,6 +207,10 @@ static size_t read_high (const Box *b) {
 
 static void start_reading (Box *b) {
   if (b->s == NULL || b->closing || b->eof) return;
+  if (b->tls != NULL) {  /* the engine may hold records already: those first */
+    tls_pump(b);
+    if (b->eof || b->len >= read_high(b)) return;
+  }
   if (uv_read_start(&b->s->u.s, on_alloc, on_read) == 0) b->paused = 0;
 }
 
@@ -165,16 +220,25 @@ static void on_read (uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   if (b == NULL) { uv_read_stop(h); return; }
   if (nread > 0) {
-    b->len += (size_t)nread;
-    if (b->len >= read_high(b)) {  /* a fast sender cannot fill our memory */
+    if (b->tls != NULL) {
+      if (asyncio_tls_feed(b->tls, b->cbuf, (size_t)nread) < 0) b->rerr = UV_ENOMEM;
+      tls_pump(b);  /* decrypts up to the high mark, wakes the reader */
+    }
+    else b->len += (size_t)nread;
+    if (b->len >= read_high(b) && !b->eof) {  /* a fast sender cannot fill our memory */
       uv_read_stop(h);
       b->paused = 1;
     }
+    if (b->tls != NULL) return;
   }
   else if (nread < 0) {
     if (nread != UV_EOF) b->rerr = (int)nread;
     b->eof = 1;
     uv_read_stop(h);
+    if (b->tlsstate == T_HANDSHAKE && b->cerr == 0) {
+      b->cerr = nread == UV_EOF ? UV_ECONNRESET : (int)nread;  /* the peer left mid-handshake */
+      asyncio_io_wake(b->lp, &b->waiter[W_OTHER]);
+    }
     if (b->autoclose) close_stream(NULL, b, 0, 0);  /* a child's output pipe: done */
   }
   else return;
@@ -199,8 +263,7 @@ static int push_state (lua_State *L, Box *b) {
   lua_pushnil(L);
   if (b->rerr != 0) {
     lua_pushliteral(L, "error");
-    lua_pushstring(L, uv_err_name(b->rerr));
-    lua_pushstring(L, uv_strerror(b->rerr));
+    push_errname(L, b, b->rerr);
     return 4;
   }
   if (b->eof || b->closing) lua_pushliteral(L, "eof");
@@ -325,10 +388,38 @@ static void on_write (uv_write_t *req, int status) {
 }
 
 
+/* Write what the socket takes of 'n' bytes at 'p' now, unless writes are
+** queued already; the count written. */
+static size_t try_write (Box *b, const char *p, size_t n) {
+  uv_buf_t ub;
+  int r;
+  if (b->wpending > 0) return 0;
+  ub = uv_buf_init((char *)p, (unsigned)n);
+  r = uv_try_write(&b->s->u.s, &ub, 1);
+  if (r >= 0) return (size_t)r;
+  if (r != UV_EAGAIN && r != UV_ENOSYS) b->werr = r;
+  return 0;
+}
+
+
+/* Queue the bytes of 'w' from 'off' on behind the pending ones; 'w' is
+** freed by on_write, or here if libuv refuses it. */
+static void queue_write (Box *b, WriteReq *w, size_t off) {
+  uv_buf_t ub = uv_buf_init(w->data + off, (unsigned)(w->n - off));
+  int r;
+  w->box = b;
+  w->n -= off;
+  r = uv_write(&w->req, &b->s->u.s, &ub, 1, on_write);
+  if (r < 0) { free(w); b->werr = r; }
+  else b->wpending += w->n;
+}
+
+
 /*
 ** s:_write(data) -> bytes still pending | nil, err, msg. What the socket
 ** takes at once is written now; the rest is copied and queued. An error
-** is kept for drain and later writes are dropped, as CPython does.
+** is kept for drain and later writes are dropped, as CPython does. With
+** TLS the bytes are encrypted first (tls_flush sends them).
 */
 static int stream_write (lua_State *L) {
   Box *b = checkbox(L);
@@ -336,26 +427,21 @@ static int stream_write (lua_State *L) {
   const char *p = luaL_checklstring(L, 2, &n);
   if (b->s == NULL || b->closing) return luaL_error(L, "write: the stream is closed");
   if (b->shut) return luaL_error(L, "write: the stream is shut for writing (write_eof)");
-  if (b->werr == 0 && n > 0) {
-    size_t done = 0;
-    if (b->wpending == 0) {
-      uv_buf_t ub = uv_buf_init((char *)p, (unsigned)n);
-      int r = uv_try_write(&b->s->u.s, &ub, 1);
-      if (r >= 0) done = (size_t)r;
-      else if (r != UV_EAGAIN && r != UV_ENOSYS) b->werr = r;
+  if (b->tls != NULL) {
+    if (b->tlsstate != T_OPEN) return luaL_error(L, "write: the TLS handshake is not done");
+    if (b->werr == 0 && n > 0) {
+      if (asyncio_tls_write(b->tls, p, n) != ASYNCIO_TLS_OK) b->werr = E_TLS;
+      tls_flush(b);
     }
+  }
+  else if (b->werr == 0 && n > 0) {
+    size_t done = try_write(b, p, n);
     if (done < n && b->werr == 0) {
       WriteReq *w = (WriteReq *)malloc(sizeof *w + (n - done));
-      uv_buf_t ub;
-      int r;
       if (w == NULL) return luaL_error(L, "not enough memory");
-      w->box = b;
       w->n = n - done;
       memcpy(w->data, p + done, n - done);
-      ub = uv_buf_init(w->data, (unsigned)w->n);
-      r = uv_write(&w->req, &b->s->u.s, &ub, 1, on_write);
-      if (r < 0) { free(w); b->werr = r; }
-      else b->wpending += w->n;
+      queue_write(b, w, 0);
     }
   }
   lua_pushinteger(L, (lua_Integer)b->wpending);
@@ -368,8 +454,7 @@ static int stream_pending (lua_State *L) {
   Box *b = checkbox(L);
   lua_pushinteger(L, (lua_Integer)b->wpending);
   if (b->werr == 0) return 1;
-  lua_pushstring(L, uv_err_name(b->werr));
-  lua_pushstring(L, uv_strerror(b->werr));
+  push_errname(L, b, b->werr);
   return 3;
 }
 
@@ -395,6 +480,10 @@ static int stream_shutdown (lua_State *L) {
   if (b->s == NULL || b->closing) return luaL_error(L, "write_eof on a closed stream");
   if (b->shut) { lua_pushboolean(L, 1); return 1; }
   b->shut = 1;
+  if (b->tlsstate == T_OPEN) {  /* close_notify first: TLS's own EOF */
+    asyncio_tls_shutdown(b->tls);
+    tls_flush(b);
+  }
   r = uv_shutdown(&b->s->shutdown, &b->s->u.s, on_shutdown);
   if (r < 0) return asyncio_pushuverror(L, r);
   lua_pushboolean(L, 1);
@@ -418,6 +507,109 @@ static int stream_state (lua_State *L) {
   lua_pushboolean(L, b->closed);
   lua_pushboolean(L, b->connecting);
   return 3;
+}
+
+
+/* TLS -------------------------------------------------------------------------- */
+
+/* Send what the engine has encrypted: what the socket takes now, the rest
+** queued (one copy, straight out of the engine). */
+static void tls_flush (Box *b) {
+  size_t n = asyncio_tls_pending_out(b->tls), done;
+  WriteReq *w;
+  if (n == 0) return;
+  w = (WriteReq *)malloc(sizeof *w + n);
+  if (w == NULL) { b->werr = UV_ENOMEM; return; }
+  w->n = asyncio_tls_take_out(b->tls, w->data, n);
+  if (b->s == NULL || uv_is_closing(&b->s->u.h) || b->werr != 0) { free(w); return; }
+  done = try_write(b, w->data, w->n);
+  if (done == w->n || b->werr != 0) free(w);
+  else queue_write(b, w, done);
+}
+
+
+/*
+** Run the engine on the records it holds: the handshake (waking the task
+** waiting for it), then decryption into the buffer up to the high mark
+** (waking the reader); then send whatever it wants sent.
+*/
+static void tls_pump (Box *b) {
+  if (b->tlsstate == T_HANDSHAKE && b->cerr == 0) {
+    int r = asyncio_tls_handshake(b->tls);
+    if (r == ASYNCIO_TLS_OK) b->tlsstate = T_OPEN;
+    else if (r != ASYNCIO_TLS_WANT) b->cerr = E_TLS;
+    if (r != ASYNCIO_TLS_WANT) asyncio_io_wake(b->lp, &b->waiter[W_OTHER]);
+  }
+  if (b->tlsstate == T_OPEN && !b->eof) {
+    size_t before = b->len;
+    while (b->len < read_high(b)) {
+      size_t room = make_room(b);
+      long n;
+      if (room == 0) break;
+      n = asyncio_tls_read(b->tls, b->buf + b->head + b->len, room);
+      if (n > 0) { b->len += (size_t)n; continue; }
+      if (n == ASYNCIO_TLS_CLOSED) b->eof = 1;  /* the peer's close_notify */
+      else if (n == ASYNCIO_TLS_ERROR) { b->rerr = E_TLS; b->eof = 1; }
+      break;
+    }
+    if (b->eof && b->s != NULL) uv_read_stop(&b->s->u.s);
+    if (b->len != before || b->eof) asyncio_io_wake(b->lp, &b->waiter[W_READ]);
+  }
+  tls_flush(b);
+}
+
+
+/*
+** s:_starttls(context, [hostname]) -> true | nil, err, msg: from now on
+** the bytes of the stream are TLS records; the handshake starts (await
+** it with _handshake). Bytes received and not yet read are the first
+** records (STARTTLS: the peer may have begun already).
+*/
+static int stream_starttls (lua_State *L) {
+  Box *b = checkbox(L);
+  const char *host = luaL_optstring(L, 3, NULL);
+  char err[256];
+  if (b->s == NULL || b->closing) return luaL_error(L, "start_tls: the stream is closed");
+  if (b->tls != NULL) return luaL_error(L, "start_tls: the stream uses TLS already");
+  if (b->cbuf == NULL && (b->cbuf = (char *)malloc(READ_CHUNK)) == NULL)
+    return luaL_error(L, "not enough memory");
+  b->tls = asyncio_tls_new(L, 2, host, err, sizeof err);
+  if (b->tls == NULL) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "ESSL");
+    lua_pushstring(L, err);
+    return 3;
+  }
+  b->tlsstate = T_HANDSHAKE;
+  if (b->len > 0 && asyncio_tls_feed(b->tls, b->buf + b->head, b->len) == 0)
+    b->head = b->len = 0;
+  tls_pump(b);  /* a client's hello goes out */
+  if (b->paused) start_reading(b);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+/* s:_handshake() -> true (done) | false (wait W_OTHER) | nil, err, msg */
+static int stream_handshake (lua_State *L) {
+  Box *b = checkbox(L);
+  if (b->tls == NULL) return luaL_error(L, "handshake: the stream does not use TLS");
+  if (b->cerr != 0) return push_error(L, b, b->cerr);
+  if (b->tlsstate == T_OPEN) { lua_pushboolean(L, 1); return 1; }
+  if (b->rerr != 0) return push_error(L, b, b->rerr);
+  if (b->s == NULL || b->closing || b->eof) return push_error(L, b, UV_ECONNRESET);
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
+
+/* s:_tlsinfo(name) -> what tls.c tells of the connection, or nil */
+static int stream_tlsinfo (lua_State *L) {
+  Box *b = checkbox(L);
+  const char *name = luaL_checkstring(L, 2);
+  if (b->tls == NULL || b->tlsstate != T_OPEN || !asyncio_tls_info(L, b->tls, name))
+    lua_pushnil(L);
+  return 1;
 }
 
 
@@ -574,7 +766,7 @@ static int core_pipe_connect (lua_State *L) { return new_connection(L, 1); }
 /* s:_connected() -> true | nil, err, msg | false (still connecting) */
 static int stream_connected (lua_State *L) {
   Box *b = checkbox(L);
-  if (b->cerr != 0) return asyncio_pushuverror(L, b->cerr);
+  if (b->cerr != 0) return push_error(L, b, b->cerr);
   if (b->connecting) { lua_pushboolean(L, 0); return 1; }
   if (b->s == NULL || b->closing) return asyncio_pushuverror(L, UV_ECANCELED);
   lua_pushboolean(L, 1);
@@ -807,6 +999,10 @@ static int stream_gc (lua_State *L) {
   }
   free(b->buf);
   b->buf = NULL;
+  asyncio_tls_free(b->tls);
+  b->tls = NULL;
+  free(b->cbuf);
+  b->cbuf = NULL;
   return 0;
 }
 
@@ -829,6 +1025,9 @@ static const luaL_Reg stream_methods[] = {
   {"_accept", stream_accept},
   {"_name", stream_name},
   {"_fd", stream_fd},
+  {"_starttls", stream_starttls},
+  {"_handshake", stream_handshake},
+  {"_tlsinfo", stream_tlsinfo},
   {NULL, NULL}
 };
 

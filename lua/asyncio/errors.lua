@@ -79,6 +79,10 @@ errors.BrokenPipeError = class("BrokenPipeError", errors.ConnectionError, "broke
 errors.FileNotFoundError = class("FileNotFoundError", errors.OSError, "no such file or directory")
 errors.PermissionError = class("PermissionError", errors.OSError, "permission denied")
 errors.gaierror = class("gaierror", errors.OSError, "name resolution failed")
+-- TLS failures: 'errno' is "ESSL", 'reason' OpenSSL's reason.
+errors.SSLError = class("SSLError", errors.OSError, "TLS error")
+errors.SSLCertVerificationError = class("SSLCertVerificationError", errors.SSLError,
+  "certificate verify failed")
 
 local KINDS = {
   ECONNREFUSED = errors.ConnectionRefusedError,
@@ -96,6 +100,11 @@ function errors.oserror(name, strerror, what)
   local cls = KINDS[name] or (name:sub(1, 4) == "EAI_" and errors.gaierror) or errors.OSError
   local msg = strerror or name
   if what then msg = ("%s (%s)"):format(msg, what) end
+  if name == "ESSL" then
+    cls = strerror and strerror:find("^certificate verify failed") and
+      errors.SSLCertVerificationError or errors.SSLError
+    return cls(msg, {errno = name, strerror = strerror, reason = strerror})
+  end
   return cls(msg, {errno = name, strerror = strerror})
 end
 

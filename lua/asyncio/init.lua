@@ -16,6 +16,7 @@ local streams = require "asyncio.streams"
 local subprocess = require "asyncio.subprocess"
 local udp = require "asyncio.udp"
 local files = require "asyncio.files"
+local ssl = require "asyncio.ssl"
 
 local argcheck, typeerror = util.argcheck, util.typeerror
 
@@ -68,6 +69,8 @@ local asyncio = {
   open_udp = udp.open_udp,
   open_file = files.open_file,
   fs = files.fs,
+  ssl_context = ssl.ssl_context,
+  SSLContext = ssl.SSLContext,
   subprocess = {PIPE = "pipe", DEVNULL = "devnull", STDOUT = "stdout", INHERIT = "inherit"},
 }
 

@@ -8,6 +8,7 @@ local core = require "asyncio.core"
 local errors = require "asyncio.errors"
 local Future = require "asyncio.future"
 local rt = require "asyncio.runtime"
+local ssl = require "asyncio.ssl"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
 
@@ -393,11 +394,19 @@ function StreamWriter:wait_closed()
 end
 
 -- writer:get_extra_info(name, [default]): "peername", "sockname" ({host,
--- port} or a path), "fd".
+-- port} or a path), "fd"; with TLS also "sslcontext", "cipher" ({name,
+-- protocol, bits}), "peercert" ({subject, issuer, notBefore, notAfter}).
+local TLS_INFO = {cipher = true, peercert = true}
 function StreamWriter:get_extra_info(name, default)
   checkwriter(self, "get_extra_info")
-  local box = self._conn.box
-  if name == "fd" then
+  local conn = self._conn
+  local box = conn.box
+  if conn.ssl and (name == "sslcontext" or TLS_INFO[name]) then
+    local v
+    if name == "sslcontext" then v = conn.ssl else v = box:_tlsinfo(name) end
+    if v == nil then return default end
+    return v
+  elseif name == "fd" then
     local fd = box:_fd()
     if fd < 0 then return default end
     return fd
@@ -512,6 +521,71 @@ local function addresses(host, port, family, passive)
   return list
 end
 
+-- TLS ------------------------------------------------------------------------
+
+-- Run the TLS handshake on 'conn' with SSLContext 'ctx' ('hostname' for
+-- SNI and the certificate check); on failure, cancellation or after
+-- 'timeout' seconds the connection is aborted and the error raised.
+local function handshake(conn, ctx, hostname, timeout, what)
+  local box = conn.box
+  local ok, name, msg = box:_starttls(ctx._ctx, hostname)
+  if not ok then
+    close_conn(conn, true)
+    raise_oserror(name, msg, what)
+  end
+  conn.ssl = ctx
+  local timer, late = nil, false
+  if timeout then
+    timer = conn.loop:call_later(timeout, function() late = true; close_conn(conn, true) end)
+  end
+  local done, err = pcall(function()
+    while true do
+      local r, ename, emsg = box:_handshake()
+      if r then conn.handshaken = true; return end
+      if r == nil then raise_oserror(ename, emsg, what) end
+      wait_event(conn, W_OTHER, "handshake")
+    end
+  end)
+  if timer then timer:cancel() end
+  if not done then
+    close_conn(conn, true)
+    if late then
+      err = errors.ConnectionAbortedError(("TLS handshake is taking longer than %g seconds: " ..
+        "aborting the connection (%s)"):format(timeout, what), {errno = "ECONNABORTED"})
+    end
+    error(err, 0)
+  end
+end
+
+local function checktimeout(t, n, fname)
+  argcheck(t == nil or (type(t) == "number" and t > 0 and t == t), n, fname,
+    "ssl_handshake_timeout must be a positive number of seconds")
+  return t or 60
+end
+
+local function start_tls_impl(w, ctx, hostname, timeout)
+  local conn = w._conn
+  if conn.ssl then error("start_tls: the stream uses TLS already", 0) end
+  handshake(conn, ctx, hostname, timeout, "start_tls")
+end
+
+-- writer:start_tls(ctx, [opts]) -> awaitable: upgrade the connection to
+-- TLS in place (STARTTLS). opts: server_hostname (a client context;
+-- default none: no name check), ssl_handshake_timeout (60 s). A server
+-- context makes this side the TLS server.
+function StreamWriter:start_tls(ctx, opts)
+  checkwriter(self, "start_tls")
+  argcheck(getmetatable(ctx) == ssl.SSLContext, 2, "start_tls",
+    typeerror("asyncio.SSLContext", ctx))
+  argcheck(opts == nil or type(opts) == "table", 3, "start_tls", typeerror("table", opts))
+  opts = opts or {}
+  argcheck(opts.server_hostname == nil or type(opts.server_hostname) == "string", 3, "start_tls",
+    "server_hostname must be a string")
+  local timeout = checktimeout(opts.ssl_handshake_timeout, 3, "start_tls")
+  return op(start_tls_impl, self, ctx, ctx.mode == "client" and opts.server_hostname or nil,
+    timeout)
+end
+
 -- Connecting ------------------------------------------------------------------------
 
 local CancelledError = errors.CancelledError
@@ -532,17 +606,30 @@ local function connected(conn, what)
   end
 end
 
-local function checkopts(opts, n, fname)
+-- Check the options every open and start function takes: limit, and for
+-- TLS ssl, server_hostname (clients) and ssl_handshake_timeout. Returns a
+-- copy, with 'ctx' the SSLContext (or nil) and 'timeout' its handshake's.
+local function checkopts(opts, n, fname, mode)
   argcheck(opts == nil or type(opts) == "table", n, fname, typeerror("table", opts))
   opts = opts or {}
   local limit = opts.limit
   argcheck(limit == nil or (mtype(limit) == "integer" and limit > 0), n, fname,
     "limit must be a positive integer")
-  if opts.ssl ~= nil then error(("'%s': ssl is not supported yet"):format(fname), 3) end
-  return opts
+  local ctx = ssl.context_of(opts.ssl, mode, n, fname)
+  argcheck(opts.server_hostname == nil or (mode == "client" and ctx), n, fname,
+    "server_hostname is only meaningful with ssl")
+  argcheck(opts.server_hostname == nil or type(opts.server_hostname) == "string", n, fname,
+    "server_hostname must be a string")
+  argcheck(opts.ssl_handshake_timeout == nil or ctx, n, fname,
+    "ssl_handshake_timeout is only meaningful with ssl")
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  o.ctx, o.timeout = ctx, checktimeout(opts.ssl_handshake_timeout, n, fname)
+  return o
 end
 
 local function open_connection_impl(host, port, opts)
+  local ctx, timeout = opts.ctx, opts.timeout
   local t = task.current("open_connection")
   local loop = t._loop
   local local_host, local_port
@@ -555,7 +642,13 @@ local function open_connection_impl(host, port, opts)
     if box then
       local conn = new_conn(box, loop, opts.limit)
       local ok, err = pcall(connected, conn, what)
-      if ok then return pair(conn) end
+      if ok then
+        if ctx then
+          handshake(conn, ctx, opts.server_hostname or host, timeout,
+            ("TLS handshake with %s:%d"):format(a.host, a.port))
+        end
+        return pair(conn)
+      end
       if CancelledError:is(err) then error(err, 0) end
       lasterr = err
     else
@@ -566,31 +659,36 @@ local function open_connection_impl(host, port, opts)
 end
 
 -- open_connection(host, port, [opts]) -> awaitable: reader, writer.
--- opts: limit, local_addr = {host, port}, family (4, 6).
+-- opts: limit, local_addr = {host, port}, family (4, 6), ssl (an
+-- SSLContext or true), server_hostname (default: host),
+-- ssl_handshake_timeout (60 s).
 function M.open_connection(host, port, opts)
   argcheck(type(host) == "string", 1, "open_connection", typeerror("string", host))
   argcheck(mtype(port) == "integer" and port >= 0 and port <= 65535, 2, "open_connection",
     mtype(port) == "integer" and "port out of range" or typeerror("integer", port))
-  opts = checkopts(opts, 3, "open_connection")
+  opts = checkopts(opts, 3, "open_connection", "client")
   argcheck(opts.local_addr == nil or type(opts.local_addr) == "table", 3, "open_connection",
     "local_addr must be {host, port}")
   return op(open_connection_impl, host, port, opts)
 end
 
 local function open_unix_impl(path, opts)
+  local ctx, timeout = opts.ctx, opts.timeout
   local t = task.current("open_unix_connection")
   local what = ("connect to %s"):format(path)
   local box, name, msg = core.pipe_connect(t._loop._core, path, opts.limit)
   if not box then raise_oserror(name, msg, what) end
   local conn = new_conn(box, t._loop, opts.limit)
   connected(conn, what)
+  if ctx then handshake(conn, ctx, opts.server_hostname, timeout, "TLS handshake with " .. path) end
   return pair(conn)
 end
 
 -- open_unix_connection(path, [opts]) -> awaitable: reader, writer.
+-- With ssl, the certificate's name is checked only against server_hostname.
 function M.open_unix_connection(path, opts)
   argcheck(type(path) == "string", 1, "open_unix_connection", typeerror("string", path))
-  opts = checkopts(opts, 2, "open_unix_connection")
+  opts = checkopts(opts, 2, "open_unix_connection", "client")
   return op(open_unix_impl, path, opts)
 end
 
@@ -618,13 +716,19 @@ end
 local function serve_client(srv, conn)
   local reader, writer = pair(conn)
   local ok, err = pcall(function()
+    if srv._ssl then handshake(conn, srv._ssl, nil, srv._hs_timeout, "TLS handshake") end
     local r = srv._cb(reader, writer)
     if task.isawaitable(r) then await(r) end
   end)
   close_conn(conn)
   srv._clients[conn] = nil
   check_closed(srv)
-  if not ok then error(err, 0) end
+  if not ok then
+    -- a client whose handshake failed is dropped quietly, as CPython does
+    -- for OSErrors (SSLError is one); client_cb never saw it
+    if srv._ssl and not conn.handshaken and errors.OSError:is(err) then return end
+    error(err, 0)
+  end
 end
 
 -- A listener's sticky callback (stream.c): accept what waits.
@@ -646,8 +750,9 @@ local function on_connection(l)
   end
 end
 
-local function new_server(loop, cb, limit)
-  return setmetatable({_loop = loop, _cb = cb, _limit = limit, _listeners = {}, _clients = {},
+local function new_server(loop, cb, opts)
+  return setmetatable({_loop = loop, _cb = cb, _limit = opts.limit, _ssl = opts.ctx,
+                       _hs_timeout = opts.timeout, _listeners = {}, _clients = {},
                        _serving = true, _closed = Future._new(Future, loop)}, Server)
 end
 
@@ -736,7 +841,7 @@ end
 
 local function start_server_impl(cb, host, port, opts)
   local t = task.current("start_server")
-  local srv = new_server(t._loop, cb, opts.limit)
+  local srv = new_server(t._loop, cb, opts)
   local seen = {}
   for _, a in ipairs(addresses(host or "0.0.0.0", port, opts.family, true)) do
     if not seen[a.host] then
@@ -757,13 +862,14 @@ end
 
 -- start_server(client_cb, [host], port, [opts]) -> awaitable: a Server.
 -- client_cb(reader, writer) runs in a new task per connection. opts:
--- backlog, reuse_port, limit, family.
+-- backlog, reuse_port, limit, family, ssl (a server SSLContext: the
+-- handshake is done before client_cb runs), ssl_handshake_timeout.
 function M.start_server(cb, host, port, opts)
   argcheck(type(cb) == "function", 1, "start_server", typeerror("function", cb))
   argcheck(host == nil or type(host) == "string", 2, "start_server", typeerror("string", host))
   argcheck(mtype(port) == "integer" and port >= 0 and port <= 65535, 3, "start_server",
     mtype(port) == "integer" and "port out of range" or typeerror("integer", port))
-  opts = checkopts(opts, 4, "start_server")
+  opts = checkopts(opts, 4, "start_server", "server")
   argcheck(opts.backlog == nil or mtype(opts.backlog) == "integer", 4, "start_server",
     "backlog must be an integer")
   return op(start_server_impl, cb, host, port, opts)
@@ -771,7 +877,7 @@ end
 
 local function start_unix_impl(cb, path, opts)
   local t = task.current("start_unix_server")
-  local srv = new_server(t._loop, cb, opts.limit)
+  local srv = new_server(t._loop, cb, opts)
   local l = {server = srv}
   local box, name, msg = core.pipe_listen(t._loop._core, path, opts.backlog, opts.limit,
     on_connection, l)
@@ -785,7 +891,7 @@ end
 function M.start_unix_server(cb, path, opts)
   argcheck(type(cb) == "function", 1, "start_unix_server", typeerror("function", cb))
   argcheck(type(path) == "string", 2, "start_unix_server", typeerror("string", path))
-  opts = checkopts(opts, 3, "start_unix_server")
+  opts = checkopts(opts, 3, "start_unix_server", "server")
   return op(start_unix_impl, cb, path, opts)
 end
 
