@@ -5,8 +5,8 @@
 -- Connections stay open between requests unless the client says
 -- "Connection: close" (or speaks HTTP/1.0 without "keep-alive").
 --
---   lua5.4 examples/http_hello.lua [port] [--workers N]   (default 8080)
---   curl http://127.0.0.1:8080/
+--   lua5.4 examples/http_hello.lua [port] [--workers N] [--tls CERT KEY]   (default 8080)
+--   curl http://127.0.0.1:8080/        (with --tls: curl --cacert CA https://localhost:8080/)
 --   > http = require "examples.http_hello"
 --   > asyncio.run(http.main, {requests = 3})
 
@@ -102,11 +102,17 @@ function M.main(opts)
 end
 
 function M.script(args)
-  local port, workers = 8080, 1
+  local port, workers, tls = 8080, 1, nil
   local i = 1
   while i <= #args do
     if args[i] == "--workers" then workers = assert(tonumber(args[i + 1])); i = i + 2
-    else port = assert(tonumber(args[i]), "usage: http_hello.lua [PORT] [--workers N]"); i = i + 1 end
+    elseif args[i] == "--tls" then  -- serve https with this certificate and key
+      tls = asyncio.ssl_context{mode = "server", certfile = args[i + 1], keyfile = args[i + 2]}
+      i = i + 3
+    else
+      port = assert(tonumber(args[i]), "usage: http_hello.lua [PORT] [--workers N] [--tls CERT KEY]")
+      i = i + 1
+    end
   end
   if workers > 1 then  -- the way past one core: N processes on one port
     for _ = 2, workers do
@@ -114,8 +120,8 @@ function M.script(args)
     end
   end
   asyncio.run(function()
-    local server = M.serve("127.0.0.1", port, {reuse_port = true})
-    print(("http on 127.0.0.1:%d"):format(port))
+    local server = M.serve("127.0.0.1", port, {reuse_port = true, ssl = tls})
+    print(("%s on 127.0.0.1:%d"):format(tls and "https" or "http", port))
     await(server:serve_forever())
   end)
 end

@@ -166,6 +166,21 @@ size_t asyncio_tls_take_out (asyncio_tls *t, char *p, size_t n) {
 }
 
 
+/* Set field 'key' of the table on top to time 'tm' as OpenSSL prints it
+** ("Dec  2 01:30:00 2026 GMT"). */
+static void set_time (lua_State *L, const ASN1_TIME *tm, const char *key) {
+  BIO *mem = BIO_new(BIO_s_mem());
+  char *p;
+  long n;
+  if (mem == NULL) return;
+  ASN1_TIME_print(mem, tm);
+  n = BIO_get_mem_data(mem, &p);
+  lua_pushlstring(L, p, n > 0 ? (size_t)n : 0);
+  lua_setfield(L, -2, key);
+  BIO_free(mem);
+}
+
+
 /* Push what get_extra_info tells of the connection for 'name' ("cipher":
 ** {name, protocol, bits}; "peercert": {subject, issuer, notBefore,
 ** notAfter}; "version"), or nothing (0). */
@@ -189,9 +204,6 @@ int asyncio_tls_info (lua_State *L, asyncio_tls *t, const char *name) {
   if (strcmp(name, "peercert") == 0) {
     X509 *x = SSL_get1_peer_certificate(t->ssl);
     char line[512];
-    BIO *mem;
-    char *p;
-    long n;
     if (x == NULL) return 0;
     lua_createtable(L, 0, 4);
     X509_NAME_oneline(X509_get_subject_name(x), line, sizeof line);
@@ -200,18 +212,8 @@ int asyncio_tls_info (lua_State *L, asyncio_tls *t, const char *name) {
     X509_NAME_oneline(X509_get_issuer_name(x), line, sizeof line);
     lua_pushstring(L, line);
     lua_setfield(L, -2, "issuer");
-    if ((mem = BIO_new(BIO_s_mem())) != NULL) {
-      ASN1_TIME_print(mem, X509_get0_notBefore(x));
-      n = BIO_get_mem_data(mem, &p);
-      lua_pushlstring(L, p, (size_t)n);
-      lua_setfield(L, -2, "notBefore");
-      (void)BIO_reset(mem);
-      ASN1_TIME_print(mem, X509_get0_notAfter(x));
-      n = BIO_get_mem_data(mem, &p);
-      lua_pushlstring(L, p, (size_t)n);
-      lua_setfield(L, -2, "notAfter");
-      BIO_free(mem);
-    }
+    set_time(L, X509_get0_notBefore(x), "notBefore");
+    set_time(L, X509_get0_notAfter(x), "notAfter");
     X509_free(x);
     return 1;
   }
