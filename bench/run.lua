@@ -11,11 +11,11 @@ local RUNTIMES = {
    skip = {W12 = true}},
   {id = "node", title = "Node.js", cmd = "node bench/impl/node.js", probe = "node -e 0"},
   {id = "cqueues", title = "cqueues", cmd = ROOT_LUA .. "lua5.4 bench/impl/cqueues.lua",
-   probe = "lua5.4 -e 'require \"cqueues\"'", skip = {W9 = true, W10 = true, W12 = true}},
+   probe = "lua5.4 -e 'require \"cqueues\"'", skip = {W9 = true, W10 = true, W11 = true, W12 = true}},
   {id = "luahttp", title = "lua-http (5.1)", cmd = "lua5.1 bench/impl/luahttp.lua",
    probe = "lua5.1 -e 'require \"http.server\"'", only = {W9 = true}},
   {id = "luv", title = "luv", cmd = ROOT_LUA .. "lua5.4 bench/impl/luv.lua",
-   probe = "lua5.4 -e 'require \"luv\"'", skip = {W9 = true, W10 = true, W12 = true}},
+   probe = "lua5.4 -e 'require \"luv\"'", skip = {W9 = true, W10 = true, W11 = true, W12 = true}},
   {id = "cp", title = "cp(1) floor", cmd = "sh bench/impl/cp.sh", only = {W12 = true}},
   {id = "bare", title = "bare Lua floor", cmd = ROOT_LUA .. "lua5.4 bench/impl/bare.lua",
    only = {W1 = true, W3 = true, W3b = true, W4 = true, W5 = true}},
@@ -52,6 +52,9 @@ local WORKLOADS = {
   -- n runs of /bin/true, 4 at a time (issue 12)
   {id = "W10", title = "W10 processes, spawns/s", n = 1000, smoke = 8, higher = true,
    metric = function(r, n) return n / r.elapsed end},
+  -- W8 over TLS: 100 connections, 64-byte messages, n in all (issue 12)
+  {id = "W11", title = "W11 TLS echo, messages/s", n = 200000, smoke = 1000, higher = true,
+   metric = function(r, n) return n / r.elapsed end},
   -- copy n MB in 64 KiB reads and writes (issue 12)
   {id = "W12", title = "W12 file copy, MB/s", n = 256, smoke = 2, higher = true,
    metric = function(r, n) return n / r.elapsed end},
@@ -73,6 +76,7 @@ local GOALS = {
   {"W9p99", "node", "<=", 1.0},
   -- issue 12
   {"W10", "node", ">=", 1.0},
+  {"W11", "node", ">=", 1.0},
   {"W12", "node", ">=", 1.0}, {"W12", "cp", ">=", 0.5},
 }
 
@@ -210,9 +214,22 @@ local function scale(o)
   if failures > 0 then os.exit(1) end
 end
 
+-- W11's certificate, self-signed for "localhost" and 127.0.0.1: made once
+-- with the openssl command into build/bench/tls.
+local function make_tls_cert()
+  local dir = "build/bench/tls"
+  local f = io.open(dir .. "/cert.pem")
+  if f then f:close(); return end
+  local out, code = sh(("mkdir -p %s && openssl req -x509 -newkey rsa:2048 -nodes -days 3650 " ..
+    "-keyout %s/key.pem -out %s/cert.pem -subj /CN=localhost " ..
+    "-addext subjectAltName=DNS:localhost,IP:127.0.0.1"):format(dir, dir, dir))
+  if code ~= 0 then error("bench: cannot make the W11 certificate:\n" .. out) end
+end
+
 local function main(argv)
   local o = parse_args(argv)
   if o.scale then return scale(o) end
+  if not o.only or o.only.W11 then make_tls_cert() end
   local runtimes, skipped = {}, {}
   for _, rt in ipairs(RUNTIMES) do
     if rt.probe == nil or select(2, sh(rt.probe)) == 0 then runtimes[#runtimes + 1] = rt

@@ -208,6 +208,49 @@ W.W8 = (n) => new Promise((resolve) => {
   });
 });
 
+// W11: W8 over TLS with Node's tls module, the certificate bench/run.lua makes.
+const tls = require('tls');
+
+W.W11 = (n) => new Promise((resolve) => {
+  const conns = 100, per = Math.floor(n / conns);
+  const msg = Buffer.from('m'.repeat(63) + '\n');
+  const cert = fs.readFileSync('build/bench/tls/cert.pem');
+  const key = fs.readFileSync('build/bench/tls/key.pem');
+  const srv = tls.createServer({ cert, key }, (s) => {
+    s.setNoDelay(true);
+    s.on('data', (d) => s.write(d));
+    s.on('end', () => s.end());
+  });
+  srv.listen(0, '127.0.0.1', () => {
+    const port = srv.address().port;
+    let ok = 0, finished = 0;
+    const t0 = now();
+    for (let c = 0; c < conns; c++) {
+      const sock = tls.connect({ port, host: '127.0.0.1', ca: cert, servername: 'localhost' });
+      sock.setNoDelay(true);
+      let sent = 0, got = [], have = 0;
+      sock.on('secureConnect', () => { sent++; sock.write(msg); });
+      sock.on('data', (d) => {
+        got.push(d); have += d.length;
+        while (have >= 64) {
+          const all = Buffer.concat(got);
+          if (all.subarray(0, 64).equals(msg)) ok++;
+          got = [all.subarray(64)]; have -= 64;
+          if (sent < per) { sent++; sock.write(msg); } else { sock.end(); }
+        }
+      });
+      sock.on('close', () => {
+        if (++finished === conns) {
+          const dt = now() - t0;
+          srv.close();
+          check(ok === conns * per, 'W11 echoes');
+          resolve(dt);
+        }
+      });
+    }
+  });
+});
+
 W.W9 = (port) => new Promise(() => {
   const srv = http.createServer((req, res) => {
     res.writeHead(200, {'Content-Type': 'text/plain', 'Content-Length': 13});

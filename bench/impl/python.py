@@ -1,6 +1,7 @@
 """bench/impl/python.py WORKLOAD N: the workloads for Python 3 asyncio."""
 import asyncio
 import re
+import ssl
 import sys
 import time
 
@@ -187,6 +188,46 @@ async def w8(n):
     return dt
 
 
+async def w11(n):
+    """W8 over TLS, with the certificate bench/run.lua makes."""
+    conns = 100
+    per = n // conns
+    msg = b"m" * 63 + b"\n"
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sctx.load_cert_chain("build/bench/tls/cert.pem", "build/bench/tls/key.pem")
+    cctx = ssl.create_default_context(cafile="build/bench/tls/cert.pem")
+
+    async def echo(r, w):
+        while True:
+            data = await r.read(65536)
+            if not data:
+                break
+            w.write(data)
+            await w.drain()
+        w.close()
+
+    srv = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=sctx)
+    port = srv.sockets[0].getsockname()[1]
+    ok = 0
+
+    async def client():
+        nonlocal ok
+        r, w = await asyncio.open_connection("127.0.0.1", port, ssl=cctx,
+                                             server_hostname="localhost")
+        for _ in range(per):
+            w.write(msg)
+            if await r.readexactly(64) == msg:
+                ok += 1
+        w.close()
+
+    t0 = time.monotonic()
+    await asyncio.gather(*[client() for _ in range(conns)])
+    dt = time.monotonic() - t0
+    srv.close()
+    check(ok == conns * per, "W11 echoes")
+    return dt
+
+
 async def w9(port):
     resp = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!"
 
@@ -223,7 +264,7 @@ async def w10(n):
 
 
 WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W3b": w3b, "W4": w4, "W5": w5, "W6": w6,
-             "W7": w7, "W8": w8, "W9": w9, "W10": w10}
+             "W7": w7, "W8": w8, "W9": w9, "W10": w10, "W11": w11}
 
 
 def main():
