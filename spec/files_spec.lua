@@ -61,6 +61,7 @@ describe("files", function()
       local path = dir .. "/c.bin"
       local f <close> = await(asyncio.open_file(path, "w"))
       await(f:write(("0123456789"):rep(100000)))
+      await(f:flush())
       local g <close> = await(asyncio.open_file(path))
       assert.equal("0123", await(g:read(4)))
       local t = asyncio.create_task(function() return await(g:read(500000)) end)
@@ -92,6 +93,8 @@ describe("files", function()
       await(fs.mkdir(dir .. "/sub"))
       local f <close> = await(asyncio.open_file(dir .. "/sub/x", "w"))
       await(f:write("12345"))
+      local before = await(fs.stat(dir .. "/sub/x")).size  -- gathered, not yet written
+      await(f:flush())
       local st = await(fs.stat(dir .. "/sub/x"))
       local dst = await(fs.stat(dir .. "/sub"))
       await(fs.rename(dir .. "/sub/x", dir .. "/sub/y"))
@@ -100,9 +103,10 @@ describe("files", function()
       await(fs.unlink(dir .. "/sub/y"))
       await(fs.rmdir(dir .. "/sub"))
       local ok, e = pcall(await, fs.stat(dir .. "/sub"))
-      return {size = st.size, type = st.type, dtype = dst.type, names = names,
+      return {before = before, size = st.size, type = st.type, dtype = dst.type, names = names,
               entry = entries[1], ok = ok, err = e}
     end)
+    assert.equal(0, res.before)
     assert.equal(5, res.size)
     assert.equal("file", res.type)
     assert.equal("directory", res.dtype)
@@ -110,6 +114,67 @@ describe("files", function()
     assert.same({name = "sub", type = "directory"}, res.entry)
     assert.is_false(res.ok)
     assert.is_true(asyncio.FileNotFoundError:is(res.err))
+  end)
+
+  it("copies 5 MB in odd-sized reads and writes byte for byte (reads and writes are buffered)", function()
+    local res = run(function()
+      local src, dst = dir .. "/src.bin", dir .. "/dst.bin"
+      local parts = {}
+      for i = 1, 5 * 1024 do parts[i] = ("%04d"):format(i % 10000):rep(256) end  -- 1 KiB each
+      local want = table.concat(parts)
+      local f <close> = await(asyncio.open_file(src, "w"))
+      await(f:write(want))
+      await(f:close())
+      local a <close> = await(asyncio.open_file(src))
+      local b <close> = await(asyncio.open_file(dst, "w"))
+      local sizes = {70000, 65536, 1, 3 * 1024 * 1024}  -- the last more than one buffer
+      local i = 0
+      while true do
+        i = i % #sizes + 1
+        local chunk = await(a:read(sizes[i]))
+        if chunk == "" then break end
+        await(b:write(chunk))
+      end
+      await(b:close())
+      local c <close> = await(asyncio.open_file(dst))
+      local got = await(c:read())
+      return {same = got == want, n = #got}
+    end)
+    assert.equal(5 * 1024 * 1024, res.n)
+    assert.is_true(res.same)
+  end)
+
+  it("a <close> variable writes what was gathered before it closes", function()
+    local got = run(function()
+      local path = dir .. "/closed.txt"
+      do
+        local f <close> = await(asyncio.open_file(path, "w"))
+        await(f:write("written "))
+        await(f:write("at close"))
+      end
+      local g <close> = await(asyncio.open_file(path))
+      return await(g:read())
+    end)
+    assert.equal("written at close", got)
+  end)
+
+  it("a failed write raises its error from the next flush", function()
+    local res = run(function()
+      local path = dir .. "/ro.txt"
+      local f = await(asyncio.open_file(path, "w"))
+      await(f:close())
+      local g = await(asyncio.open_file(path, "r"))   -- read-only: writes fail
+      local n = await(g:write("x"))                  -- gathered
+      local ok, err = pcall(await, g:flush())
+      local ok2 = pcall(await, g:flush())            -- reported once
+      await(g:close())
+      return {n = n, ok = ok, err = err, ok2 = ok2}
+    end)
+    assert.equal(1, res.n)
+    assert.is_false(res.ok)
+    assert.is_true(asyncio.OSError:is(res.err))
+    assert.equal("EBADF", res.err.errno)
+    assert.is_true(res.ok2)
   end)
 
   it("1,000 files opened and closed leave the descriptors where they were", function()

@@ -20,6 +20,7 @@ typedef struct FsReq {
   uv_fs_t req;
   FsBox *box;                  /* NULL once the box is collected */
   size_t len;                  /* read: the buffer's size */
+  uv_file closefd;             /* 1 + a descriptor to close once done (_close_after), or 0 */
   char data[];                 /* read: the buffer; write: a copy of the bytes */
 } FsReq;
 
@@ -37,6 +38,12 @@ enum { OP_OPEN, OP_CLOSE, OP_READ, OP_WRITE, OP_STAT, OP_FSTAT, OP_MKDIR, OP_RMD
 static void on_fs (uv_fs_t *req) {
   FsReq *r = (FsReq *)req;
   FsBox *b = r->box;
+  if (r->closefd > 0) {  /* closing is cheap: here, not another trip to the pool */
+    uv_fs_t c;
+    uv_fs_close(req->loop, &c, r->closefd - 1, NULL);
+    uv_fs_req_cleanup(&c);
+    r->closefd = 0;
+  }
   if (b == NULL) {
     uv_fs_req_cleanup(req);
     free(r);
@@ -177,6 +184,48 @@ static FsBox *checkfs (lua_State *L) {
 }
 
 
+/*
+** req:_close_after(fd) -> true if descriptor 'fd' will be closed when the
+** request is done (it is still in the pool: closing now could let it
+** write to a descriptor reused meanwhile), false if it is done already.
+*/
+static int fs_close_after (lua_State *L) {
+  FsBox *b = checkfs(L);
+  lua_Integer fd = luaL_checkinteger(L, 2);
+  int pending = b->r != NULL && !b->done;
+  if (pending) b->r->closefd = (uv_file)fd + 1;
+  lua_pushboolean(L, pending);
+  return 1;
+}
+
+
+/*
+** core.fs_now(loop, op, ...): OP_WRITE fd data offset -> count, or
+** OP_CLOSE fd -> true; or nil, err, msg. Done at once, on the loop's
+** thread: for a <close> variable, which cannot wait.
+*/
+static int core_fs_now (lua_State *L) {
+  Loop *lp = asyncio_checkloop(L, 1);
+  int op = (int)luaL_checkinteger(L, 2);
+  uv_file fd = (uv_file)luaL_checkinteger(L, 3);
+  uv_fs_t req;
+  int r;
+  if (op == OP_WRITE) {
+    size_t n;
+    const char *p = luaL_checklstring(L, 4, &n);
+    uv_buf_t buf = uv_buf_init((char *)p, (unsigned)n);
+    r = uv_fs_write(&lp->uv, &req, fd, &buf, 1, (int64_t)luaL_checkinteger(L, 5), NULL);
+  }
+  else if (op == OP_CLOSE) r = uv_fs_close(&lp->uv, &req, fd, NULL);
+  else return luaL_argerror(L, 2, "OP_WRITE or OP_CLOSE expected");
+  uv_fs_req_cleanup(&req);
+  if (r < 0) return asyncio_pushuverror(L, r);
+  if (op == OP_WRITE) lua_pushinteger(L, r);
+  else lua_pushboolean(L, 1);
+  return 1;
+}
+
+
 static int fs_wait (lua_State *L) {
   FsBox *b = checkfs(L);
   Loop *lp = asyncio_checkloop(L, 2);
@@ -296,9 +345,9 @@ static int fs_gc (lua_State *L) {
 void asyncio_fs_open (lua_State *L) {
   static const luaL_Reg meta[] = {
     {"__gc", fs_gc}, {"_wait", fs_wait}, {"_abort", fs_abort}, {"_result", fs_result},
-    {NULL, NULL}
+    {"_close_after", fs_close_after}, {NULL, NULL}
   };
-  static const luaL_Reg module[] = {{"fs", core_fs}, {NULL, NULL}};
+  static const luaL_Reg module[] = {{"fs", core_fs}, {"fs_now", core_fs_now}, {NULL, NULL}};
   luaL_newmetatable(L, ASYNCIO_FS);
   asyncio_setfuncs(L, meta);
   lua_pushvalue(L, -1);
