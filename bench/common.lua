@@ -30,8 +30,12 @@ function M.rss_kb()
 end
 
 -- W12: a source file of n MB (made outside the timing) and a target path.
+-- Both live in $TMPDIR (bench/run.lua points it at /dev/shm), else /tmp.
 function M.make_file(n)
-  local src, dst = os.tmpname(), os.tmpname()
+  local name = os.tmpname()  -- a unique name (Lua's is always under /tmp)
+  os.remove(name)
+  local base = (os.getenv("TMPDIR") or "/tmp") .. "/" .. name:match("[^/]+$")
+  local src, dst = base .. "-src", base .. "-dst"
   local f = assert(io.open(src, "wb"))
   local block = ("0123456789abcdef"):rep(65536)  -- 1 MB
   for _ = 1, n do f:write(block) end

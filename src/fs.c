@@ -101,7 +101,7 @@ static int mode_flags (const char *m, int *flags) {
 /*
 ** core.fs(loop, op, ...) -> request | nil, err, msg
 **   OP_OPEN path mode perm | OP_CLOSE fd | OP_READ fd n offset |
-**   OP_WRITE fd data offset | OP_STAT path | OP_FSTAT fd | OP_MKDIR path perm |
+**   OP_WRITE fd data offset (data: a string or a list) | OP_STAT path | OP_FSTAT fd | OP_MKDIR path perm |
 **   OP_RMDIR path | OP_UNLINK path | OP_RENAME from to | OP_SCANDIR path |
 **   OP_FTRUNCATE fd size | OP_FSYNC fd
 ** Offsets below 0 mean the file's own position (O_APPEND writes).
@@ -133,12 +133,33 @@ static int core_fs (lua_State *L) {
       return started(L, r, uv_fs_read(uv, &r->req, (uv_file)luaL_checkinteger(L, 3), &buf, 1,
                                       (int64_t)luaL_checkinteger(L, 5), on_fs));
     }
-    case OP_WRITE: {
-      size_t n;
-      const char *p = luaL_checklstring(L, 4, &n);
+    case OP_WRITE: {  /* data: a string, or a list of strings written as one */
+      size_t n = 0, k, i, len;
       uv_buf_t buf;
-      r = new_req(L, lp, n);
-      memcpy(r->data, p, n);
+      if (lua_istable(L, 4)) {
+        len = lua_rawlen(L, 4);
+        for (i = 1; i <= len; i++) {
+          lua_rawgeti(L, 4, (lua_Integer)i);
+          luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 4, "list of strings expected");
+          n += lua_rawlen(L, -1);
+          lua_pop(L, 1);
+        }
+        r = new_req(L, lp, n);
+        for (i = 1, k = 0; i <= len; i++) {
+          size_t l;
+          const char *p;
+          lua_rawgeti(L, 4, (lua_Integer)i);
+          p = lua_tolstring(L, -1, &l);
+          memcpy(r->data + k, p, l);
+          k += l;
+          lua_pop(L, 1);
+        }
+      }
+      else {
+        const char *p = luaL_checklstring(L, 4, &n);
+        r = new_req(L, lp, n);
+        memcpy(r->data, p, n);
+      }
       buf = uv_buf_init(r->data, (unsigned)n);
       return started(L, r, uv_fs_write(uv, &r->req, (uv_file)luaL_checkinteger(L, 3), &buf, 1,
                                        (int64_t)luaL_checkinteger(L, 5), on_fs));

@@ -112,9 +112,9 @@ local function wait_write(t, f)
       if not errors.CancelledError:is(n) then f._wreq = nil end
       error(n, 0)
     end
-    if n < #w.data then
-      local rest, off = w.data:sub(n + 1), w.off < 0 and -1 or w.off + n
-      w = {req = start(t, "write", WRITE, f._fd, rest, off), data = rest, off = off}
+    if n < w.n then  -- rare: the rest goes next
+      local rest, off = concat(w.data):sub(n + 1), w.off < 0 and -1 or w.off + n
+      w = {req = start(t, "write", WRITE, f._fd, {rest}, off), data = {rest}, n = #rest, off = off}
     else
       w = nil
     end
@@ -122,12 +122,13 @@ local function wait_write(t, f)
   end
 end
 
--- Send the gathered writes to the pool as one (the previous is done).
+-- Send the gathered writes to the pool as one (the previous is done);
+-- fs.c joins the list straight into its request.
 local function start_write(t, f)
-  local data = concat(f._wq, "", 1, #f._wq)
+  local list, n = f._wq, f._wn
   local off = f._append and -1 or f._wpos
-  f._wq, f._wn, f._wpos = {}, 0, f._wpos + #data
-  f._wreq = {req = start(t, "write", WRITE, f._fd, data, off), data = data, off = off}
+  f._wq, f._wn, f._wpos = {}, 0, f._wpos + n
+  f._wreq = {req = start(t, "write", WRITE, f._fd, list, off), data = list, n = n, off = off}
 end
 
 -- Everything written so far reaches the file.
