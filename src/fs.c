@@ -83,6 +83,39 @@ static int started (lua_State *L, FsReq *r, int err) {
 }
 
 
+/* A request holding a copy of the bytes at 'idx' (a string, or a list of
+** strings joined); their count in '*n'. */
+static FsReq *write_req (lua_State *L, Loop *lp, int idx, size_t *n) {
+  FsReq *r;
+  size_t i, len, k = 0;
+  if (!lua_istable(L, idx)) {
+    const char *p = luaL_checklstring(L, idx, n);
+    r = new_req(L, lp, *n);
+    memcpy(r->data, p, *n);
+    return r;
+  }
+  len = lua_rawlen(L, idx);
+  *n = 0;
+  for (i = 1; i <= len; i++) {
+    luaL_argcheck(L, lua_rawgeti(L, idx, (lua_Integer)i) == LUA_TSTRING, idx,
+                  "list of strings expected");
+    *n += lua_rawlen(L, -1);
+    lua_pop(L, 1);
+  }
+  r = new_req(L, lp, *n);  /* pushed: the strings are read below it */
+  for (i = 1; i <= len; i++) {
+    size_t l;
+    const char *p;
+    lua_rawgeti(L, idx, (lua_Integer)i);
+    p = lua_tolstring(L, -1, &l);
+    memcpy(r->data + k, p, l);
+    k += l;
+    lua_pop(L, 1);
+  }
+  return r;
+}
+
+
 /* Open flags from a C-like mode string ("r", "w", "a", with "+"; "b" is
 ** ignored), as io.open takes them. */
 static int mode_flags (const char *m, int *flags) {
@@ -134,32 +167,9 @@ static int core_fs (lua_State *L) {
                                       (int64_t)luaL_checkinteger(L, 5), on_fs));
     }
     case OP_WRITE: {  /* data: a string, or a list of strings written as one */
-      size_t n = 0, k, i, len;
       uv_buf_t buf;
-      if (lua_istable(L, 4)) {
-        len = lua_rawlen(L, 4);
-        for (i = 1; i <= len; i++) {
-          lua_rawgeti(L, 4, (lua_Integer)i);
-          luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 4, "list of strings expected");
-          n += lua_rawlen(L, -1);
-          lua_pop(L, 1);
-        }
-        r = new_req(L, lp, n);
-        for (i = 1, k = 0; i <= len; i++) {
-          size_t l;
-          const char *p;
-          lua_rawgeti(L, 4, (lua_Integer)i);
-          p = lua_tolstring(L, -1, &l);
-          memcpy(r->data + k, p, l);
-          k += l;
-          lua_pop(L, 1);
-        }
-      }
-      else {
-        const char *p = luaL_checklstring(L, 4, &n);
-        r = new_req(L, lp, n);
-        memcpy(r->data, p, n);
-      }
+      size_t n;
+      r = write_req(L, lp, 4, &n);
       buf = uv_buf_init(r->data, (unsigned)n);
       return started(L, r, uv_fs_write(uv, &r->req, (uv_file)luaL_checkinteger(L, 3), &buf, 1,
                                        (int64_t)luaL_checkinteger(L, 5), on_fs));
