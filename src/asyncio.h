@@ -100,9 +100,12 @@ typedef struct Loop {
   lua_State *resuming;   /* the coroutine the loop is resuming now, or NULL */
   int suspended;         /* set by suspend(): the yield was an await's */
   int32_t npool;         /* idle coroutines in LOOP_POOL, keys 1..npool */
+  int vclock;            /* a virtual clock: time is 'vnow' and jumps (loop.c) */
+  uint64_t vnow;         /* the virtual clock's nanoseconds */
 } Loop;
 
 Loop *asyncio_toloop (lua_State *L, int idx);
+uint64_t asyncio_now (const Loop *lp);
 Loop *asyncio_checkloop (lua_State *L, int idx);
 void asyncio_slots_init (Loop *lp);
 void asyncio_slots_free (Loop *lp);

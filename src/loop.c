@@ -29,16 +29,52 @@ static void on_sigint (uv_signal_t *s, int signum) {
 }
 
 
+/* The loop's clock in nanoseconds: the real monotonic clock, or the
+** virtual one. */
+uint64_t asyncio_now (const Loop *lp) {
+  return lp->vclock ? lp->vnow : uv_hrtime();
+}
+
+
 /* Wait in libuv for I/O, a signal or the next deadline. */
 static void wait_events (Loop *lp, int block) {
-  int64_t ms = asyncio_heap_next_ms(&lp->heap, uv_hrtime());
+  int64_t ms = asyncio_heap_next_ms(&lp->heap, asyncio_now(lp));
   if (ms == 0) block = 0;  /* a deadline is due already: only poll */
-  if (block && ms > 0) {
+  if (block && ms > 0 && !lp->vclock) {
     uv_update_time(&lp->uv);  /* uv_now is cached: arm from the real now */
     uv_timer_start(&lp->timer, on_timer, (uint64_t)ms, 0);
   }
   uv_run(&lp->uv, block ? UV_RUN_ONCE : UV_RUN_NOWAIT);
   uv_timer_stop(&lp->timer);
+}
+
+
+/* A child process still running: real work that virtual time waits for. */
+static void find_process (uv_handle_t *h, void *arg) {
+  if (h->type == UV_PROCESS && uv_is_active(h) && !uv_is_closing(h)) *(int *)arg = 1;
+}
+
+
+/*
+** Nothing is ready on a virtual clock. Take the I/O that is there now;
+** if none, wait in real time while real work is under way (thread-pool
+** requests, connects, writes, child processes): it will end. Otherwise
+** every task waits on a timer or on I/O from outside: time jumps to the
+** next deadline. With no deadline either, wait for I/O as usual.
+*/
+static void virtual_wait (Loop *lp) {
+  int busy = 0;
+  wait_events(lp, 0);
+  if (lp->rcount > 0 || lp->interrupted || lp->stopping) return;
+  if (lp->heap.n > 0 && asyncio_heap_next_ms(&lp->heap, lp->vnow) == 0) return;
+  busy = lp->uv.active_reqs.count > 0;
+  if (!busy) uv_walk(&lp->uv, find_process, &busy);
+  if (!busy && lp->heap.n > 0) {
+    uint64_t next = lp->heap.slots[lp->heap.heap[0]].deadline;
+    if (next > lp->vnow) lp->vnow = next;
+    return;
+  }
+  wait_events(lp, 1);
 }
 
 
@@ -61,7 +97,8 @@ static int run_inner (lua_State *L) {
         lua_pushliteral(L, "idle");
         return 1;
       }
-      wait_events(lp, 1);
+      if (lp->vclock) virtual_wait(lp);
+      else wait_events(lp, 1);
       continue;
     }
     for (n = lp->rcount; n > 0 && !lp->interrupted; n--) {
@@ -116,10 +153,29 @@ static int loop_stop (lua_State *L) {
 }
 
 
-/* loop:time(): monotonic seconds */
+/* loop:time(): monotonic seconds (a virtual clock's, on such a loop) */
 static int loop_time (lua_State *L) {
-  asyncio_checkloop(L, 1);
-  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
+  Loop *lp = asyncio_checkloop(L, 1);
+  lua_pushnumber(L, (lua_Number)asyncio_now(lp) / 1e9);
+  return 1;
+}
+
+
+/* loop:advance(seconds): move a virtual clock on by hand; timers due by
+** then fire on the next turn of the loop. */
+static int loop_advance (lua_State *L) {
+  Loop *lp = asyncio_checkloop(L, 1);
+  double d = luaL_checknumber(L, 2);
+  luaL_argcheck(L, lp->vclock, 1, "the loop's clock is not virtual");
+  luaL_argcheck(L, d >= 0 && d < 1e9, 2, "seconds must be between 0 and 1e9");
+  lp->vnow += (uint64_t)(d * 1e9);
+  return 0;
+}
+
+
+/* loop:is_virtual() */
+static int loop_is_virtual (lua_State *L) {
+  lua_pushboolean(L, asyncio_checkloop(L, 1)->vclock);
   return 1;
 }
 
@@ -194,9 +250,9 @@ static int loop_gc (lua_State *L) {
 
 
 /*
-** core.new_loop(hooks) -> Loop. 'hooks' is a list of three functions
-** (see task.c): finish (task, ok, ...), callback error (err, fn, value),
-** bad yield (task, co).
+** core.new_loop(hooks, [virtual]) -> Loop. 'hooks' is a list of three
+** functions (see task.c): finish (task, ok, ...), callback error (err, fn,
+** value), bad yield (task, co). A virtual clock starts at 0.
 */
 static int new_loop (lua_State *L) {
   Loop *lp;
@@ -234,6 +290,7 @@ static int new_loop (lua_State *L) {
     const char *s = getenv("ASYNCIO_GC_STRESS");
     lp->gcstress = s != NULL && *s != '\0' && strcmp(s, "0") != 0;
   }
+  lp->vclock = lua_toboolean(L, 2);
   lp->closed = 0;
   return 1;
 }
@@ -243,6 +300,8 @@ static const luaL_Reg loop_methods[] = {
   {"run", loop_run},
   {"stop", loop_stop},
   {"time", loop_time},
+  {"advance", loop_advance},
+  {"is_virtual", loop_is_virtual},
   {"is_running", loop_is_running},
   {"is_closed", loop_is_closed},
   {"close", loop_close},

@@ -256,7 +256,7 @@ void asyncio_sticky_free (lua_State *L, Loop *lp, int loopidx, int32_t s) {
 
 /* Move every expired timer to the ready ring, earliest first. */
 void asyncio_expire (Loop *lp) {
-  uint64_t now = uv_hrtime();
+  uint64_t now = asyncio_now(lp);
   int64_t id;
   int32_t s;
   while (asyncio_heap_pop(&lp->heap, now, &id, &s)) {
@@ -523,7 +523,7 @@ static int task_sleep (lua_State *L) {
     ring_push(lp, s);
   }
   else {
-    int64_t id = asyncio_heap_add(&lp->heap, uv_hrtime() + (uint64_t)(d * 1e9), s);
+    int64_t id = asyncio_heap_add(&lp->heap, asyncio_now(lp) + (uint64_t)(d * 1e9 + 0.5), s);
     if (id < 0) return luaL_error(L, "not enough memory for timers");
     lp->slots[s].timer = id;
   }
@@ -583,7 +583,7 @@ static int arm (lua_State *L, Loop *lp, uint64_t deadline) {
 static int task_timer (lua_State *L) {
   Loop *lp = asyncio_checkloop(L, 1);
   double d = checkdelay(L, 2);
-  return arm(L, lp, uv_hrtime() + (uint64_t)(d * 1e9));
+  return arm(L, lp, asyncio_now(lp) + (uint64_t)(d * 1e9 + 0.5));
 }
 
 
@@ -591,10 +591,10 @@ static int task_timer (lua_State *L) {
 static int task_timer_at (lua_State *L) {
   Loop *lp = asyncio_checkloop(L, 1);
   double when = luaL_checknumber(L, 2);
-  double max = (double)uv_hrtime() / 1e9 + MAX_DELAY;
+  double max = (double)asyncio_now(lp) / 1e9 + MAX_DELAY;
   luaL_argcheck(L, !isnan(when), 2, "time is NaN");
   if (when > max) when = max;
-  return arm(L, lp, when <= 0 ? 0 : (uint64_t)(when * 1e9));
+  return arm(L, lp, when <= 0 ? 0 : (uint64_t)(when * 1e9 + 0.5));
 }
 
 

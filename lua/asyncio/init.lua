@@ -69,6 +69,7 @@ local asyncio = {
   open_udp = udp.open_udp,
   open_file = files.open_file,
   fs = files.fs,
+  testing = require "asyncio.testing",
   ssl_context = ssl.ssl_context,
   SSLContext = ssl.SSLContext,
   subprocess = {PIPE = "pipe", DEVNULL = "devnull", STDOUT = "stdout", INHERIT = "inherit"},
@@ -119,16 +120,29 @@ local function cancel_all(loop)
   end
 end
 
+-- Is 'x' the options of run (a plain table of loop options only)?
+local function run_options(x)
+  if type(x) ~= "table" or getmetatable(x) ~= nil or next(x) == nil then return false end
+  for k in pairs(x) do
+    if not rt.LOOP_OPTIONS[k] then return false end
+  end
+  return true
+end
+
 -- run(main, ...): run 'main' (coroutine object or function called with '...')
 -- as a task on a new loop; return its results or raise its error.
+-- run(main, opts) with opts a table of loop options only ({clock =
+-- "virtual"}, {debug = true}) gives them to the loop instead of main.
 function asyncio.run(main, ...)
   if rt.loop ~= nil then
     error("asyncio.run() cannot be called from a running event loop", 2)
   end
   argcheck(type(main) == "function" or task.iscoroutine(main), 1, "run",
            typeerror("coroutine object or function", main))
-  local loop = rt.new_event_loop()
-  local main_task = loop:create_task(main, ...)
+  local opts = select("#", ...) == 1 and run_options(...) and ... or nil
+  local loop = rt.new_event_loop(opts)
+  local main_task
+  if opts then main_task = loop:create_task(main) else main_task = loop:create_task(main, ...) end
   local ok, err = pcall(function()
     local status = loop:_run_until(main_task, true)
     if status == "interrupted" then

@@ -56,10 +56,30 @@ end
 
 -- The C core keeps every pending task (loop._core:tasks()), so that run()
 -- can cancel and finish every one of them.
-function rt.new_event_loop()
+local LOOP_OPTIONS = {clock = true, debug = true}
+
+-- new_event_loop([opts]): opts.clock "real" (default) or "virtual": time
+-- stands still while anything can run and jumps to the next deadline when
+-- every task waits (loop.c); opts.debug (see debug.lua).
+function rt.new_event_loop(opts)
+  argcheck(opts == nil or type(opts) == "table", 1, "new_event_loop", typeerror("table", opts))
+  opts = opts or {}
+  for k in pairs(opts) do
+    argcheck(LOOP_OPTIONS[k], 1, "new_event_loop", ("unknown option '%s'"):format(tostring(k)))
+  end
+  argcheck(opts.clock == nil or opts.clock == "real" or opts.clock == "virtual", 1,
+    "new_event_loop", "clock must be \"real\" or \"virtual\"")
   local loop = setmetatable({}, EventLoop)
-  loop._core = core.new_loop(task.hooks(loop))
+  loop._core = core.new_loop(task.hooks(loop), opts.clock == "virtual")
+  loop._debug = opts.debug and true or false
   return loop
+end
+rt.LOOP_OPTIONS = LOOP_OPTIONS
+
+-- loop:is_virtual(): does this loop run on a virtual clock?
+function EventLoop:is_virtual()
+  checkself(self, "is_virtual")
+  return self._core:is_virtual()
 end
 
 function EventLoop:time()

@@ -1,0 +1,133 @@
+-- The virtual clock: new_event_loop{clock = "virtual"}, run(main, {clock =
+-- "virtual"}), asyncio.testing.advance. Time stands still while a task can
+-- run and jumps to the next deadline when every task waits.
+local asyncio = require "asyncio"
+local support = require "spec.support"
+local await = asyncio.await
+
+local function vrun(fn) return asyncio.run(fn, {clock = "virtual"}) end
+
+describe("the virtual clock", function()
+  it("starts at 0 and stands still while tasks run", function()
+    local t = vrun(function()
+      local loop = asyncio.get_running_loop()
+      local a = loop:time()
+      for _ = 1, 1000 do await(asyncio.sleep(0)) end
+      return {a, loop:time(), loop:is_virtual()}
+    end)
+    assert.same({0, 0, true}, t)
+  end)
+
+  it("a 30-second timeout fires at exactly 30 s of loop time, and hours of sleep take no wall time", function()
+    local wall0 = os.time()
+    local res = vrun(function()
+      local loop = asyncio.get_running_loop()
+      local ok, err = pcall(await, asyncio.wait_for(asyncio.Event():wait(), 30))
+      local at = loop:time()
+      await(asyncio.sleep(6 * 3600))
+      return {ok = ok, err = err, at = at, later = loop:time()}
+    end)
+    assert.is_false(res.ok)
+    assert.is_true(asyncio.TimeoutError:is(res.err))
+    assert.equal(30, res.at)
+    assert.equal(30 + 6 * 3600, res.later)
+    assert.is_true(os.time() - wall0 < 3600)  -- six hours did not pass
+  end)
+
+  it("10,000 tasks sleeping random hours end in deadline order, the same on every run", function()
+    local function once()
+      return vrun(function()
+        local loop = asyncio.get_running_loop()
+        local rng, order, tasks = 12345, {}, {}
+        for i = 1, 10000 do
+          rng = (rng * 1103515245 + 12345) % 2147483648
+          local d = (rng % 360000) / 10  -- up to 10 hours, in tenths of seconds
+          tasks[i] = asyncio.create_task(function()
+            await(asyncio.sleep(d))
+            order[#order + 1] = {i = i, d = d, at = loop:time()}
+          end)
+        end
+        await(asyncio.gather(tasks))
+        return order
+      end)
+    end
+    local a, b = once(), once()
+    assert.equal(10000, #a)
+    for k = 1, #a do
+      local e = a[k]
+      if e.at ~= e.d then assert.equal(e.d, e.at) end  -- each wakes at its own deadline
+      if k > 1 then
+        local p = a[k - 1]
+        -- the order real time gives: by deadline, ties in the order they slept
+        if not (p.d < e.d or (p.d == e.d and p.i < e.i)) then
+          assert.fail(("out of order at %d: %s after %s"):format(k, e.d, p.d))
+        end
+      end
+      if b[k].i ~= e.i then assert.equal(e.i, b[k].i) end
+    end
+  end)
+
+  it("advance moves time by hand", function()
+    local res = vrun(function()
+      local loop = asyncio.get_running_loop()
+      local woke = {}
+      for _, d in ipairs({5, 10, 20}) do
+        asyncio.create_task(function() await(asyncio.sleep(d)); woke[#woke + 1] = d end)
+      end
+      await(asyncio.sleep(0))
+      asyncio.testing.advance(12)
+      await(asyncio.sleep(0))
+      await(asyncio.sleep(0))
+      return {woke = woke, now = loop:time()}
+    end)
+    assert.same({5, 10}, res.woke)
+    assert.equal(12, res.now)
+  end)
+
+  it("real I/O works beside it: files, sockets and child processes do not time out", function()
+    local res = vrun(function()
+      local loop = asyncio.get_running_loop()
+      local srv <close> = await(asyncio.start_server(function(r, w)
+        w:write(await(r:readline()))
+      end, "127.0.0.1", 0))
+      local port = srv:sockets()[1]:getsockname()[2]
+      local r, w = await(asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1))
+      w:write("ping\n")
+      local line = await(asyncio.wait_for(r:readline(), 1))
+      w:close()
+      local f <close> = await(asyncio.open_file("spec/virtual_clock_spec.lua"))
+      local head = await(asyncio.wait_for(f:read(2), 1))
+      -- the child takes 0.3 s of real time: a 1 s virtual limit must not fire
+      local p = await(asyncio.create_subprocess_exec("sleep", "0.3"))
+      local code = await(asyncio.wait_for(p:wait(), 1))
+      return {line = line, head = head, code = code, now = loop:time()}
+    end)
+    assert.equal("ping\n", res.line)
+    assert.equal("--", res.head)
+    assert.equal(0, res.code)
+    assert.equal(0, res.now)  -- no task ever waited on a timer alone
+  end)
+
+  it("rejects bad options and advance on a real clock", function()
+    assert.has_error(function() asyncio.new_event_loop{clock = "fast"} end,
+      "bad argument #1 to 'new_event_loop' (clock must be \"real\" or \"virtual\")")
+    assert.has_error(function() asyncio.new_event_loop{clok = "virtual"} end,
+      "bad argument #1 to 'new_event_loop' (unknown option 'clok')")
+    support.run(function()
+      assert.has_error(function() asyncio.testing.advance(1) end,
+        "bad argument #2 to 'advance' (the loop's clock is not virtual (new_event_loop{clock = \"virtual\"}))")
+    end)
+    vrun(function()
+      assert.has_error(function() asyncio.testing.advance(-1) end,
+        "bad argument #1 to 'advance' (seconds must not be negative)")
+    end)
+  end)
+
+  it("run passes a table that is not only loop options on to main", function()
+    local got = asyncio.run(function(t) return t.clock, t.n end, {clock = "virtual", n = 1})
+    assert.equal("virtual", got)
+    local v = asyncio.new_event_loop{clock = "virtual"}
+    assert.is_true(v:is_virtual())
+    v:close()
+  end)
+end)
