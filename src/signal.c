@@ -68,15 +68,16 @@ static int core_signal_number (lua_State *L) {
 }
 
 
-/* core.signal_start(loop, signum, fn, arg) -> handler | nil, err, msg:
-** fn(arg) runs on the loop after 'signum' arrives. */
+/* core.signal_start(loop, signum, fn, arg, [weak]) -> handler | nil, err,
+** msg: fn(arg) runs on the loop after 'signum' arrives. A weak handler
+** does not keep the loop running (the SIGQUIT task dump). */
 static int core_signal_start (lua_State *L) {
   Loop *lp = asyncio_checkloop(L, 1);
   int signum = (int)luaL_checkinteger(L, 2), r;
   SigBox *b;
   Sig *s;
   luaL_checktype(L, 3, LUA_TFUNCTION);
-  lua_settop(L, 4);
+  lua_settop(L, 5);
   b = (SigBox *)lua_newuserdatauv(L, sizeof *b, 1);
   b->s = NULL;
   luaL_setmetatable(L, ASYNCIO_SIGNAL);
@@ -100,6 +101,7 @@ static int core_signal_start (lua_State *L) {
     uv_close((uv_handle_t *)&s->h, on_close);
     return asyncio_pushuverror(L, r);
   }
+  if (lua_toboolean(L, 5)) uv_unref((uv_handle_t *)&s->h);
   s->post = asyncio_sticky_new(L, lp, 1, 3, 4);
   return 1;
 }

@@ -648,6 +648,30 @@ void asyncio_task_open (lua_State *L) {
 }
 
 
+/*
+** loop:task_info(co) -> where task 'co' is: "ready", "running" or
+** "suspended" (nil if it is not a pending task of this loop), and for a
+** sleeping task its deadline in loop seconds. For task dumps: no fast path.
+*/
+static int task_info (lua_State *L) {
+  Loop *lp = asyncio_checkloop(L, 1);
+  lua_State *co = lua_tothread(L, 2);
+  int32_t s = co != NULL && !lp->closed ? task_slot(lp, co) : 0;
+  uint64_t deadline;
+  if (s == 0) { lua_pushnil(L); return 1; }
+  switch (lp->slots[s].state) {
+    case TASK_READY: lua_pushliteral(L, "ready"); break;
+    case TASK_RUNNING: lua_pushliteral(L, "running"); break;
+    default: lua_pushliteral(L, "suspended"); break;
+  }
+  if (lp->slots[s].timer >= 0 && asyncio_heap_deadline(&lp->heap, lp->slots[s].timer, &deadline)) {
+    lua_pushnumber(L, (lua_Number)deadline / 1e9);
+    return 2;
+  }
+  return 1;
+}
+
+
 const luaL_Reg asyncio_task_methods[] = {
   {"spawn", task_spawn},
   {"suspend", task_suspend},
@@ -659,5 +683,6 @@ const luaL_Reg asyncio_task_methods[] = {
   {"untimer", task_untimer},
   {"tasks", task_tasks},
   {"pending", task_pending},
+  {"task_info", task_info},
   {NULL, NULL}
 };

@@ -140,6 +140,17 @@ int asyncio_heap_cancel (Heap *h, int64_t id, int32_t *payload) {
 }
 
 
+/* The deadline of timer 'id' if it is still pending: 1, else 0. */
+int asyncio_heap_deadline (const Heap *h, int64_t id, uint64_t *deadline) {
+  int32_t slot = SLOT_OF(id);
+  if (id < 0 || slot >= h->nslots || h->slots[slot].heapidx < 0 ||
+      h->slots[slot].gen != GEN_OF(id))
+    return 0;
+  *deadline = h->slots[slot].deadline;
+  return 1;
+}
+
+
 /* Pop the earliest timer if its deadline is <= 'now': 1, its id and payload. */
 int asyncio_heap_pop (Heap *h, uint64_t now, int64_t *id, int32_t *payload) {
   int32_t slot;

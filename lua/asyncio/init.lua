@@ -1,6 +1,7 @@
 -- asyncio: Python's asyncio model for Lua 5.4 coroutines. This file is the
 -- public table and asyncio.run; the parts live in the modules beside it.
 
+local core = require "asyncio.core"
 local errors = require "asyncio.errors"
 local Future = require "asyncio.future"
 local rt = require "asyncio.runtime"
@@ -17,6 +18,7 @@ local subprocess = require "asyncio.subprocess"
 local udp = require "asyncio.udp"
 local files = require "asyncio.files"
 local ssl = require "asyncio.ssl"
+local dump = require "asyncio.dump"
 
 local argcheck, typeerror = util.argcheck, util.typeerror
 
@@ -70,6 +72,8 @@ local asyncio = {
   open_file = files.open_file,
   fs = files.fs,
   testing = require "asyncio.testing",
+  dump_tasks = dump.dump_tasks,
+  print_tasks = dump.print_tasks,
   ssl_context = ssl.ssl_context,
   SSLContext = ssl.SSLContext,
   subprocess = {PIPE = "pipe", DEVNULL = "devnull", STDOUT = "stdout", INHERIT = "inherit"},
@@ -143,6 +147,11 @@ function asyncio.run(main, ...)
   local loop = rt.new_event_loop(opts)
   local main_task
   if opts then main_task = loop:create_task(main) else main_task = loop:create_task(main, ...) end
+  -- Ctrl-\ (SIGQUIT) prints the task dump while the loop runs
+  local quit = core.signal_start(loop._core, core.signal_number("SIGQUIT"), function()
+    dump.print_tasks(loop, io.stderr)
+  end, nil, true)
+  local stuck
   local ok, err = pcall(function()
     local status = loop:_run_until(main_task, true)
     if status == "interrupted" then
@@ -150,9 +159,11 @@ function asyncio.run(main, ...)
       status = loop:_run_until(main_task, true)
       return status == "interrupted" and "abandoned" or "interrupted"
     elseif status == "idle" and not main_task:done() then
+      stuck = dump.dump_tasks(loop)
       return "deadlock"
     end
   end)
+  if quit then quit:_stop() end
   local cleanup_ok, cleanup_err = true, nil
   if err ~= "abandoned" then  -- a second Ctrl-C leaves the stragglers be
     cleanup_ok, cleanup_err = pcall(cancel_all, loop)
@@ -161,7 +172,8 @@ function asyncio.run(main, ...)
   if not ok then error(err, 0) end
   if err == "interrupted" or err == "abandoned" then error(errors.KeyboardInterrupt(), 0) end
   if err == "deadlock" then
-    error("asyncio.run: deadlock: main waits for something that no task, timer or I/O can complete", 2)
+    error("asyncio.run: deadlock: main waits for something that no task, timer or I/O can " ..
+      "complete\n" .. stuck, 2)
   end
   if not cleanup_ok then error(cleanup_err, 0) end
   return main_task:result()

@@ -58,7 +58,7 @@ end
 -- kind whether a task waits in C and the future the others wait on.
 -- While a task waits, a Wait record {conn, kind} is its wait record (see
 -- Task:cancel): cancelling removes it from the C stream.
-local Wait = {}
+local Wait = {__name = "asyncio.StreamWait"}
 Wait.__index = Wait
 function Wait._cancel_wait() return false end
 function Wait:_abort_wait() c_abort(self[1].box, self[2]) end
@@ -434,7 +434,7 @@ M.pair = pair
 
 -- The wait record of a C object with _wait(loop) and _abort(): a name or
 -- file request, a process, a UDP endpoint. Cancelling forgets the waiter.
-local ObjectWait = {}
+local ObjectWait = {__name = "asyncio.ObjectWait"}
 ObjectWait.__index = ObjectWait
 function ObjectWait._cancel_wait() return false end
 function ObjectWait:_abort_wait() self[1]:_abort() end

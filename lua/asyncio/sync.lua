@@ -34,10 +34,12 @@ local function remove(list, x)
   for i = 1, #list do if list[i] == x then table.remove(list, i) return end end
 end
 
--- Wait on a new future appended to 'waiters'; remove it whatever happens.
--- Returns true, or false plus the error (cancellation) with the future.
-local function wait_in(waiters)
+-- Wait on a new future appended to 'waiters' of primitive 'what' (named
+-- in task dumps); remove it whatever happens. Returns true, or false plus
+-- the error (cancellation) with the future.
+local function wait_in(waiters, what)
   local fut = Future._new(Future, rt.loop)
+  fut._what = what
   waiters[#waiters + 1] = fut
   local ok, err = pcall(await, fut)
   remove(waiters, fut)
@@ -84,7 +86,7 @@ end
 local EventWait = {__name = "asyncio.Event.wait", __await = function(op)
   local ev = op[1]
   if ev._value then return true end
-  local ok, err = wait_in(ev._waiters)
+  local ok, err = wait_in(ev._waiters, "Event")
   if not ok then error(err, 0) end
   return true
 end}
@@ -121,7 +123,7 @@ end
 local LockAcquire = {__name = "asyncio.Lock.acquire", __await = function(op)
   local lock = op[1]
   if lock_free(lock) then lock._locked = true; return Held.new(lock) end
-  local ok, err = wait_in(lock._waiters)
+  local ok, err = wait_in(lock._waiters, "Lock")
   if not ok then
     if CancelledError:is(err) and not lock._locked then wake_first(lock._waiters) end
     error(err, 0)
@@ -203,7 +205,7 @@ local SemAcquire = {__name = "asyncio.Semaphore.acquire", __await = function(op)
     sem._value = sem._value - 1
     return Held.new(sem)
   end
-  local ok, err, fut = wait_in(sem._waiters)
+  local ok, err, fut = wait_in(sem._waiters, "Semaphore")
   if not ok and fut:done() and not fut:cancelled() then
     sem._value = sem._value + 1  -- woken, but not taking it: undo, pass on
   end
@@ -273,7 +275,7 @@ local CondWait = {__name = "asyncio.Condition.wait", __await = function(op)
   local cond = op[1]
   if not cond._lock._locked then error("Condition.wait: cannot wait on an un-acquired lock", 0) end
   cond._lock:release()
-  local ok, err = wait_in(cond._waiters)
+  local ok, err = wait_in(cond._waiters, "Condition")
   -- the lock must be held again on the way out, even when cancelled
   local reacquire_err
   while true do
@@ -342,7 +344,7 @@ end
 
 local function wait_until(b, pred)
   while not pred() do
-    local ok, err = wait_in(b._waiters)
+    local ok, err = wait_in(b._waiters, "Barrier")
     if not ok then error(err, 0) end
   end
 end
