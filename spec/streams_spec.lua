@@ -183,7 +183,8 @@ describe("TCP streams", function()
   it("a read cancelled mid-line loses nothing: the next readline gets the whole line", function()
     local got = run(function()
       local r, w
-      local srv, port = serve(function(sr, sw) r, w = sr, sw; await(asyncio.sleep(10)) end)
+      local done = asyncio.Event()
+      local srv, port = serve(function(sr, sw) r, w = sr, sw; await(done:wait()) end)
       local cr, cw = connect(port)
       while not r do await(asyncio.sleep(0)) end
       cw:write("hel")
@@ -197,6 +198,8 @@ describe("TCP streams", function()
       srv:close()
       srv:close_clients()
       assert.equal("", await(cr:read()))
+      done:set()
+      await(srv:wait_closed())
       return line
     end)
     assert.equal("hello\n", got)
@@ -232,6 +235,7 @@ describe("TCP streams", function()
       table.sort(res)
       w:close()
       srv:close()
+      await(srv:wait_closed())
       return res
     end)
     assert.same({"first\n", "second\n"}, got)
@@ -391,7 +395,7 @@ describe("connection faults", function()
   it("the loop closes the servers and streams a program left open", function()
     -- sockets only: other tests' descriptors come and go with the collector
     local before = support.socket_count()
-    local got, during = run(function()
+    local got, during = asyncio.run(function()  -- asyncio.run: what it closes is the point
       local srv, port = serve(function(r) await(r:read()) end)
       local r = connect(port)
       asyncio.create_task(function() await(r:read()) end)  -- still waiting at the end

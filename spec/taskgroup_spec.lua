@@ -7,7 +7,7 @@ describe("task_group", function()
   after_each(support.assert_clean)
 
   it("waits for every child and returns fn's results", function()
-    local r = {asyncio.run(function()
+    local r = {support.run(function()
       local done = {}
       local a, b = await(asyncio.task_group(function(tg, x)
         for i = 1, 3 do
@@ -21,7 +21,7 @@ describe("task_group", function()
   end)
 
   it("cancels the rest on the first failure and raises an ExceptionGroup of failures", function()
-    local r = asyncio.run(function()
+    local r = support.run(function()
       local sibling
       local ok, eg = pcall(await, asyncio.task_group(function(tg)
         tg:create_task(function() await(asyncio.sleep(0)); error("first", 0) end)
@@ -36,7 +36,7 @@ describe("task_group", function()
   end)
 
   it("adds an error of fn itself to the group", function()
-    local r = asyncio.run(function()
+    local r = support.run(function()
       local ok, eg = pcall(await, asyncio.task_group(function(tg)
         tg:create_task(function() await(asyncio.sleep(0.001)) end)
         error("fn failed", 0)
@@ -47,7 +47,7 @@ describe("task_group", function()
   end)
 
   it("cancels the children when the parent is cancelled", function()
-    local r = asyncio.run(function()
+    local r = support.run(function()
       local child
       local parent = asyncio.create_task(function()
         await(asyncio.task_group(function(tg)
@@ -63,7 +63,7 @@ describe("task_group", function()
   end)
 
   it("nests", function()
-    local r = asyncio.run(function()
+    local r = support.run(function()
       local log = {}
       await(asyncio.task_group(function(outer)
         outer:create_task(function()
@@ -80,7 +80,7 @@ describe("task_group", function()
   end)
 
   it("nests: a failing inner group fails the outer one, which cancels its other children", function()
-    local r = asyncio.run(function()
+    local r = support.run(function()
       local other
       local ok, err = pcall(await, asyncio.task_group(function(outer)
         other = outer:create_task(function() await(asyncio.sleep(10)) end)
@@ -98,7 +98,7 @@ describe("task_group", function()
   end)
 
   it("refuses new children while cancelling them after a failure", function()
-    local r = asyncio.run(function()
+    local r = support.run(function()
       local msg
       pcall(await, asyncio.task_group(function(tg)
         tg:create_task(function() error("boom", 0) end)

@@ -223,6 +223,8 @@ describe("a TLS server", function()
       w:write("still\n")
       local line = await(r:readline())
       w:close()
+      srv:close()
+      await(srv:wait_closed())
       return {text = text, code = p.returncode, line = line}
     end)
     assert.is_not.equal(0, out.code)
@@ -332,6 +334,8 @@ describe("TLS streams", function()
       w:write("kept\n")
       local line = await(r:readline())
       w:close()
+      srv:close()
+      await(srv:wait_closed())
       return {ok = ok, line = line}
     end)
     assert.is_false(res.ok)
@@ -356,7 +360,10 @@ describe("TLS streams", function()
           return table.concat(lines)
         end)
       end
-      return await(asyncio.gather(table.unpack(tasks)))
+      local all = await(asyncio.gather(table.unpack(tasks)))
+      srv:close()
+      await(srv:wait_closed())
+      return all
     end)
     for i = 1, 100 do
       local want = {}
