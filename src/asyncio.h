@@ -103,6 +103,7 @@ typedef struct Loop {
   int32_t npool;         /* idle coroutines in LOOP_POOL, keys 1..npool */
   int vclock;            /* a virtual clock: time is 'vnow' and jumps (loop.c) */
   uint64_t vnow;         /* the virtual clock's nanoseconds */
+  uint64_t slow_ns;      /* debug mode: report steps longer than this; 0: off */
 } Loop;
 
 Loop *asyncio_toloop (lua_State *L, int idx);

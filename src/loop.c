@@ -173,6 +173,17 @@ static int loop_advance (lua_State *L) {
 }
 
 
+/* loop:set_slow(seconds): debug mode reports steps longer than this to the
+** slow hook (hook 4); 0 or nil turns it off. */
+static int loop_set_slow (lua_State *L) {
+  Loop *lp = asyncio_checkloop(L, 1);
+  double d = luaL_optnumber(L, 2, 0);
+  luaL_argcheck(L, d >= 0 && d < 1e6, 2, "seconds must be between 0 and 1e6");
+  lp->slow_ns = d > 0 ? (uint64_t)(d * 1e9) : 0;
+  return 0;
+}
+
+
 /* loop:is_virtual() */
 static int loop_is_virtual (lua_State *L) {
   lua_pushboolean(L, asyncio_checkloop(L, 1)->vclock);
@@ -250,15 +261,16 @@ static int loop_gc (lua_State *L) {
 
 
 /*
-** core.new_loop(hooks, [virtual]) -> Loop. 'hooks' is a list of three
+** core.new_loop(hooks, [virtual]) -> Loop. 'hooks' is a list of four
 ** functions (see task.c): finish (task, ok, ...), callback error (err, fn,
-** value), bad yield (task, co). A virtual clock starts at 0.
+** value), bad yield (task, co), slow step (task or function, seconds). A
+** virtual clock starts at 0.
 */
 static int new_loop (lua_State *L) {
   Loop *lp;
   int i, err;
   luaL_checktype(L, 1, LUA_TTABLE);
-  for (i = 1; i <= 3; i++) {
+  for (i = 1; i <= 4; i++) {
     lua_rawgeti(L, 1, i);
     luaL_argcheck(L, lua_type(L, -1) == LUA_TFUNCTION, 1,
                   "hook functions expected");
@@ -302,6 +314,7 @@ static const luaL_Reg loop_methods[] = {
   {"time", loop_time},
   {"advance", loop_advance},
   {"is_virtual", loop_is_virtual},
+  {"set_slow", loop_set_slow},
   {"is_running", loop_is_running},
   {"is_closed", loop_is_closed},
   {"close", loop_close},

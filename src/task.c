@@ -25,7 +25,7 @@
 ** and name this very coroutine. */
 #define SLOT_OF(co)  (*(int32_t *)lua_getextraspace(co))
 
-enum { HOOK_FINISH = 1, HOOK_CALLBACK_ERROR, HOOK_BAD_YIELD };
+enum { HOOK_FINISH = 1, HOOK_CALLBACK_ERROR, HOOK_BAD_YIELD, HOOK_SLOW };
 
 static const char foreign_msg[] =
   "asyncio: a task's coroutine can only be resumed by its event loop";
@@ -390,12 +390,35 @@ static void run_callback (lua_State *L, Loop *lp, int loopidx, int32_t s) {
 }
 
 
+/*
+** Debug mode: run slot 's' timed; a step longer than lp->slow_ns goes to
+** the slow hook with what ran (the task, or the callback's function) and
+** its seconds.
+*/
+static void run_timed (lua_State *L, Loop *lp, int loopidx, int32_t s) {
+  uint64_t t0;
+  int task = lp->slots[s].kind == SLOT_TASK;
+  push_anchored(L, loopidx, s);        /* stack: first, second */
+  lua_remove(L, task ? -2 : -1);       /* the task, or the callback's function */
+  t0 = uv_hrtime();
+  if (task) resume_task(L, lp, loopidx, s);
+  else run_callback(L, lp, loopidx, s);
+  t0 = uv_hrtime() - t0;
+  if (t0 > lp->slow_ns) {
+    lua_pushnumber(L, (lua_Number)t0 / 1e9);
+    call_hook(L, loopidx, HOOK_SLOW, 2);
+  }
+  else lua_pop(L, 1);
+}
+
+
 /* Run the oldest entry of the ready ring. */
 void asyncio_run_one (lua_State *L, Loop *lp, int loopidx) {
   int32_t s = lp->ring[lp->rhead];
   lp->rhead = (lp->rhead + 1) % lp->nslots;
   lp->rcount--;
-  if (lp->slots[s].kind == SLOT_TASK) resume_task(L, lp, loopidx, s);
+  if (lp->slow_ns > 0) run_timed(L, lp, loopidx, s);  /* debug mode only */
+  else if (lp->slots[s].kind == SLOT_TASK) resume_task(L, lp, loopidx, s);
   else run_callback(L, lp, loopidx, s);
   if (lp->gcstress) lua_gc(L, LUA_GCCOLLECT, 0);
 }

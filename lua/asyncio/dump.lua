@@ -62,10 +62,10 @@ end
 -- The library's own files: their frames are left out of a task's traceback.
 local LIBDIR = debug.getinfo(1, "S").short_src:gsub("dump%.lua$", "")
 
--- The program's frames of task 't' (the library's and C's left out).
-local function frames(t)
+-- The program's frames in traceback text 'tb' (the library's and C's
+-- left out), as a list of lines.
+local function program_frames(tb)
   local out = {}
-  local tb = t._co and traceback(t._co, nil, 0) or ""
   for line in tb:gmatch("[^\n]+") do
     line = line:gsub("^%s+", "")
     if line ~= "stack traceback:" and line ~= "(...tail calls...)" and not line:find("^%[C%]")
@@ -75,6 +75,13 @@ local function frames(t)
   end
   return out
 end
+M.program_frames = program_frames
+
+-- The program's frames of task 't'.
+local function frames(t)
+  return program_frames(t._co and traceback(t._co, nil, 0) or "")
+end
+M.frames = frames
 
 -- The text of one task: a header line and its traceback, indented.
 local function describe(t, loop, depth, lines)

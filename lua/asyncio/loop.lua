@@ -56,7 +56,13 @@ end
 
 -- The C core keeps every pending task (loop._core:tasks()), so that run()
 -- can cancel and finish every one of them.
-local LOOP_OPTIONS = {clock = true, debug = true}
+local LOOP_OPTIONS = {clock = true, debug = true, slow_callback_duration = true}
+
+-- ASYNCIO_DEBUG=1 in the environment: every new loop is in debug mode.
+local function env_debug()
+  local v = os.getenv("ASYNCIO_DEBUG")
+  return v ~= nil and v ~= "" and v ~= "0"
+end
 
 -- new_event_loop([opts]): opts.clock "real" (default) or "virtual": time
 -- stands still while anything can run and jumps to the next deadline when
@@ -69,12 +75,32 @@ function rt.new_event_loop(opts)
   end
   argcheck(opts.clock == nil or opts.clock == "real" or opts.clock == "virtual", 1,
     "new_event_loop", "clock must be \"real\" or \"virtual\"")
+  argcheck(opts.debug == nil or type(opts.debug) == "boolean", 1, "new_event_loop",
+    "debug must be a boolean")
+  local slow = opts.slow_callback_duration
+  argcheck(slow == nil or (type(slow) == "number" and slow > 0 and slow < 1e6), 1,
+    "new_event_loop", "slow_callback_duration must be a positive number of seconds")
   local loop = setmetatable({}, EventLoop)
   loop._core = core.new_loop(task.hooks(loop), opts.clock == "virtual")
-  loop._debug = opts.debug and true or false
+  if opts.debug == nil then loop._debug = env_debug() else loop._debug = opts.debug end
+  loop.slow_callback_duration = slow or 0.1
   return loop
 end
 rt.LOOP_OPTIONS = LOOP_OPTIONS
+
+-- loop:set_debug(flag), loop:get_debug(): debug mode (applies from the
+-- next run): never-awaited coroutine objects and sleeps, steps longer than
+-- loop.slow_callback_duration (seconds, default 0.1), and tasks still
+-- pending when the loop is closed are reported to the exception handler.
+function EventLoop:set_debug(flag)
+  checkself(self, "set_debug")
+  self._debug = flag and true or false
+end
+
+function EventLoop:get_debug()
+  checkself(self, "get_debug")
+  return self._debug
+end
 
 -- loop:is_virtual(): does this loop run on a virtual clock?
 function EventLoop:is_virtual()
@@ -141,6 +167,14 @@ end
 function EventLoop:close()
   checkself(self, "close")
   if self._core:is_running() then error("cannot close a running event loop", 2) end
+  if self._debug and not self._core:is_closed() then  -- they can never finish now
+    for _, t in ipairs(self._core:tasks()) do
+      if not t:done() then
+        self:call_exception_handler({message = "Task was destroyed but it is pending: " ..
+          t:get_name(), task = t})
+      end
+    end
+  end
   self._core:close()
 end
 
@@ -150,7 +184,16 @@ local function run_core(self, watch_sigint)
     error("cannot run an event loop while another loop is running", 3)
   end
   rt.loop = self
+  local debug = self._debug
+  if debug then
+    task.set_debug(true)
+    self._core:set_slow(self.slow_callback_duration)
+  end
   local ok, status = pcall(self._core.run, self._core, watch_sigint)
+  if debug then
+    task.set_debug(false)
+    self._core:set_slow(0)
+  end
   rt.loop = nil
   if not ok then error(status, 0) end
   return status

@@ -26,6 +26,35 @@ local c_suspend, c_sleep = core.loop_methods.suspend, core.loop_methods.sleep
 
 local M = {REFUSED = REFUSED}
 
+-- Debug mode (a loop with debug on is running: see loop.lua's run_core):
+-- coroutine objects and sleeps are tracked, and one collected without
+-- being awaited is reported. When off this costs one test of DEBUG.
+local DEBUG = false
+function M.set_debug(on) DEBUG = on and true or false end
+
+-- A tracker's finalizer runs when its object is collected: if the object
+-- was never awaited (a coroutine object still unclaimed, a sleep never
+-- awaited), the loop it was made on hears of it, with where it was made.
+local Tracker = {}
+Tracker.__gc = function(tr)
+  local obj = tr.obj
+  if obj[1] == false or obj._awaited then return end
+  local dump = require "asyncio.dump"
+  local frames = dump.program_frames(tr.where)
+  local ctx = {message = ("%s was never awaited%s"):format(tr.what,
+    frames[1] and (" (made at " .. frames[1]:gsub(": in .*$", "") .. ")") or ""),
+    source_traceback = table.concat(frames, "\n")}
+  local loop = tr.loop
+  if loop and not loop._core:is_closed() then pcall(loop.call_exception_handler, loop, ctx)
+  else pcall(rt.default_exception_handler, nil, ctx) end
+end
+
+local function track(obj, what)
+  obj._dbg = setmetatable({obj = obj, what = what, where = traceback("", 2), loop = rt.loop},
+    Tracker)
+  return obj
+end
+
 -- rt.current is the task whose body is running, or nil. It lives in the
 -- shared runtime table so that other modules' awaitables (queue.lua) can
 -- suspend without a call into this one.
@@ -53,7 +82,12 @@ local async_body = setmetatable({}, {__mode = "k"})
 function M.async(fn)
   argcheck(type(fn) == "function", 1, "async", typeerror("function", fn))
   local af = function(...)
-    return setmetatable({select("#", ...), fn, ...}, Coro)
+    local c = setmetatable({select("#", ...), fn, ...}, Coro)
+    if DEBUG then
+      local d = getinfo(fn, "S")
+      track(c, ("a coroutine object (async function of %s:%d)"):format(d.short_src, d.linedefined))
+    end
+    return c
   end
   async_body[af] = fn
   return af
@@ -226,7 +260,10 @@ M.await = await
 M.register_instance(SLEEP0)
 
 -- sleep(delay, ...): an awaitable that resumes after 'delay' seconds with '...'.
+local debug_sleep
+
 function M.sleep(delay, ...)
+  if DEBUG then return debug_sleep(delay, ...) end
   local n = select("#", ...)
   if n == 0 and delay == 0 then return SLEEP0 end
   util.checkdelay(delay, 1, "sleep")
@@ -235,6 +272,22 @@ function M.sleep(delay, ...)
     return setmetatable({delay}, Sleep)
   end
   return setmetatable({delay, n = n + 1, ...}, Sleep)
+end
+
+-- In debug mode every sleep is its own object (no shared sleep(0)), tracked;
+-- awaiting it says so (its own metatable: the fast path does not look).
+local DebugSleep = {__name = "asyncio.sleep", __index = Sleep}
+DebugSleep.__await = function(s)
+  s._awaited = true
+  return await_sleep(s)
+end
+M.register_awaitable(DebugSleep)
+
+debug_sleep = function(delay, ...)
+  util.checkdelay(delay, 1, "sleep")
+  local n = select("#", ...)
+  local s = setmetatable(n == 0 and {delay} or {delay, n = n + 1, ...}, DebugSleep)
+  return track(s, ("asyncio.sleep(%s)"):format(tostring(delay)))
 end
 
 
@@ -455,6 +508,21 @@ function M.hooks(loop)
       rt.current = nil
       task:_set_exception("task yielded outside 'await' (use asyncio.await, not coroutine.yield)",
         traceback(co))
+    end,
+    function(what, seconds)  -- debug mode: a step held the loop too long
+      rt.current = nil
+      local ctx = {seconds = seconds}
+      if getmetatable(what) == Task then
+        local frames = require("asyncio.dump").frames(what)
+        ctx.task = what
+        ctx.message = ("Executing %s took %.3f seconds%s"):format(what:get_name(), seconds,
+          frames[1] and what._state == PENDING and
+            (" (its step ended at " .. frames[1]:gsub(": in .*$", "") .. ")") or "")
+      else
+        ctx.callback = what
+        ctx.message = ("Executing callback %s took %.3f seconds"):format(tostring(what), seconds)
+      end
+      loop:call_exception_handler(ctx)
     end,
   }
 end
