@@ -29,7 +29,7 @@ SAN_ENV   := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_
 BUSTED54  := $(LUA) $$(command -v $(BUSTED)) --ignore-lua
 RUN  := LUA_PATH="lua/?.lua;lua/?/init.lua;./?.lua;;" LUA_CPATH="build/?.so;;"
 
-.PHONY: all setup demo test repl install uninstall clean check lint asan gcstress memcheck soak fuzz bench bench-smoke bench-profile bench-scale
+.PHONY: all setup demo test repl repl-async install uninstall clean check lint asan gcstress memcheck soak fuzz bench bench-smoke bench-profile bench-scale
 
 all: $(CORE)
 
@@ -123,6 +123,10 @@ bench-scale: all
 
 repl: all
 	@$(RUN) $(LUA) -i -e 'print("asyncio ready: asyncio = require \"asyncio\"")'
+
+# a prompt inside a running loop: await(...) at top level (lua/asyncio/repl.lua)
+repl-async: all
+	@$(RUN) $(LUA) -l asyncio.repl
 
 install: all
 	install -d $(DESTDIR)$(LUA_LIBDIR)/asyncio $(DESTDIR)$(LUA_SHARE)/asyncio

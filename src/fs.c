@@ -210,6 +210,21 @@ static int core_fs (lua_State *L) {
 }
 
 
+/* core.guess_handle(fd) -> "tty", "pipe", "file", "tcp", "udp" or
+** "unknown": what a descriptor is (the async REPL asks of stdin). */
+static int core_guess_handle (lua_State *L) {
+  switch (uv_guess_handle((uv_file)luaL_checkinteger(L, 1))) {
+    case UV_TTY: lua_pushliteral(L, "tty"); break;
+    case UV_NAMED_PIPE: lua_pushliteral(L, "pipe"); break;
+    case UV_FILE: lua_pushliteral(L, "file"); break;
+    case UV_TCP: lua_pushliteral(L, "tcp"); break;
+    case UV_UDP: lua_pushliteral(L, "udp"); break;
+    default: lua_pushliteral(L, "unknown"); break;
+  }
+  return 1;
+}
+
+
 static FsBox *checkfs (lua_State *L) {
   return (FsBox *)luaL_checkudata(L, 1, ASYNCIO_FS);
 }
@@ -378,7 +393,9 @@ void asyncio_fs_open (lua_State *L) {
     {"__gc", fs_gc}, {"_wait", fs_wait}, {"_abort", fs_abort}, {"_result", fs_result},
     {"_close_after", fs_close_after}, {NULL, NULL}
   };
-  static const luaL_Reg module[] = {{"fs", core_fs}, {"fs_now", core_fs_now}, {NULL, NULL}};
+  static const luaL_Reg module[] = {
+    {"fs", core_fs}, {"fs_now", core_fs_now}, {"guess_handle", core_guess_handle}, {NULL, NULL}
+  };
   luaL_newmetatable(L, ASYNCIO_FS);
   asyncio_setfuncs(L, meta);
   lua_pushvalue(L, -1);
