@@ -80,6 +80,31 @@ describe("gather", function()
     assert.same({false, true, true, true}, r)
   end)
 
+  it("a task cancelled again after its gather failed does not leave the gather's error unretrieved", function()
+    -- the first cancel goes to the gather; the gather ends (CancelledError)
+    -- and wakes the task; a second cancel lands before the task runs. The
+    -- task gets CancelledError and the gather's outcome counts as retrieved
+    -- (CPython's wake-up reads it first), so nothing is reported.
+    local loop = asyncio.new_event_loop()
+    local got = support.capture(loop)
+    local state = loop:run_until_complete(loop:create_task(function()
+      local g = asyncio.create_task(function()
+        await(asyncio.gather(asyncio.create_task(asyncio.sleep, 5), asyncio.create_task(asyncio.sleep, 7)))
+      end)
+      await(asyncio.sleep(0))
+      g:cancel()
+      await(asyncio.sleep(0))  -- the children end; the gather fails and wakes g
+      g:cancel()               -- before g runs
+      local ok, err = pcall(await, g)
+      return {ok, asyncio.CancelledError:is(err)}
+    end))
+    collectgarbage()
+    collectgarbage()
+    loop:close()
+    assert.same({false, true}, state)
+    assert.same({}, got)
+  end)
+
   it("runs its children concurrently", function()
     local log = {}
     support.run(function()

@@ -168,7 +168,10 @@ local function await_future(fut)
       fut:_remove_waiter(task)
       error(msg, 3)
     end
-    if fut._state == PENDING then fut:_remove_waiter(task) end  -- cancelled meanwhile
+    if fut._state == PENDING then fut:_remove_waiter(task)  -- cancelled meanwhile
+    elseif task._must_cancel then
+      fut._guard = nil  -- its outcome reached this task, which was cancelled after: retrieved
+    end
     if task._must_cancel then raise_cancel(task) end
   end
   return fut:result()
