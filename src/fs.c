@@ -273,10 +273,7 @@ static int core_fs_now (lua_State *L) {
 
 
 static int fs_wait (lua_State *L) {
-  FsBox *b = checkfs(L);
-  Loop *lp = asyncio_checkloop(L, 2);
-  lua_settop(L, 2);
-  return asyncio_io_wait(L, lp, 1, 2, &b->waiter, 2);
+  return asyncio_io_wait_method(L, &checkfs(L)->waiter);
 }
 
 

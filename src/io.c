@@ -21,6 +21,15 @@ int asyncio_io_wait (lua_State *L, Loop *lp, int idx, int uv, lua_State **slot, 
 }
 
 
+/* obj:_wait(loop), the method of an object with one waiter 'slot' (at 1,
+** its user value 2 anchors the task): suspend until the event. */
+int asyncio_io_wait_method (lua_State *L, lua_State **slot) {
+  Loop *lp = asyncio_checkloop(L, 2);
+  lua_settop(L, 2);
+  return asyncio_io_wait(L, lp, 1, 2, slot, 2);
+}
+
+
 /* From a libuv callback: wake the task in '*slot', if any. */
 void asyncio_io_wake (Loop *lp, lua_State **slot) {
   lua_State *co = *slot;

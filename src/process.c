@@ -202,10 +202,7 @@ static PBox *checkproc (lua_State *L) {
 
 /* p:_wait(loop): suspend until the child exits (or a cancellation). */
 static int proc_wait (lua_State *L) {
-  PBox *b = checkproc(L);
-  Loop *lp = asyncio_checkloop(L, 2);
-  lua_settop(L, 2);
-  return asyncio_io_wait(L, lp, 1, 2, &b->waiter, 2);
+  return asyncio_io_wait_method(L, &checkproc(L)->waiter);
 }
 
 

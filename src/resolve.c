@@ -130,10 +130,7 @@ static ResBox *checkres (lua_State *L) {
 
 /* req:_wait(loop): suspend until the answer is in (or cancelled). */
 static int res_wait (lua_State *L) {
-  ResBox *b = checkres(L);
-  Loop *lp = asyncio_checkloop(L, 2);
-  lua_settop(L, 2);
-  return asyncio_io_wait(L, lp, 1, 2, &b->waiter, 2);
+  return asyncio_io_wait_method(L, &checkres(L)->waiter);
 }
 
 

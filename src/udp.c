@@ -240,10 +240,7 @@ static int ep_recv (lua_State *L) {
 
 
 static int ep_wait (lua_State *L) {
-  EBox *b = checkep(L);
-  Loop *lp = asyncio_checkloop(L, 2);
-  lua_settop(L, 2);
-  return asyncio_io_wait(L, lp, 1, 2, &b->waiter, 2);
+  return asyncio_io_wait_method(L, &checkep(L)->waiter);
 }
 
 
