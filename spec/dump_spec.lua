@@ -86,23 +86,22 @@ asyncio.run(function()
 end)
 ]])
     f:close()
+    -- the child's output once it shows 'word' (at most 6 s: a guard, not a bound)
+    local function log_once(word)
+      local text = ""
+      for _ = 1, 300 do
+        local lf = io.open(log)
+        text = lf and lf:read("a") or ""
+        if lf then lf:close() end
+        if text:find(word) then break end
+        os.execute("sleep 0.02")
+      end
+      return text
+    end
     local pid = support.spawn(("%s %s"):format(support.LUA, script), log)
-    local text = ""
-    for _ = 1, 200 do  -- until it runs
-      local lf = io.open(log)
-      text = lf and lf:read("a") or ""
-      if lf then lf:close() end
-      if text:find("ready") then break end
-      os.execute("sleep 0.02")
-    end
+    log_once("ready")
     support.kill(pid, "QUIT")
-    for _ = 1, 300 do
-      local lf = io.open(log)
-      text = lf and lf:read("a") or ""
-      if lf then lf:close() end
-      if text:find("finished") then break end
-      os.execute("sleep 0.02")
-    end
+    local text = log_once("finished")
     os.remove(script)
     os.remove(log)
     assert.matches("ready", text)

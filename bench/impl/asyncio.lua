@@ -157,8 +157,9 @@ function W.W7(n)
 end
 
 -- TCP echo: an echo server and 100 clients in this process; each client
--- sends n / 100 messages of 64 bytes, awaiting each echo before the next
-function W.W8(n)
+-- sends n / 100 messages of 64 bytes, awaiting each echo before the next.
+-- 'sopts' and 'copts' are the server's and the clients' options (W11: TLS).
+local function echo(n, what, sopts, copts)
   local conns = 100
   local per = n // conns
   local msg = ("m"):rep(63) .. "\n"
@@ -170,14 +171,14 @@ function W.W8(n)
         w:write(data)
         await(w:drain())
       end
-    end, "127.0.0.1", 0))
+    end, "127.0.0.1", 0, sopts))
     local port = srv:sockets()[1]:getsockname()[2]
     local t0 = now()
     local ok = 0
     local clients = {}
     for c = 1, conns do
       clients[c] = asyncio.create_task(function()
-        local r, w = await(asyncio.open_connection("127.0.0.1", port))
+        local r, w = await(asyncio.open_connection("127.0.0.1", port, copts))
         for _ = 1, per do
           w:write(msg)
           if await(r:readexactly(64)) == msg then ok = ok + 1 end
@@ -188,50 +189,20 @@ function W.W8(n)
     await(gather(clients))
     local dt = now() - t0
     srv:close()
-    common.check(ok == conns * per, "W8 echoes")
+    common.check(ok == conns * per, what)
     return dt
   end)
 end
 
+function W.W8(n) return echo(n, "W8 echoes") end
+
 -- TLS echo: W8 over TLS with the certificate bench/run.lua makes in
 -- build/bench/tls (the clients trust it and check the name "localhost")
 function W.W11(n)
-  local conns = 100
-  local per = n // conns
-  local msg = ("m"):rep(63) .. "\n"
   local dir = "build/bench/tls/"
   local sctx = asyncio.ssl_context{mode = "server", certfile = dir .. "cert.pem", keyfile = dir .. "key.pem"}
   local cctx = asyncio.ssl_context{cafile = dir .. "cert.pem"}
-  return asyncio.run(function()
-    local srv = await(asyncio.start_server(function(r, w)
-      while true do
-        local data = await(r:read(65536))
-        if data == "" then break end
-        w:write(data)
-        await(w:drain())
-      end
-    end, "127.0.0.1", 0, {ssl = sctx}))
-    local port = srv:sockets()[1]:getsockname()[2]
-    local t0 = now()
-    local ok = 0
-    local clients = {}
-    for c = 1, conns do
-      clients[c] = asyncio.create_task(function()
-        local r, w = await(asyncio.open_connection("127.0.0.1", port,
-          {ssl = cctx, server_hostname = "localhost"}))
-        for _ = 1, per do
-          w:write(msg)
-          if await(r:readexactly(64)) == msg then ok = ok + 1 end
-        end
-        w:close()
-      end)
-    end
-    await(gather(clients))
-    local dt = now() - t0
-    srv:close()
-    common.check(ok == conns * per, "W11 echoes")
-    return dt
-  end)
+  return echo(n, "W11 echoes", {ssl = sctx}, {ssl = cctx, server_hostname = "localhost"})
 end
 
 -- HTTP hello: a minimal keep-alive server on port n, until killed

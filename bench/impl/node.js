@@ -170,10 +170,12 @@ async function sleepers(n, ds, what) {
 const net = require('net');
 const http = require('http');
 
-W.W8 = (n) => new Promise((resolve) => {
+// The echo of W8 and W11: 'createServer' and 'connect' make the server
+// and a client socket; 'ready' is the event after which a client writes.
+const echoClients = (n, what, createServer, connect, ready) => new Promise((resolve) => {
   const conns = 100, per = Math.floor(n / conns);
   const msg = Buffer.from('m'.repeat(63) + '\n');
-  const srv = net.createServer((s) => {
+  const srv = createServer((s) => {
     s.setNoDelay(true);
     s.on('data', (d) => s.write(d));
     s.on('end', () => s.end());
@@ -183,10 +185,10 @@ W.W8 = (n) => new Promise((resolve) => {
     let ok = 0, finished = 0;
     const t0 = now();
     for (let c = 0; c < conns; c++) {
-      const sock = net.connect(port, '127.0.0.1');
+      const sock = connect(port);
       sock.setNoDelay(true);
       let sent = 0, got = [], have = 0;
-      sock.on('connect', () => { sent++; sock.write(msg); });
+      sock.on(ready, () => { sent++; sock.write(msg); });
       sock.on('data', (d) => {
         got.push(d); have += d.length;
         while (have >= 64) {
@@ -200,56 +202,27 @@ W.W8 = (n) => new Promise((resolve) => {
         if (++finished === conns) {
           const dt = now() - t0;
           srv.close();
-          check(ok === conns * per, 'W8 echoes');
+          check(ok === conns * per, what);
           resolve(dt);
         }
       });
     }
   });
 });
+
+W.W8 = (n) => echoClients(n, 'W8 echoes', (cb) => net.createServer(cb),
+  (port) => net.connect(port, '127.0.0.1'), 'connect');
 
 // W11: W8 over TLS with Node's tls module, the certificate bench/run.lua makes.
 const tls = require('tls');
 
-W.W11 = (n) => new Promise((resolve) => {
-  const conns = 100, per = Math.floor(n / conns);
-  const msg = Buffer.from('m'.repeat(63) + '\n');
+W.W11 = (n) => {
   const cert = fs.readFileSync('build/bench/tls/cert.pem');
   const key = fs.readFileSync('build/bench/tls/key.pem');
-  const srv = tls.createServer({ cert, key }, (s) => {
-    s.setNoDelay(true);
-    s.on('data', (d) => s.write(d));
-    s.on('end', () => s.end());
-  });
-  srv.listen(0, '127.0.0.1', () => {
-    const port = srv.address().port;
-    let ok = 0, finished = 0;
-    const t0 = now();
-    for (let c = 0; c < conns; c++) {
-      const sock = tls.connect({ port, host: '127.0.0.1', ca: cert, servername: 'localhost' });
-      sock.setNoDelay(true);
-      let sent = 0, got = [], have = 0;
-      sock.on('secureConnect', () => { sent++; sock.write(msg); });
-      sock.on('data', (d) => {
-        got.push(d); have += d.length;
-        while (have >= 64) {
-          const all = Buffer.concat(got);
-          if (all.subarray(0, 64).equals(msg)) ok++;
-          got = [all.subarray(64)]; have -= 64;
-          if (sent < per) { sent++; sock.write(msg); } else { sock.end(); }
-        }
-      });
-      sock.on('close', () => {
-        if (++finished === conns) {
-          const dt = now() - t0;
-          srv.close();
-          check(ok === conns * per, 'W11 echoes');
-          resolve(dt);
-        }
-      });
-    }
-  });
-});
+  return echoClients(n, 'W11 echoes', (cb) => tls.createServer({ cert, key }, cb),
+    (port) => tls.connect({ port, host: '127.0.0.1', ca: cert, servername: 'localhost' }),
+    'secureConnect');
+};
 
 W.W9 = (port) => new Promise(() => {
   const srv = http.createServer((req, res) => {

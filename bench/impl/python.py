@@ -153,7 +153,10 @@ async def w7(n):
     return dt
 
 
-async def w8(n):
+async def echo_clients(n, what, sopts, copts):
+    """An echo server and 100 clients; each sends n / 100 messages of 64
+    bytes, awaiting each echo. sopts and copts: start_server's and
+    open_connection's keyword arguments (W11: TLS)."""
     conns = 100
     per = n // conns
     msg = b"m" * 63 + b"\n"
@@ -167,13 +170,13 @@ async def w8(n):
             await w.drain()
         w.close()
 
-    srv = await asyncio.start_server(echo, "127.0.0.1", 0)
+    srv = await asyncio.start_server(echo, "127.0.0.1", 0, **sopts)
     port = srv.sockets[0].getsockname()[1]
     ok = 0
 
     async def client():
         nonlocal ok
-        r, w = await asyncio.open_connection("127.0.0.1", port)
+        r, w = await asyncio.open_connection("127.0.0.1", port, **copts)
         for _ in range(per):
             w.write(msg)
             if await r.readexactly(64) == msg:
@@ -184,48 +187,21 @@ async def w8(n):
     await asyncio.gather(*[client() for _ in range(conns)])
     dt = time.monotonic() - t0
     srv.close()
-    check(ok == conns * per, "W8 echoes")
+    check(ok == conns * per, what)
     return dt
+
+
+async def w8(n):
+    return await echo_clients(n, "W8 echoes", {}, {})
 
 
 async def w11(n):
     """W8 over TLS, with the certificate bench/run.lua makes."""
-    conns = 100
-    per = n // conns
-    msg = b"m" * 63 + b"\n"
     sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     sctx.load_cert_chain("build/bench/tls/cert.pem", "build/bench/tls/key.pem")
     cctx = ssl.create_default_context(cafile="build/bench/tls/cert.pem")
-
-    async def echo(r, w):
-        while True:
-            data = await r.read(65536)
-            if not data:
-                break
-            w.write(data)
-            await w.drain()
-        w.close()
-
-    srv = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=sctx)
-    port = srv.sockets[0].getsockname()[1]
-    ok = 0
-
-    async def client():
-        nonlocal ok
-        r, w = await asyncio.open_connection("127.0.0.1", port, ssl=cctx,
-                                             server_hostname="localhost")
-        for _ in range(per):
-            w.write(msg)
-            if await r.readexactly(64) == msg:
-                ok += 1
-        w.close()
-
-    t0 = time.monotonic()
-    await asyncio.gather(*[client() for _ in range(conns)])
-    dt = time.monotonic() - t0
-    srv.close()
-    check(ok == conns * per, "W11 echoes")
-    return dt
+    return await echo_clients(n, "W11 echoes", {"ssl": sctx},
+                              {"ssl": cctx, "server_hostname": "localhost"})
 
 
 async def w9(port):
