@@ -106,7 +106,7 @@ describe("misuse", function()
         fails_with(bad(1, name, "asyncio.Semaphore expected, got asyncio.Lock"), class[name], asyncio.Lock())
       end
     end
-    asyncio.run(function()
+    support.run(function()
       await(asyncio.task_group(function(tg)
         fails_with(bad(1, "create_task", "asyncio.TaskGroup expected, got number"), tg.create_task, 42, print)
       end))
@@ -151,7 +151,7 @@ describe("misuse", function()
   end)
 
   it("inside a task: wrong awaitables, awaiting twice, awaiting itself", function()
-    asyncio.run(function()
+    support.run(function()
       for _, v in ipairs({42, "x", {}, print, true}) do
         local ok, err = pcall(await, v)
         assert.is_false(ok)
@@ -178,7 +178,7 @@ describe("misuse", function()
 
   it("in callbacks is reported, and the loop goes on", function()
     local got
-    local after = asyncio.run(function()
+    local after = support.run(function()
       local loop = asyncio.get_running_loop()
       got = support.capture(loop)
       local f = asyncio.Future()
