@@ -66,7 +66,8 @@ end
 
 -- new_event_loop([opts]): opts.clock "real" (default) or "virtual": time
 -- stands still while anything can run and jumps to the next deadline when
--- every task waits (loop.c); opts.debug (see debug.lua).
+-- every task waits (loop.c); opts.debug and opts.slow_callback_duration:
+-- debug mode (see set_debug below).
 function rt.new_event_loop(opts)
   argcheck(opts == nil or type(opts) == "table", 1, "new_event_loop", typeerror("table", opts))
   opts = opts or {}
