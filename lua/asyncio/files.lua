@@ -40,9 +40,7 @@ File.__index = File
 M.File = File
 
 local function checkfile(f, fname)
-  if getmetatable(f) ~= File then
-    error(("bad argument #1 to '%s' (%s)"):format(fname, typeerror("asyncio.File", f)), 3)
-  end
+  util.checkself(File, f, fname, 4)
   if f._fd == nil then error(("%s: the file is closed"):format(fname), 3) end
 end
 

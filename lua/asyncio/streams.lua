@@ -12,7 +12,7 @@ local ssl = require "asyncio.ssl"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
 
-local argcheck, typeerror = util.argcheck, util.typeerror
+local argcheck, typeerror, checkself = util.argcheck, util.typeerror, util.checkself
 local raise_cancel, REFUSED, await = task.raise_cancel, task.REFUSED, task.await
 local oserror, IncompleteReadError, LimitOverrunError =
   errors.oserror, errors.IncompleteReadError, errors.LimitOverrunError
@@ -117,11 +117,7 @@ local StreamReader = {__name = "asyncio.StreamReader"}
 StreamReader.__index = StreamReader
 M.StreamReader = StreamReader
 
-local function checkreader(r, fname)
-  if getmetatable(r) ~= StreamReader then
-    error(("bad argument #1 to '%s' (%s)"):format(fname, typeerror("asyncio.StreamReader", r)), 3)
-  end
-end
+local function checkreader(r, fname) checkself(StreamReader, r, fname, 4) end
 
 local function read_all(conn)
   local parts, n = {}, 0
@@ -272,11 +268,7 @@ local StreamWriter = {__name = "asyncio.StreamWriter"}
 StreamWriter.__index = StreamWriter
 M.StreamWriter = StreamWriter
 
-local function checkwriter(w, fname)
-  if getmetatable(w) ~= StreamWriter then
-    error(("bad argument #1 to '%s' (%s)"):format(fname, typeerror("asyncio.StreamWriter", w)), 3)
-  end
-end
+local function checkwriter(w, fname) checkself(StreamWriter, w, fname, 4) end
 
 -- writer:write(data): buffer 'data' (a string); never waits.
 function StreamWriter:write(data)
@@ -698,11 +690,7 @@ local Server = {__name = "asyncio.Server"}
 Server.__index = Server
 M.Server = Server
 
-local function checkserver(s, fname)
-  if getmetatable(s) ~= Server then
-    error(("bad argument #1 to '%s' (%s)"):format(fname, typeerror("asyncio.Server", s)), 3)
-  end
-end
+local function checkserver(s, fname) checkself(Server, s, fname, 4) end
 
 -- The server is closed and its last client gone: wake wait_closed.
 local function check_closed(srv)

@@ -32,11 +32,7 @@ Process.__index = function(p, k)
 end
 M.Process = Process
 
-local function checkproc(p, fname)
-  if getmetatable(p) ~= Process then
-    error(("bad argument #1 to '%s' (%s)"):format(fname, typeerror("asyncio.Process", p)), 3)
-  end
-end
+local function checkproc(p, fname) util.checkself(Process, p, fname, 4) end
 
 local function wait_impl(p)
   local t = task.current("wait")

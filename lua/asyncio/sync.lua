@@ -24,11 +24,7 @@ local function class(name)
   return cls
 end
 
-local function checkself(cls, self, fname)
-  if getmetatable(self) ~= cls then
-    error(("bad argument #1 to '%s' (%s)"):format(fname, typeerror(cls.__name, self)), 3)
-  end
-end
+local checkself = util.checkself
 
 local function remove(list, x)
   for i = 1, #list do if list[i] == x then table.remove(list, i) return end end

@@ -19,11 +19,7 @@ local Endpoint = {__name = "asyncio.DatagramEndpoint"}
 Endpoint.__index = Endpoint
 M.Endpoint = Endpoint
 
-local function checkep(e, fname)
-  if getmetatable(e) ~= Endpoint then
-    error(("bad argument #1 to '%s' (%s)"):format(fname, typeerror("asyncio.DatagramEndpoint", e)), 3)
-  end
-end
+local function checkep(e, fname) util.checkself(Endpoint, e, fname, 4) end
 
 local function recvfrom_impl(e)
   local t = task.current("recvfrom")

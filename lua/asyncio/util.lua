@@ -10,6 +10,16 @@ function util.argcheck(cond, n, fname, msg)
   end
 end
 
+-- Raise "bad argument #1 to 'fname' (<cls.__name> expected, got ...)" unless
+-- 'self' is an instance of class 'cls' (its metatable), at 'level' (default
+-- 3: the caller of the method that checks).
+function util.checkself(cls, self, fname, level)
+  if getmetatable(self) ~= cls then
+    error(("bad argument #1 to '%s' (%s)"):format(fname, util.typeerror(cls.__name, self)),
+      level or 3)
+  end
+end
+
 -- "number expected, got string" in Lua's words (with __name for userdata).
 function util.typeerror(expected, value)
   local mt = getmetatable(value)
