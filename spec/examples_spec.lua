@@ -158,12 +158,9 @@ describe("README.md", function()
     local code = {}
     for block in tour:gmatch("```lua\n(.-)```") do code[#code + 1] = block end
     assert.equal(3, #code)
-    local f = os.tmpname()
-    local h = assert(io.open(f, "w"))
-    h:write(table.concat(code, "\n"))
-    h:close()
-    local out, status = support.sh(support.LUA .. " " .. f)
-    os.remove(f)
+    local out, status = support.with_file(table.concat(code, "\n"), function(f)
+      return support.sh(support.LUA .. " " .. f)
+    end)
     assert.equal(0, status, out)
     assert.equal("result1\tresult2\tresult3\t3\n5050\nfalse\ttrue\n6\nhello\n\n", out)
   end)
@@ -187,13 +184,9 @@ end)
 
 describe("the Lua REPL", function()
   local function repl(lines)
-    local f = os.tmpname()
-    local h = assert(io.open(f, "w"))
-    h:write(table.concat(lines, "\n"), "\n")
-    h:close()
-    local out = support.sh("bash spec/repl_helper.sh " .. f)
-    os.remove(f)
-    return out
+    return support.with_file(table.concat(lines, "\n") .. "\n", function(f)
+      return (support.sh("bash spec/repl_helper.sh " .. f))
+    end)
   end
 
   it("runs the demo twice and still answers", function()

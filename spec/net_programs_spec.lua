@@ -8,12 +8,7 @@ local await = asyncio.await
 local LUA = support.LUA
 
 -- Run 'fn' with a guard: a broken peer fails the spec instead of hanging it.
-local function run_guarded(fn, ...)
-  local args = table.pack(...)
-  return support.run(function()
-    return await(asyncio.wait_for(asyncio.create_task(fn, table.unpack(args, 1, args.n)), 60))
-  end)
-end
+local function run_guarded(fn, ...) return support.run_within(60, fn, ...) end
 
 describe("examples/redis.lua against redis-server", function()
   local port, pid

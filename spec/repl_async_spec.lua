@@ -7,24 +7,14 @@ local REPL = support.LUA .. " -l asyncio.repl"
 
 -- Act out 'actions' (see pty_helper.py) on the REPL in a terminal.
 local function terminal(actions)
-  local f = os.tmpname()
-  local h = assert(io.open(f, "w"))
-  h:write(table.concat(actions, "\n"), "\n")
-  h:close()
-  local out = support.sh(("env %s python3 spec/pty_helper.py %s lua5.4 -l asyncio.repl")
-    :format(REPL:match("^(.*) lua5.4"), f))
-  os.remove(f)
-  return out
+  return support.with_file(table.concat(actions, "\n") .. "\n", function(f)
+    return (support.sh(("env %s python3 spec/pty_helper.py %s lua5.4 -l asyncio.repl")
+      :format(REPL:match("^(.*) lua5.4"), f)))
+  end)
 end
 
 local function piped(text)
-  local f = os.tmpname()
-  local h = assert(io.open(f, "w"))
-  h:write(text)
-  h:close()
-  local out, code = support.sh(("%s < %s"):format(REPL, f))
-  os.remove(f)
-  return out, code
+  return support.with_file(text, function(f) return support.sh(("%s < %s"):format(REPL, f)) end)
 end
 
 describe("the async REPL in a terminal", function()

@@ -13,6 +13,24 @@ function support.run(fn, ...)
   return busted_run({clock = "real", timeout = 600}, fn, ...)
 end
 
+-- The same with a deadline of 'seconds': a broken peer program fails the
+-- spec (with a dump of where the tasks were) instead of hanging it.
+function support.run_within(seconds, fn, ...)
+  return busted_run({clock = "real", timeout = seconds}, fn, ...)
+end
+
+-- Write 'text' to a new temporary file, return fn(path), remove the file.
+function support.with_file(text, fn)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+  local res = table.pack(pcall(fn, path))
+  os.remove(path)
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n)
+end
+
 -- The world is clean: no loop running, no task pending anywhere.
 function support.assert_clean()
   assert(rt.loop == nil, "an event loop is still running")

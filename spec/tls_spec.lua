@@ -31,12 +31,7 @@ local function make_cert(name, cn, san, ca)
 end
 
 -- Run 'fn' as the main task with a guard against a hang.
-local function run(fn, ...)
-  local args = table.pack(...)
-  return support.run(function()
-    return await(asyncio.wait_for(asyncio.create_task(fn, table.unpack(args, 1, args.n)), 60))
-  end)
-end
+local function run(fn, ...) return support.run_within(60, fn, ...) end
 
 local function server_ctx(verify)
   return asyncio.ssl_context{mode = "server", certfile = pem.server, keyfile = pem.server_key,
