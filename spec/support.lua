@@ -66,6 +66,20 @@ function support.sh(cmd)
   return out, code
 end
 
+-- Run Lua source 'src' in a child lua5.4 that loads this checkout (the
+-- plain build); 'prefix' goes before the command (a ulimit, say). Returns
+-- what it printed (stdout and stderr) and its exit status: a crash or a
+-- signal is a status, not the end of the spec run.
+function support.lua_run(src, prefix)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(src)
+  f:close()
+  local out, code = support.sh(("%s%s %s"):format(prefix or "", support.LUA, path))
+  os.remove(path)
+  return out, code
+end
+
 -- The process id of this Lua process.
 function support.pid()
   local f = assert(io.open("/proc/self/stat"))

@@ -2,6 +2,9 @@
 ** core.c: luaopen_asyncio_core. Metatables and function tables only; the
 ** concepts live in loop.c, timer.c and queue.c.
 */
+#include <signal.h>
+#include <string.h>
+
 #include "asyncio.h"
 
 /*
@@ -45,7 +48,29 @@ static int core_metatable (lua_State *L) {
 }
 
 
+/*
+** A write to a socket or pipe whose reader is gone raises SIGPIPE, whose
+** default action ends the process: one client hanging up would kill a
+** server. Ignore it, as CPython and Node do at start-up, so the write
+** fails with EPIPE instead (BrokenPipeError). Only when the host left the
+** default: a program with a handler of its own keeps it. Children start
+** with every signal at its default again (libuv resets them in uv_spawn).
+*/
+static void ignore_sigpipe (void) {
+  struct sigaction old;
+  if (sigaction(SIGPIPE, NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) &&
+      old.sa_handler == SIG_DFL) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, NULL);
+  }
+}
+
+
 LUAMOD_API int luaopen_asyncio_core (lua_State *L) {
+  ignore_sigpipe();
   luaL_newmetatable(L, ASYNCIO_LOOP);   /* with __name, for error messages */
   luaL_newmetatable(L, ASYNCIO_QUEUE);
   lua_createtable(L, 3, 0);
