@@ -75,4 +75,52 @@ describe("issue 18", function()
       assert.are_not.equal(0, self & (1 << 12))  -- ignored in the process that loaded asyncio
     end)
   end)
+
+  describe("finalizers", function()
+    it("a PriorityQueue used by a finalizer that runs after its own still works", function()
+      local out, code = support.lua_run([[
+        local asyncio = require "asyncio"
+        local q
+        -- finalizers run in the reverse order of creation: this one after q's
+        local _ = setmetatable({}, {__gc = function()
+          q:put_nowait(3)
+          q:put_nowait(1)
+          print("pq", q:get_nowait(), q:get_nowait(), q:get_nowait(), q:qsize())
+        end})
+        q = asyncio.PriorityQueue()
+        for i = 1, 100 do q:put_nowait(i) end  -- the heap grows: new arrays
+        for _ = 1, 100 do q:get_nowait() end
+        q:put_nowait(2)
+      ]])
+      assert.are.equal("pq\t1\t2\t3\t0\n", out)
+      assert.are.equal(0, code)
+    end)
+
+    it("a stream and a file request used after their finalizers fail cleanly", function()
+      local out, code = support.lua_run([[
+        local asyncio = require "asyncio"
+        local core = require "asyncio.core"
+        local await = asyncio.await
+        local r, req
+        local _ = setmetatable({}, {__gc = function()
+          print("read", r._conn.box:_read(10), r:at_eof())
+          print("request", pcall(req._result, req))
+        end})
+        asyncio.run(function()
+          local srv = await(asyncio.start_server(function(_, w) w:write("hello") end, "127.0.0.1", 0))
+          local w
+          r, w = await(asyncio.open_connection("127.0.0.1", srv:sockets()[1]:getsockname()[2]))
+          while r._conn.box:_buffered() < 5 do await(asyncio.sleep(0.001)) end
+          req = core.fs(asyncio.get_running_loop()._core, 4, "/")  -- a stat, left unread
+          await(asyncio.sleep(0.05))
+          srv:close()
+          srv:close_clients()
+          r, w = r, nil
+        end)
+      ]])
+      assert.matches("read\t\ttrue\n", out)
+      assert.matches("request\tfalse\t[^\n]*already consumed\n", out)
+      assert.are.equal(0, code)
+    end)
+  end)
 end)

@@ -7,14 +7,13 @@
 ** Waking only queues the task on its loop (task.c); what a wake-up means
 ** (cancellation, shutdown) is queue.lua's.
 */
-#include <stdlib.h>
 #include <string.h>
 
 #include "asyncio.h"
 
 enum { FIFO, LIFO, PRIO };
 /* user values of a Queue */
-enum { Q_ITEMS = 1, Q_GETTERS, Q_PUTTERS, Q_LOOP, Q_LESS, Q_GETOP, Q_NUV = Q_GETOP };
+enum { Q_ITEMS = 1, Q_GETTERS, Q_PUTTERS, Q_LOOP, Q_LESS, Q_GETOP, Q_SEQS, Q_NUV = Q_SEQS };
 /* which waiter list */
 enum { GETTERS = 0, PUTTERS = 1 };
 
@@ -32,7 +31,9 @@ typedef struct Queue {
   int shutdown;
   lua_Integer maxsize;          /* 0: unbounded */
   lua_Integer head, count, cap; /* FIFO/LIFO ring at keys 1..cap; PRIO heap at 1..count */
-  lua_Integer *seqs;            /* PRIO: insertion numbers, parallel to the heap (1-based) */
+  lua_Integer *seqs;            /* PRIO: insertion numbers, parallel to the heap (1-based),
+                                ** in the userdata at user value Q_SEQS: Lua owns the memory,
+                                ** so no finalizer can leave a queue half-freed */
   lua_Integer nextseq;
   lua_Integer unfinished;       /* put minus task_done */
   lua_Integer reserved;         /* slots promised to woken putters */
@@ -78,16 +79,26 @@ static void ring_copy (lua_State *L, int idx, lua_Integer head,
 }
 
 
-/* Make room for one more item in the FIFO/LIFO ring; may raise, changing nothing. */
+/* A new array of 'n' insertion numbers, with the first 'keep' of the old
+** one, in place of the old one (at the queue at index 1). May raise (out
+** of memory), changing nothing. */
+static void seqs_resize (lua_State *L, Queue *q, lua_Integer n, lua_Integer keep) {
+  lua_Integer *s;
+  if ((size_t)n > ((size_t)-1 / 2) / sizeof *s) luaL_error(L, "queue too large");
+  s = (lua_Integer *)lua_newuserdatauv(L, (size_t)n * sizeof *s, 0);
+  if (keep > 0) memcpy(s, q->seqs, (size_t)keep * sizeof *s);
+  lua_setiuservalue(L, 1, Q_SEQS);  /* the old array is garbage from now */
+  q->seqs = s;
+}
+
+
+/* Make room for one more item; may raise, changing nothing. */
 static void items_reserve (lua_State *L, Queue *q) {
   lua_Integer ncap;
   if (q->kind == PRIO) {
     if (q->count + 1 >= q->cap) {
-      lua_Integer *s;
       ncap = q->cap * 2;
-      s = (lua_Integer *)realloc(q->seqs, (size_t)(ncap + 1) * sizeof *s);
-      if (s == NULL) luaL_error(L, "not enough memory");
-      q->seqs = s;
+      seqs_resize(L, q, ncap + 1, q->count + 1);
       q->cap = ncap;
     }
     return;
@@ -578,14 +589,6 @@ static int queue_waiting (lua_State *L) {
 }
 
 
-static int queue_gc (lua_State *L) {
-  Queue *q = checkqueue(L, "__gc");
-  free(q->seqs);
-  q->seqs = NULL;
-  return 0;
-}
-
-
 /*
 ** core.new_queue(kind, maxsize, less, getop) -> Queue. 'kind' is "fifo",
 ** "lifo" or "priority"; 'getop' is what q:get() returns.
@@ -605,10 +608,6 @@ static int new_queue (lua_State *L) {
   q->kind = kind;
   q->maxsize = maxsize;
   q->cap = maxsize > 0 && maxsize < 64 ? maxsize : 64;
-  if (kind == PRIO) {
-    q->seqs = (lua_Integer *)malloc((size_t)(q->cap + 1) * sizeof *q->seqs);
-    if (q->seqs == NULL) return luaL_error(L, "not enough memory");
-  }
   lua_createtable(L, (int)q->cap, 0);
   lua_setiuservalue(L, -2, Q_ITEMS);
   for (w = 0; w < 2; w++) {
@@ -616,9 +615,14 @@ static int new_queue (lua_State *L) {
     lua_createtable(L, 4, 0);
     lua_setiuservalue(L, -2, Q_GETTERS + w);
   }
-  if (kind == PRIO && !lua_isnoneornil(L, 3)) {
-    lua_pushvalue(L, 3);
-    lua_setiuservalue(L, -2, Q_LESS);
+  if (kind == PRIO) {
+    lua_replace(L, 1);  /* seqs_resize wants the queue at index 1 */
+    seqs_resize(L, q, q->cap + 1, 0);
+    lua_pushvalue(L, 1);
+    if (!lua_isnoneornil(L, 3)) {
+      lua_pushvalue(L, 3);
+      lua_setiuservalue(L, -2, Q_LESS);
+    }
   }
   lua_pushvalue(L, 4);
   lua_setiuservalue(L, -2, Q_GETOP);
@@ -663,12 +667,6 @@ static const luaL_Reg queue_methods[] = {
 };
 
 
-static const luaL_Reg queue_meta[] = {
-  {"__gc", queue_gc},
-  {NULL, NULL}
-};
-
-
 static const luaL_Reg queue_module[] = {
   {"new_queue", new_queue},
   {"queue_config", queue_config},
@@ -680,7 +678,6 @@ static const luaL_Reg queue_module[] = {
 ** into the module table on top of the stack. */
 void asyncio_queue_open (lua_State *L) {
   luaL_getmetatable(L, ASYNCIO_QUEUE);
-  asyncio_setfuncs(L, queue_meta);
   lua_newtable(L);
   asyncio_setfuncs(L, queue_methods);
   lua_pushvalue(L, -1);

@@ -192,6 +192,7 @@ static int res_gc (lua_State *L) {
     b->req->box = NULL;
     uv_cancel(&b->req->u.req);
     b->req = NULL;
+    b->status = UV_ECANCELED;  /* what _result says from now on */
   }
   if (b->res != NULL) uv_freeaddrinfo(b->res);
   b->res = NULL;

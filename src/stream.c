@@ -997,12 +997,18 @@ static int stream_gc (lua_State *L) {
       lua_pcall(L, 1, 0, 0);  /* the hook only queues a report; nothing to add */
     }
   }
+  /* a finalizer that runs after this one may still call our methods:
+  ** leave a closed, empty stream behind, never freed memory */
   free(b->buf);
   b->buf = NULL;
+  b->head = b->len = b->cap = 0;
   asyncio_tls_free(b->tls);
   b->tls = NULL;
+  b->tlsstate = T_NONE;
   free(b->cbuf);
   b->cbuf = NULL;
+  b->closing = b->closed = b->eof = 1;
+  b->connecting = b->lingering = b->paused = 0;
   return 0;
 }
 

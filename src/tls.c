@@ -52,7 +52,12 @@ static void set_reason (asyncio_tls *t, const char *fallback) {
 ** certificate's name: NULL for none); NULL with the reason in 'err'. */
 asyncio_tls *asyncio_tls_new (lua_State *L, int idx, const char *hostname, char *err, size_t errlen) {
   Context *c = (Context *)luaL_checkudata(L, idx, ASYNCIO_SSLCONTEXT);
-  asyncio_tls *t = (asyncio_tls *)calloc(1, sizeof *t);
+  asyncio_tls *t;
+  if (c->ctx == NULL) {  /* used by a finalizer after its own ran */
+    snprintf(err, errlen, "the SSL context was finalized");
+    return NULL;
+  }
+  t = (asyncio_tls *)calloc(1, sizeof *t);
   if (t == NULL) { snprintf(err, errlen, "not enough memory"); return NULL; }
   ERR_clear_error();
   t->ssl = SSL_new(c->ctx);
