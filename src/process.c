@@ -7,9 +7,13 @@
 ** Its pipes are stream.c's streams; what wait and communicate mean is
 ** subprocess.lua's affair.
 */
+#include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "asyncio.h"
@@ -20,6 +24,7 @@ typedef struct Proc {
   asyncio_closer closer;       /* first: the loop closes leftovers with it */
   uv_process_t h;
   PBox *box;                   /* NULL once the userdata is collected */
+  int exited;                  /* on_exit has reaped the child */
 } Proc;
 
 struct PBox {
@@ -36,8 +41,34 @@ struct PBox {
 enum { IO_INHERIT, IO_PIPE, IO_DEVNULL, IO_STDOUT };
 
 
+static void *reap (void *arg) {
+  int status;
+  while (waitpid((pid_t)(intptr_t)arg, &status, 0) < 0 && errno == EINTR) {}
+  return NULL;
+}
+
+
+/*
+** The loop closed while the child still runs: nobody will wait for it
+** on that loop, and a child nobody waits for stays a zombie once it
+** exits. A small detached thread waits for it instead (waitpid of this
+** pid only: libuv's own reaping of other children is not disturbed).
+*/
+static void reap_later (int pid) {
+  pthread_t th;
+  pthread_attr_t a;
+  if (pthread_attr_init(&a) != 0) return;
+  pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&a, 64 * 1024);
+  if (pthread_create(&th, &a, reap, (void *)(intptr_t)pid) != 0)
+    waitpid(pid, NULL, WNOHANG);  /* no thread: at least a child that is done */
+  pthread_attr_destroy(&a);
+}
+
+
 static void on_close (uv_handle_t *h) {
   Proc *p = (Proc *)h->data;
+  if (!p->exited && p->h.pid > 0) reap_later(p->h.pid);
   if (p->box != NULL) p->box->p = NULL;
   free(p);
 }
@@ -46,6 +77,7 @@ static void on_close (uv_handle_t *h) {
 static void on_exit (uv_process_t *h, int64_t status, int signal) {
   Proc *p = (Proc *)h->data;
   PBox *b = p->box;
+  p->exited = 1;
   if (b != NULL) {
     b->exited = 1;
     b->status = status;
@@ -169,6 +201,7 @@ static int core_spawn (lua_State *L) {
   if (r < 0) {
     /* libuv has already set up the handle: it is closed like any other */
     p->h.data = p;
+    p->exited = 1;  /* no child to reap: libuv did if there was one */
     uv_close((uv_handle_t *)&p->h, on_close);
     goto fail;
   }

@@ -11,6 +11,7 @@ local rt = require "asyncio.runtime"
 local ssl = require "asyncio.ssl"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
+local waiters = require "asyncio.waiters"
 
 local argcheck, typeerror, checkself = util.argcheck, util.typeerror, util.checkself
 local raise_cancel, REFUSED, await = task.raise_cancel, task.REFUSED, task.await
@@ -55,7 +56,7 @@ end
 -- Waiting -------------------------------------------------------------------------
 
 -- A connection's shared state: its C stream (box), loop, and per waiter
--- kind whether a task waits in C and the future the others wait on.
+-- kind the list of the tasks waiting for the one that waits in C.
 -- While a task waits, a Wait record {conn, kind} is its wait record (see
 -- Task:cancel): cancelling removes it from the C stream.
 local Wait = {__name = "asyncio.StreamWait"}
@@ -73,26 +74,24 @@ local function running_task(conn, fname)
 end
 
 -- Suspend the running task until the event of 'kind' may have happened
--- (the caller asks the C stream again). One task waits in C per kind; any
--- other waits on a future that the first resolves when it wakes.
+-- (the caller asks the C stream again). One task waits in C per kind; the
+-- others wait in conn.waiters[kind + 1] (waiters.lua) until it wakes, each
+-- on its own: cancelling one of them touches nobody else.
+local WAIT_WHAT = {"read on a stream", "room to write on a stream (drain)",
+                   "stream to connect, close or shake hands"}
 local function wait_event(conn, kind, fname)
   local t = running_task(conn, fname)
   local k = kind + 1
-  if conn.inwait[k] then
-    local f = conn.fan[k]
-    if not f then f = Future._new(Future, conn.loop); conn.fan[k] = f end
-    await(f)
-    return
-  end
-  conn.inwait[k] = true
+  local list = conn.waiters[k]
+  if list.busy then return waiters.wait(list, t, WAIT_WHAT[k]) end
+  list.busy = true
   t._waiting = conn.recs[k]
   rt.current = nil
   local r, msg = c_wait(conn.box, kind, t._loop._core)
   rt.current = t
   t._waiting = false
-  conn.inwait[k] = false
-  local f = conn.fan[k]
-  if f then conn.fan[k] = nil; f:set_result() end
+  list.busy = false
+  if list[1] then waiters.wake_all(list) end
   if r == REFUSED then c_abort(conn.box, kind); error(msg, 3) end
   if t._must_cancel then raise_cancel(t) end
 end
@@ -100,7 +99,7 @@ end
 -- A new connection state for C stream 'box' on EventLoop 'loop'.
 local function new_conn(box, loop, limit)
   local conn = {box = box, loop = loop, limit = limit or LIMIT, high = HIGH, low = LOW,
-                inwait = {false, false, false}, fan = {}}
+                waiters = {{busy = false}, {busy = false}, {busy = false}}}
   conn.recs = {setmetatable({conn, W_READ}, Wait), setmetatable({conn, W_WRITE}, Wait),
                setmetatable({conn, W_OTHER}, Wait)}
   return conn

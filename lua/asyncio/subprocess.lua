@@ -5,10 +5,10 @@
 
 local core = require "asyncio.core"
 local errors = require "asyncio.errors"
-local Future = require "asyncio.future"
 local streams = require "asyncio.streams"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
+local waiters = require "asyncio.waiters"
 
 local argcheck, typeerror = util.argcheck, util.typeerror
 local raise_cancel, await = task.raise_cancel, task.await
@@ -36,20 +36,16 @@ local function checkproc(p, fname) util.checkself(Process, p, fname, 4) end
 
 local function wait_impl(p)
   local t = task.current("wait")
+  if p.returncode == nil and t._loop ~= p._loop then
+    error(p._loop._core:is_closed() and
+      "wait: the process belongs to an event loop that is closed (it is no longer watched)" or
+      "wait: the process belongs to a different event loop", 0)
+  end
   while p.returncode == nil do
-    if p._waiting then  -- another task waits in C: wake with it
-      local f = p._fan or Future._new(Future, t._loop)
-      p._fan = f
-      await(f)
-    else
-      p._waiting = true
-      local refused = wait_object(t, p._box)
-      p._waiting = false
-      local f = p._fan
-      if f then p._fan = nil; f:set_result() end
-      if refused then error(refused, 3) end
-      if t._must_cancel then raise_cancel(t) end
-    end
+    -- one task waits in C, the others each on their own (waiters.lua)
+    local refused = waiters.wait_c(p._waiters, t, "child process to exit", wait_object, t, p._box)
+    if refused then error(refused, 3) end
+    if t._must_cancel then raise_cancel(t) end
   end
   return p.returncode
 end
@@ -162,7 +158,8 @@ local function spawn_impl(fname, file, argv, opts)
   if not box then
     error(errors.oserror(si, so, ("%s %s"):format(fname, file)), 0)
   end
-  local p = setmetatable({_box = box, pid = (box:_status())}, Process)
+  local p = setmetatable({_box = box, _loop = loop, _waiters = {busy = false},
+                          pid = (box:_status())}, Process)
   if si then p.stdin = select(2, streams.pair(streams.new_conn(si, loop, opts.limit))) end
   if so then p.stdout = (streams.pair(streams.new_conn(so, loop, opts.limit))) end
   if se then p.stderr = (streams.pair(streams.new_conn(se, loop, opts.limit))) end
