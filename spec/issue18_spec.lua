@@ -228,4 +228,180 @@ describe("issue 18", function()
       assert.are.equal("", state)  -- gone, not "Z"
     end)
   end)
+
+  describe("files", function()
+    local MiB = 1 << 20
+    local function slurp(path)
+      local fh = assert(io.open(path, "rb"))
+      local data = fh:read("a")
+      fh:close()
+      return data
+    end
+
+    it("an append-mode <close> variable writes its tail after the write still in the pool", function()
+      local path = os.tmpname()
+      support.run(function()
+        for round = 1, 5 do
+          do
+            local f <close> = await(asyncio.open_file(path, "a"))
+            await(f:write(string.rep(string.char(64 + round), MiB)))  -- goes to the pool
+            await(f:write("tail" .. round))
+          end
+        end
+      end)
+      local data = slurp(path)
+      os.remove(path)
+      assert.are.equal(5 * (MiB + 5), #data)
+      for round = 1, 5 do
+        local base = (round - 1) * (MiB + 5)
+        assert.are.equal(string.char(64 + round), data:sub(base + 1, base + 1))
+        assert.are.equal("tail" .. round, data:sub(base + MiB + 1, base + MiB + 5))
+      end
+    end)
+
+    it("an append-mode File closed where nothing can wait keeps its order too", function()
+      local path = os.tmpname()
+      -- four opens of FIFOs nobody writes to hold libuv's four pool threads,
+      -- so the 1 MiB write is still queued when its task fails
+      local fifos = {}
+      for i = 1, 4 do
+        fifos[i] = os.tmpname()
+        os.remove(fifos[i])
+        assert(os.execute("mkfifo " .. fifos[i]))
+      end
+      support.run(function()
+        local holders, opened = {}, asyncio.Event()
+        local failing = asyncio.create_task(function()
+          local f <close> = await(asyncio.open_file(path, "a"))
+          opened:set()
+          support.ticks(4)  -- the holders take the pool
+          await(f:write(string.rep("x", MiB)))
+          await(f:write("tail"))
+          error("the task fails: its <close> variable is closed outside the task")
+        end)
+        await(opened:wait())
+        for i = 1, 4 do
+          holders[i] = asyncio.create_task(function()
+            local f <close> = await(asyncio.open_file(fifos[i]))
+          end)
+        end
+        local ok = pcall(await, failing)
+        assert.is_false(ok)
+        for i = 1, 4 do  -- let the pool go
+          local w = assert(io.open(fifos[i], "w"))
+          w:close()
+          await(holders[i])
+        end
+      end)
+      for i = 1, 4 do os.remove(fifos[i]) end
+      local data = slurp(path)
+      os.remove(path)
+      assert.are.equal(MiB + 4, #data)
+      assert.are.equal("tail", data:sub(-4))
+      assert.are.equal(string.rep("x", MiB), data:sub(1, MiB))
+    end)
+
+    it("a File that is collected open has its writes flushed, is closed and is reported", function()
+      local path = os.tmpname()
+      local reports = {}
+      local loop = asyncio.new_event_loop()
+      loop:set_exception_handler(function(_, ctx) reports[#reports + 1] = ctx.message end)
+      loop:run_until_complete(asyncio.async(function()
+        local f = await(asyncio.open_file(path, "w"))
+        assert.are.equal(17, await(f:write("seventeen bytes!\n")))
+      end)())
+      collectgarbage()
+      collectgarbage()
+      loop:close()
+      assert.are.equal("seventeen bytes!\n", slurp(path))
+      os.remove(path)
+      assert.are.same({"unclosed file " .. path}, reports)
+    end)
+
+    it("dropped Files do not run the process out of descriptors", function()
+      local dir = os.tmpname()
+      os.remove(dir)
+      assert(os.execute("mkdir " .. dir))
+      local out, code = support.lua_run(([[
+        local asyncio = require "asyncio"
+        local loop = asyncio.new_event_loop()
+        loop:set_exception_handler(function() end)  -- the reports are the spec above's
+        loop:run_until_complete(asyncio.async(function()
+          for i = 1, 300 do
+            local f = asyncio.await(asyncio.open_file("%s/" .. i, "w"))
+            asyncio.await(f:write("file " .. i))
+          end
+        end)())
+        collectgarbage()
+        loop:close()
+        print("ok")
+      ]]):format(dir), "ulimit -n 64; ")
+      local contents = {}
+      for i = 1, 300 do contents[i] = slurp(dir .. "/" .. i) end
+      os.execute("rm -r " .. dir)
+      assert.are.equal("ok\n", out)
+      assert.are.equal(0, code)
+      for i = 1, 300 do assert.are.equal("file " .. i, contents[i]) end
+    end)
+
+    it("two tasks using one File take turns, and nothing is lost", function()
+      local path = os.tmpname()
+      support.run(function()
+        local f = await(asyncio.open_file(path, "w+"))
+        local big = asyncio.create_task(function()
+          for i = 1, 3 do await(f:write(string.rep(tostring(i), MiB))) end
+        end)
+        local small = asyncio.create_task(function()
+          for _ = 1, 100 do await(f:write("s")) end
+        end)
+        local closer = asyncio.create_task(function()
+          await(asyncio.sleep(0))
+          await(f:flush())
+          return await(f:seek("cur"))
+        end)
+        await(big)
+        await(small)
+        assert.is_true(await(closer) > 0)
+        assert.are.equal(0, await(f:seek("set")))
+        local data = await(f:read())
+        assert.are.equal(3 * MiB + 100, #data)
+        local _, ones = data:gsub("1", "")
+        local _, ss = data:gsub("s", "")
+        assert.are.equal(MiB, ones)
+        assert.are.equal(100, ss)
+        assert.are.equal(0, await(f:seek("set")))  -- the next read goes to the pool
+        local reader = asyncio.create_task(function() return await(f:read(10)) end)
+        await(asyncio.sleep(0))  -- the read is under way
+        await(f:close())  -- after it
+        assert.are.equal("1111111111", await(reader))
+        local ok, err = pcall(function() return f:read(1) end)
+        assert.is_false(ok)
+        assert.matches("read: the file is closed", err)
+      end)
+      os.remove(path)
+    end)
+
+    it("an open cancelled while it is in the pool leaves no descriptor behind", function()
+      local fifo = os.tmpname()
+      os.remove(fifo)
+      assert(os.execute("mkfifo " .. fifo))
+      local before = support.fd_count()
+      support.run(function()
+        local t = asyncio.create_task(function() return await(asyncio.open_file(fifo)) end)
+        support.ticks(2)  -- the open blocks in the pool until a writer comes
+        t:cancel()
+        assert.is_false(pcall(await, t))
+        local w = assert(io.open(fifo, "w"))  -- now the open in the pool succeeds
+        w:close()
+        for _ = 1, 100 do  -- until the pool has answered and the request is collected
+          collectgarbage()
+          if support.fd_count() == before then break end
+          await(asyncio.sleep(0.01))
+        end
+      end)
+      collectgarbage()
+      os.remove(fifo)
+      assert.are.equal(before, support.fd_count())
+    end)
+  end)
 end)

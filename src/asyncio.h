@@ -150,6 +150,7 @@ int asyncio_io_wait (lua_State *L, Loop *lp, int idx, int uv, lua_State **slot, 
 int asyncio_io_wait_method (lua_State *L, lua_State **slot);
 void asyncio_io_wake (Loop *lp, lua_State **slot);
 int asyncio_pushuverror (lua_State *L, int err);
+uv_buf_t asyncio_buf (char *p, size_t n);
 
 void asyncio_stream_open (lua_State *L);
 uv_stream_t *asyncio_pipe_new (lua_State *L, Loop *lp, int loopidx, size_t limit, int *err);

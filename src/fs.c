@@ -5,10 +5,13 @@
 ** stop the thread pool: then the callback frees it. The answer is turned
 ** into Lua values only when Lua asks (_result), in a Lua context.
 */
+#include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "asyncio.h"
 
@@ -19,8 +22,12 @@ typedef struct FsBox FsBox;
 typedef struct FsReq {
   uv_fs_t req;
   FsBox *box;                  /* NULL once the box is collected */
-  size_t len;                  /* read: the buffer's size */
-  uv_file closefd;             /* 1 + a descriptor to close once done (_close_after), or 0 */
+  size_t len;                  /* read: the buffer's size; write: the bytes' count */
+  int64_t off;                 /* write: where the bytes go (-1: the end, O_APPEND) */
+  uv_file closefd;             /* 1 + a descriptor to close once done (_then_close), or 0 */
+  char *tail;                  /* _then_close: bytes to write after this write, or NULL */
+  size_t ntail;
+  int64_t tailoff;
   char data[];                 /* read: the buffer; write: a copy of the bytes */
 } FsReq;
 
@@ -35,16 +42,65 @@ enum { OP_OPEN, OP_CLOSE, OP_READ, OP_WRITE, OP_STAT, OP_FSTAT, OP_MKDIR, OP_RMD
        OP_UNLINK, OP_RENAME, OP_SCANDIR, OP_FTRUNCATE, OP_FSYNC };
 
 
+/* Write 'n' bytes at 'p' to 'fd' now, at 'off' (-1: at the end), all of
+** them (a short write goes on). 0, or the errno of the failure. */
+static int write_all (int fd, const char *p, size_t n, int64_t off) {
+  while (n > 0) {
+    ssize_t k = off < 0 ? write(fd, p, n) : pwrite(fd, p, n, (off_t)off);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    p += k;
+    n -= (size_t)k;
+    if (off >= 0) off += k;
+  }
+  return 0;
+}
+
+
+/*
+** A file's last write ended in the pool and its File is gone (closed by
+** a <close> variable that could not wait, or collected): the rest of a
+** short write, then the bytes gathered after it, in that order (an append
+** must not land before the write it follows), then the close. Nobody is
+** left to raise an error to: it goes to stderr.
+*/
+static void then_close (FsReq *r) {
+  int fd = r->closefd - 1, e = 0;
+  if (r->req.fs_type == UV_FS_WRITE && r->req.result >= 0 && (size_t)r->req.result < r->len) {
+    size_t done = (size_t)r->req.result;
+    e = write_all(fd, r->data + done, r->len - done, r->off < 0 ? -1 : r->off + (int64_t)done);
+  }
+  if (e == 0 && r->tail != NULL) e = write_all(fd, r->tail, r->ntail, r->tailoff);
+  if (e == 0 && r->req.fs_type == UV_FS_WRITE && r->req.result < 0) e = -(int)r->req.result;
+  if (e != 0) {
+    fprintf(stderr, "asyncio: a file closed without waiting lost a write: %s\n", strerror(e));
+    fflush(stderr);
+  }
+  close(fd);
+  free(r->tail);
+  r->tail = NULL;
+  r->closefd = 0;
+}
+
+
+/* A completed open whose descriptor nobody will take (its box collected,
+** or its waiter cancelled): close it, or it leaks. */
+static void close_unclaimed (FsReq *r) {
+  if (r->req.fs_type == UV_FS_OPEN && r->req.result >= 0) {
+    close((int)r->req.result);
+    r->req.result = UV_ECANCELED;
+  }
+}
+
+
 static void on_fs (uv_fs_t *req) {
   FsReq *r = (FsReq *)req;
   FsBox *b = r->box;
-  if (r->closefd > 0) {  /* closing is cheap: here, not another trip to the pool */
-    uv_fs_t c;
-    uv_fs_close(req->loop, &c, r->closefd - 1, NULL);
-    uv_fs_req_cleanup(&c);
-    r->closefd = 0;
-  }
+  if (r->closefd > 0) then_close(r);  /* here, not another trip to the pool */
   if (b == NULL) {
+    close_unclaimed(r);
     uv_fs_req_cleanup(req);
     free(r);
     return;
@@ -63,6 +119,7 @@ static FsReq *new_req (lua_State *L, Loop *lp, size_t extra) {
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   b->lp = lp;
+  if (extra > ((size_t)-1 >> 1) - sizeof *r) luaL_error(L, "request too large");
   r = (FsReq *)malloc(sizeof *r + extra);
   if (r == NULL) luaL_error(L, "not enough memory");
   memset(r, 0, sizeof *r);
@@ -162,7 +219,7 @@ static int core_fs (lua_State *L) {
       uv_buf_t buf;
       luaL_argcheck(L, n >= 0 && n <= 0x7fffffff, 4, "count out of range");
       r = new_req(L, lp, (size_t)n);
-      buf = uv_buf_init(r->data, (unsigned)n);
+      buf = asyncio_buf(r->data, (size_t)n);
       return started(L, r, uv_fs_read(uv, &r->req, (uv_file)luaL_checkinteger(L, 3), &buf, 1,
                                       (int64_t)luaL_checkinteger(L, 5), on_fs));
     }
@@ -170,9 +227,10 @@ static int core_fs (lua_State *L) {
       uv_buf_t buf;
       size_t n;
       r = write_req(L, lp, 4, &n);
-      buf = uv_buf_init(r->data, (unsigned)n);
+      buf = asyncio_buf(r->data, n);
+      r->off = (int64_t)luaL_checkinteger(L, 5);
       return started(L, r, uv_fs_write(uv, &r->req, (uv_file)luaL_checkinteger(L, 3), &buf, 1,
-                                       (int64_t)luaL_checkinteger(L, 5), on_fs));
+                                       r->off, on_fs));
     }
     case OP_STAT:
       r = new_req(L, lp, 0);
@@ -231,43 +289,60 @@ static FsBox *checkfs (lua_State *L) {
 
 
 /*
-** req:_close_after(fd) -> true if descriptor 'fd' will be closed when the
-** request is done (it is still in the pool: closing now could let it
-** write to a descriptor reused meanwhile), false if it is done already.
+** req:_then_close(fd, [tail, offset]) -> true if the request is still in
+** the pool: once it is done, the bytes 'tail' are written at 'offset' (-1:
+** appended) and descriptor 'fd' closed, there (closing now could let the
+** write land on a descriptor reused meanwhile, and an appended tail written
+** now would land before it). False if it is done already: do it yourself.
 */
-static int fs_close_after (lua_State *L) {
+static int fs_then_close (lua_State *L) {
   FsBox *b = checkfs(L);
   lua_Integer fd = luaL_checkinteger(L, 2);
+  size_t n = 0;
+  const char *tail = luaL_optlstring(L, 3, NULL, &n);
+  lua_Integer off = luaL_optinteger(L, 4, -1);
   int pending = b->r != NULL && !b->done;
-  if (pending) b->r->closefd = (uv_file)fd + 1;
+  luaL_argcheck(L, fd >= 0 && fd <= INT32_MAX, 2, "descriptor out of range");
+  if (pending) {
+    FsReq *r = b->r;
+    if (n > 0) {
+      char *t = (char *)malloc(n);
+      if (t == NULL) return luaL_error(L, "not enough memory");
+      memcpy(t, tail, n);
+      free(r->tail);
+      r->tail = t;
+      r->ntail = n;
+      r->tailoff = (int64_t)off;
+    }
+    r->closefd = (uv_file)fd + 1;
+  }
   lua_pushboolean(L, pending);
   return 1;
 }
 
 
 /*
-** core.fs_now(loop, op, ...): OP_WRITE fd data offset -> count, or
-** OP_CLOSE fd -> true; or nil, err, msg. Done at once, on the loop's
-** thread: for a <close> variable, which cannot wait.
+** core.fs_now(op, fd, ...): OP_WRITE fd data offset -> true, or OP_CLOSE
+** fd -> true; or nil, err, msg. Done at once on this thread, with no loop:
+** for a File closed where nothing can wait (a <close> variable outside its
+** task, a finalizer). A write writes everything (short writes go on).
 */
 static int core_fs_now (lua_State *L) {
-  Loop *lp = asyncio_checkloop(L, 1);
-  int op = (int)luaL_checkinteger(L, 2);
-  uv_file fd = (uv_file)luaL_checkinteger(L, 3);
-  uv_fs_t req;
-  int r;
+  int op = (int)luaL_checkinteger(L, 1);
+  lua_Integer fd = luaL_checkinteger(L, 2);
+  int e = 0;
+  luaL_argcheck(L, fd >= 0 && fd <= INT32_MAX, 2, "descriptor out of range");
   if (op == OP_WRITE) {
     size_t n;
-    const char *p = luaL_checklstring(L, 4, &n);
-    uv_buf_t buf = uv_buf_init((char *)p, (unsigned)n);
-    r = uv_fs_write(&lp->uv, &req, fd, &buf, 1, (int64_t)luaL_checkinteger(L, 5), NULL);
+    const char *p = luaL_checklstring(L, 3, &n);
+    e = write_all((int)fd, p, n, (int64_t)luaL_checkinteger(L, 4));
   }
-  else if (op == OP_CLOSE) r = uv_fs_close(&lp->uv, &req, fd, NULL);
-  else return luaL_argerror(L, 2, "OP_WRITE or OP_CLOSE expected");
-  uv_fs_req_cleanup(&req);
-  if (r < 0) return asyncio_pushuverror(L, r);
-  if (op == OP_WRITE) lua_pushinteger(L, r);
-  else lua_pushboolean(L, 1);
+  else if (op == OP_CLOSE) {
+    if (close((int)fd) < 0 && errno != EINTR) e = errno;
+  }
+  else return luaL_argerror(L, 1, "OP_WRITE or OP_CLOSE expected");
+  if (e != 0) return asyncio_pushuverror(L, uv_translate_sys_error(e));
+  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -368,18 +443,29 @@ static int fs_result (lua_State *L) {
 }
 
 
+/*
+** A request nobody will read. One that is done is freed (an open's
+** descriptor closed). One still in the pool is freed by on_fs; it is
+** cancelled if it has no effect to lose (a read, a stat, a listing, an
+** open: one that is not cancelled in time has its descriptor closed). A
+** write is never cancelled: its File told the program it was written.
+*/
 static int fs_gc (lua_State *L) {
   FsBox *b = (FsBox *)lua_touserdata(L, 1);
   FsReq *r = b->r;
   if (r == NULL) return 0;
   b->r = NULL;
-  if (b->done) {  /* finished, never read */
+  if (b->done) {
+    close_unclaimed(r);
     uv_fs_req_cleanup(&r->req);
     free(r);
   }
-  else {          /* still in the pool: on_fs frees it */
+  else {
+    uv_fs_type t = r->req.fs_type;
     r->box = NULL;
-    uv_cancel((uv_req_t *)&r->req);
+    if (t == UV_FS_READ || t == UV_FS_STAT || t == UV_FS_FSTAT || t == UV_FS_SCANDIR ||
+        t == UV_FS_OPEN)
+      uv_cancel((uv_req_t *)&r->req);
   }
   return 0;
 }
@@ -388,7 +474,7 @@ static int fs_gc (lua_State *L) {
 void asyncio_fs_open (lua_State *L) {
   static const luaL_Reg meta[] = {
     {"__gc", fs_gc}, {"_wait", fs_wait}, {"_abort", fs_abort}, {"_result", fs_result},
-    {"_close_after", fs_close_after}, {NULL, NULL}
+    {"_then_close", fs_then_close}, {NULL, NULL}
   };
   static const luaL_Reg module[] = {
     {"fs", core_fs}, {"fs_now", core_fs_now}, {"guess_handle", core_guess_handle}, {NULL, NULL}

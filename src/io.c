@@ -46,3 +46,13 @@ int asyncio_pushuverror (lua_State *L, int err) {
   lua_pushstring(L, uv_strerror(err));
   return 3;
 }
+
+
+/* A libuv buffer over the 'n' bytes at 'p'. uv_buf_init takes an unsigned
+** int, which would cut a length of 4 GiB or more to its low 32 bits. */
+uv_buf_t asyncio_buf (char *p, size_t n) {
+  uv_buf_t b;
+  b.base = p;
+  b.len = n;
+  return b;
+}

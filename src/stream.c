@@ -394,7 +394,7 @@ static size_t try_write (Box *b, const char *p, size_t n) {
   uv_buf_t ub;
   int r;
   if (b->wpending > 0) return 0;
-  ub = uv_buf_init((char *)p, (unsigned)n);
+  ub = asyncio_buf((char *)p, n);
   r = uv_try_write(&b->s->u.s, &ub, 1);
   if (r >= 0) return (size_t)r;
   if (r != UV_EAGAIN && r != UV_ENOSYS) b->werr = r;
@@ -405,7 +405,7 @@ static size_t try_write (Box *b, const char *p, size_t n) {
 /* Queue the bytes of 'w' from 'off' on behind the pending ones; 'w' is
 ** freed by on_write, or here if libuv refuses it. */
 static void queue_write (Box *b, WriteReq *w, size_t off) {
-  uv_buf_t ub = uv_buf_init(w->data + off, (unsigned)(w->n - off));
+  uv_buf_t ub = asyncio_buf(w->data + off, w->n - off);
   int r;
   w->box = b;
   w->n -= off;

@@ -192,7 +192,7 @@ static int ep_send (lua_State *L) {
   const char *p = luaL_checklstring(L, 2, &n);
   struct sockaddr_storage sa;
   const struct sockaddr *to = NULL;
-  uv_buf_t ub = uv_buf_init((char *)p, (unsigned)n);
+  uv_buf_t ub = asyncio_buf((char *)p, n);  /* too long: EMSGSIZE, never cut */
   int r;
   if (b->u == NULL || b->closing) return luaL_error(L, "send: the endpoint is closed");
   if (!lua_isnoneornil(L, 3)) {
@@ -205,7 +205,7 @@ static int ep_send (lua_State *L) {
     SendReq *s = (SendReq *)malloc(sizeof *s + n);
     if (s == NULL) return luaL_error(L, "not enough memory");
     memcpy(s->data, p, n);
-    ub = uv_buf_init(s->data, (unsigned)n);
+    ub = asyncio_buf(s->data, n);
     r = uv_udp_send(&s->req, &b->u->h, &ub, 1, to, on_sent);
     if (r < 0) free(s);
   }

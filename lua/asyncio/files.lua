@@ -2,6 +2,8 @@
 -- A File keeps its own position and reads and writes at it (pread,
 -- pwrite), advancing it only when an answer is taken: a read cancelled
 -- while in the pool leaves the position where the next read expects it.
+-- One task uses a File at a time (the others wait their turn), and a File
+-- that is collected open is flushed, closed and reported.
 
 local core = require "asyncio.core"
 local errors = require "asyncio.errors"
@@ -9,6 +11,7 @@ local rt = require "asyncio.runtime"
 local streams = require "asyncio.streams"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
+local waiters = require "asyncio.waiters"
 
 local argcheck, typeerror = util.argcheck, util.typeerror
 local setmetatable, error, type, mtype, concat = setmetatable, error, type, math.type, table.concat
@@ -44,6 +47,30 @@ local function checkfile(f, fname)
   if f._fd == nil then error(("%s: the file is closed"):format(fname), 3) end
 end
 
+-- One task at a time uses a File: an operation of another task waits its
+-- turn (waiters.lua) before it changes anything, so a cancelled wait did
+-- nothing, and the File's buffers and its request in the pool are never
+-- shared by two operations.
+local function release(f, ok, ...)
+  f._busy = false
+  if f._waiters[1] then waiters.wake_all(f._waiters) end
+  if not ok then error((...), 0) end
+  return ...
+end
+
+-- An Op body that runs fn(f, t, a, b) in the running task, alone on 'f'.
+local function exclusive(fname, fn)
+  return function(f, a, b)
+    local t = task.current(fname)
+    while f._busy do waiters.wait(f._waiters, t, "file another task is using") end
+    if f._fd == nil and fname ~= "close" then
+      error(("%s: the file is closed"):format(fname), 0)  -- closed while we waited
+    end
+    f._busy = true
+    return release(f, pcall(fn, f, t, a, b))
+  end
+end
+
 -- Reads ask the pool for BLOCK bytes at a time and are served from that
 -- buffer; writes are gathered up to BLOCK and go to the pool as one, while
 -- the program goes on (one write in the pool at a time). A copy loop of
@@ -57,6 +84,8 @@ local BLOCK = 1 << 20
 -- data, off}, the write in the pool.
 
 local function buffered(f) return #f._buf - f._off + 1 end
+
+local guard  -- guard(f): a new finalizer guard for f (see Guard below)
 
 local function drop_reads(f)
   f._buf, f._off, f._ahead = "", 1, nil
@@ -113,6 +142,7 @@ local function wait_write(t, f)
     if n < w.n then  -- rare: the rest goes next
       local rest, off = concat(w.data):sub(n + 1), w.off < 0 and -1 or w.off + n
       w = {req = start(t, "write", WRITE, f._fd, {rest}, off), data = {rest}, n = #rest, off = off}
+      guard(f)
     else
       w = nil
     end
@@ -127,6 +157,7 @@ local function start_write(t, f)
   local off = f._append and -1 or f._wpos
   f._wq, f._wn, f._wpos = {}, 0, f._wpos + n
   f._wreq = {req = start(t, "write", WRITE, f._fd, list, off), data = list, n = n, off = off}
+  guard(f)  -- newer than the request: see Guard
 end
 
 -- Everything written so far reaches the file.
@@ -138,8 +169,7 @@ local function flush(t, f)
   end
 end
 
-local function read_impl(f, n)
-  local t = task.current("read")
+local read_impl = exclusive("read", function(f, t, n)
   if f._wn > 0 or f._wreq then flush(t, f) end
   if n == 0 then return "" end
   if n > 0 then
@@ -157,7 +187,7 @@ local function read_impl(f, n)
     error(err, 0)
   end
   return all
-end
+end)
 
 -- file:read([n]): up to n bytes at the position ("" at the end); nil or -1:
 -- the rest of the file.
@@ -167,8 +197,7 @@ function File:read(n)
   return op(read_impl, self, n or -1)
 end
 
-local function write_impl(f, data)
-  local t = task.current("write")
+local write_impl = exclusive("write", function(f, t, data)
   if #data == 0 then return 0 end
   -- wait for the pool before anything changes: a cancelled write did nothing
   if f._wreq and f._wn + #data >= BLOCK then wait_write(t, f) end
@@ -180,7 +209,7 @@ local function write_impl(f, data)
   if not f._append then f._pos = f._pos + #data end
   if f._wn >= BLOCK and not f._wreq then start_write(t, f) end
   return #data
-end
+end)
 
 -- file:write(data): an awaitable resulting in #data. Writes are gathered
 -- and go to the file in the background (flush, close and reads wait for
@@ -192,36 +221,38 @@ function File:write(data)
 end
 
 -- file:flush(): an awaitable, done once everything written is in the file.
+local flush_impl = exclusive("flush", function(f, t) flush(t, f) end)
+
 function File:flush()
   checkfile(self, "flush")
-  return op(function(f) flush(task.current("flush"), f) end, self)
+  return op(flush_impl, self)
 end
 
 -- for line in file:lines([fmt]) do ... end, inside a task.
+local next_line = exclusive("lines", function(f, t, keep)
+  if f._wn > 0 or f._wreq then flush(t, f) end
+  while true do
+    local buf, off = f._buf, f._off
+    local i = buf:find("\n", off, true)
+    if i then
+      f._off, f._pos = i + 1, f._pos + (i - off + 1)
+      return buf:sub(off, keep and i or i - 1)
+    end
+    if not fill(t, f, BLOCK) then
+      if buffered(f) == 0 then return nil end
+      return take(f, buffered(f))
+    end
+  end
+end)
+
 function File:lines(fmt)
   checkfile(self, "lines")
   argcheck(fmt == nil or fmt == "l" or fmt == "L", 2, "lines", "format must be \"l\" or \"L\"")
   local keep = fmt == "L"
-  return function()
-    local t = task.current("lines")
-    if self._wn > 0 or self._wreq then flush(t, self) end
-    while true do
-      local buf, off = self._buf, self._off
-      local i = buf:find("\n", off, true)
-      if i then
-        self._off, self._pos = i + 1, self._pos + (i - off + 1)
-        return buf:sub(off, keep and i or i - 1)
-      end
-      if not fill(t, self, BLOCK) then
-        if buffered(self) == 0 then return nil end
-        return take(self, buffered(self))
-      end
-    end
-  end
+  return function() return next_line(self, keep) end
 end
 
-local function seek_impl(f, whence, offset)
-  local t = task.current("seek")
+local seek_impl = exclusive("seek", function(f, t, whence, offset)
   flush(t, f)
   local base
   if whence == "set" then base = 0
@@ -232,7 +263,7 @@ local function seek_impl(f, whence, offset)
   f._pos = pos
   drop_reads(f)
   return pos
-end
+end)
 
 -- file:seek([whence], [offset]): an awaitable resulting in the new
 -- position; whence "set", "cur" (default) or "end", as io's seek.
@@ -245,51 +276,119 @@ function File:seek(whence, offset)
   return op(seek_impl, self, whence, offset or 0)
 end
 
-local function close_impl(f)
+-- Close 'f' where nothing can wait: what is gathered is written now, on
+-- this thread, and the descriptor closed; if a write is still in the pool,
+-- both happen when it ends, in that order (fs.c's _then_close), so an
+-- appended tail never lands before it. Returns the error of a write that
+-- failed, if one is known now.
+local function close_now(f)
   local fd = f._fd
   if fd == nil then return end
-  local ok, err = pcall(flush, task.current("close"), f)
-  if not ok and errors.CancelledError:is(err) then error(err, 0) end  -- still open: close again
-  f._fd, f._ahead, f._wq, f._wn, f._wreq = nil, nil, {}, 0, nil
-  call("close", "close", CLOSE, fd)
-  if not ok then error(err, 0) end
+  local data, off = concat(f._wq), f._append and -1 or f._wpos
+  local w = f._wreq
+  f._fd, f._ahead, f._wq, f._wn, f._wreq, f._guard = nil, nil, {}, 0, nil, nil
+  if w and w.req:_then_close(fd, data, off) then return end
+  local err
+  if w then  -- done in the pool, its answer not taken yet
+    local n, name, msg = w.req:_result()
+    if n == nil then err = errors.oserror(name, msg, "write")
+    elseif n < w.n then  -- a short write: its rest goes first
+      data = concat(w.data):sub(n + 1) .. data
+      off = w.off < 0 and -1 or w.off + n
+    end
+  end
+  if #data > 0 and not err then
+    local ok, name, msg = core.fs_now(WRITE, fd, data, off)
+    if not ok then err = errors.oserror(name, msg, "write") end
+  end
+  core.fs_now(CLOSE, fd)
+  return err
 end
 
+local close_impl = exclusive("close", function(f, t)
+  local fd = f._fd
+  if fd == nil then return end
+  local ok, err = pcall(flush, t, f)
+  if not ok and errors.CancelledError:is(err) then error(err, 0) end  -- still open: close again
+  f._fd, f._ahead, f._wq, f._wn, f._wreq, f._guard = nil, nil, {}, 0, nil, nil
+  call("close", "close", CLOSE, fd)
+  if not ok then error(err, 0) end
+end)
+
 -- file:close(): an awaitable: flushes, then closes (closing twice is
--- fine). As a <close> variable it cannot wait: what is gathered is
--- written at once, and the descriptor closed once the pool is done with it.
+-- fine). Another task's operation on the file finishes first.
 function File:close()
   if getmetatable(self) ~= File then checkfile(self, "close") end
   return op(close_impl, self)
 end
 
+-- As a <close> variable: inside the File's task the close is awaited, as
+-- file:close() is (so errors are raised, and a tail appended after a write
+-- still in the pool lands after it). Where nothing can wait (the variable
+-- of a task that failed, a coroutine of the program's own) the File is
+-- closed at once (close_now).
 function File:__close()
-  local fd = self._fd
-  if fd == nil then return end
-  local loop = rt.loop
-  local lc = loop and not loop._core:is_closed() and loop._core
-  local data, off = concat(self._wq, "", 1, #self._wq), self._append and -1 or self._wpos
-  local w = self._wreq
-  self._fd, self._ahead, self._wq, self._wn, self._wreq = nil, nil, {}, 0, nil
-  if not lc then return end
-  local err
-  while #data > 0 do
-    local n, name, msg = core.fs_now(lc, WRITE, fd, data, off)
-    if not n then err = errors.oserror(name, msg, "write"); break end
-    data, off = data:sub(n + 1), off < 0 and -1 or off + n
+  if self._fd == nil then return end
+  local t = rt.current
+  if t and t._co == coroutine.running() and coroutine.isyieldable() then
+    local ok, err = pcall(task.await, self:close())
+    if ok then return end
+    local err2 = close_now(self)  -- cancelled meanwhile: still closed on scope exit
+    error(err2 or err, 0)
   end
-  if not (w and w.req:_close_after(fd)) then core.fs(lc, CLOSE, fd) end
+  local err = close_now(self)
   if err then error(err, 0) end
+end
+
+-- A File that is collected open is flushed and closed (as Lua's io and
+-- Python close theirs), and reported to its loop's exception handler as
+-- "unclosed file". The finalizer is a guard object's, renewed with each
+-- write handed to the pool: finalizers run newest first, so the guard's
+-- runs while that write's request can still take the close (_then_close).
+local Guard = {__gc = function(g)
+  local f = g[1]
+  if f._guard ~= g or f._fd == nil then return end
+  local err = close_now(f)
+  local loop = f._loop
+  local ctx = {message = ("unclosed file %s"):format(f._path), exception = err}
+  if loop and loop._core:is_running() then  -- report on the loop, not inside the collector
+    loop._core:call_soon(function() loop:call_exception_handler(ctx) end)
+  elseif loop and not loop._core:is_closed() then
+    pcall(loop.call_exception_handler, loop, ctx)
+  else
+    pcall(rt.default_exception_handler, nil, ctx)
+  end
+end}
+
+guard = function(f)
+  f._guard = setmetatable({f}, Guard)
 end
 
 function File:__tostring()
   return ("<asyncio.File %s>"):format(self._fd and ("fd " .. self._fd) or "closed")
 end
 
+-- Out of descriptors: Files the program dropped may still hold some until
+-- they are collected (their finalizers close them): collect, try again once.
+local function open_fd(path, mode)
+  local what = ("open %s"):format(path)
+  local ok, fd = pcall(call, "open_file", what, OPEN, path, mode)
+  if ok then return fd end
+  if type(fd) == "table" and (fd.errno == "EMFILE" or fd.errno == "ENFILE") then
+    collectgarbage()
+    collectgarbage()
+    return call("open_file", what, OPEN, path, mode)
+  end
+  error(fd, 0)
+end
+
 local function open_impl(path, mode)
-  local fd = call("open_file", ("open %s"):format(path), OPEN, path, mode)
-  return setmetatable({_fd = fd, _pos = 0, _buf = "", _off = 1, _wq = {}, _wn = 0, _wpos = 0,
-                       _append = mode:sub(1, 1) == "a", _path = path}, File)
+  local fd = open_fd(path, mode)
+  local f = setmetatable({_fd = fd, _pos = 0, _buf = "", _off = 1, _wq = {}, _wn = 0, _wpos = 0,
+                          _append = mode:sub(1, 1) == "a", _path = path, _busy = false,
+                          _waiters = {}, _loop = rt.loop}, File)
+  guard(f)
+  return f
 end
 
 -- open_file(path, [mode]) -> awaitable: a File. mode as io.open's ("r"
