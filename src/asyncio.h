@@ -151,6 +151,9 @@ int asyncio_io_wait_method (lua_State *L, lua_State **slot);
 void asyncio_io_wake (Loop *lp, lua_State **slot);
 int asyncio_pushuverror (lua_State *L, int err);
 uv_buf_t asyncio_buf (char *p, size_t n);
+int asyncio_checkrange (lua_State *L, int arg, lua_Integer lo, lua_Integer hi);
+int asyncio_optrange (lua_State *L, int arg, int def, lua_Integer lo, lua_Integer hi);
+#define asyncio_checkfd(L, arg)  asyncio_checkrange(L, arg, 0, INT32_MAX)
 
 void asyncio_stream_open (lua_State *L);
 uv_stream_t *asyncio_pipe_new (lua_State *L, Loop *lp, int loopidx, size_t limit, int *err);

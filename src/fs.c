@@ -198,7 +198,7 @@ static int mode_flags (const char *m, int *flags) {
 */
 static int core_fs (lua_State *L) {
   Loop *lp = asyncio_checkloop(L, 1);
-  int op = (int)luaL_checkinteger(L, 2);
+  int op = asyncio_checkrange(L, 2, OP_OPEN, OP_FSYNC);
   uv_loop_t *uv = &lp->uv;
   FsReq *r;
   lua_settop(L, 6);  /* the request box goes above every argument */
@@ -209,18 +209,18 @@ static int core_fs (lua_State *L) {
       luaL_argcheck(L, mode_flags(luaL_checkstring(L, 4), &flags), 4, "invalid mode");
       r = new_req(L, lp, 0);
       return started(L, r, uv_fs_open(uv, &r->req, path, flags,
-                                      (int)luaL_optinteger(L, 5, 0666), on_fs));
+                                      asyncio_optrange(L, 5, 0666, 0, 07777), on_fs));
     }
     case OP_CLOSE:
       r = new_req(L, lp, 0);
-      return started(L, r, uv_fs_close(uv, &r->req, (uv_file)luaL_checkinteger(L, 3), on_fs));
+      return started(L, r, uv_fs_close(uv, &r->req, asyncio_checkfd(L, 3), on_fs));
     case OP_READ: {
       lua_Integer n = luaL_checkinteger(L, 4);
       uv_buf_t buf;
       luaL_argcheck(L, n >= 0 && n <= 0x7fffffff, 4, "count out of range");
       r = new_req(L, lp, (size_t)n);
       buf = asyncio_buf(r->data, (size_t)n);
-      return started(L, r, uv_fs_read(uv, &r->req, (uv_file)luaL_checkinteger(L, 3), &buf, 1,
+      return started(L, r, uv_fs_read(uv, &r->req, asyncio_checkfd(L, 3), &buf, 1,
                                       (int64_t)luaL_checkinteger(L, 5), on_fs));
     }
     case OP_WRITE: {  /* data: a string, or a list of strings written as one */
@@ -229,7 +229,7 @@ static int core_fs (lua_State *L) {
       r = write_req(L, lp, 4, &n);
       buf = asyncio_buf(r->data, n);
       r->off = (int64_t)luaL_checkinteger(L, 5);
-      return started(L, r, uv_fs_write(uv, &r->req, (uv_file)luaL_checkinteger(L, 3), &buf, 1,
+      return started(L, r, uv_fs_write(uv, &r->req, asyncio_checkfd(L, 3), &buf, 1,
                                        r->off, on_fs));
     }
     case OP_STAT:
@@ -237,11 +237,11 @@ static int core_fs (lua_State *L) {
       return started(L, r, uv_fs_stat(uv, &r->req, luaL_checkstring(L, 3), on_fs));
     case OP_FSTAT:
       r = new_req(L, lp, 0);
-      return started(L, r, uv_fs_fstat(uv, &r->req, (uv_file)luaL_checkinteger(L, 3), on_fs));
+      return started(L, r, uv_fs_fstat(uv, &r->req, asyncio_checkfd(L, 3), on_fs));
     case OP_MKDIR:
       r = new_req(L, lp, 0);
       return started(L, r, uv_fs_mkdir(uv, &r->req, luaL_checkstring(L, 3),
-                                       (int)luaL_optinteger(L, 4, 0777), on_fs));
+                                       asyncio_optrange(L, 4, 0777, 0, 07777), on_fs));
     case OP_RMDIR:
       r = new_req(L, lp, 0);
       return started(L, r, uv_fs_rmdir(uv, &r->req, luaL_checkstring(L, 3), on_fs));
@@ -257,11 +257,11 @@ static int core_fs (lua_State *L) {
       return started(L, r, uv_fs_scandir(uv, &r->req, luaL_checkstring(L, 3), 0, on_fs));
     case OP_FTRUNCATE:
       r = new_req(L, lp, 0);
-      return started(L, r, uv_fs_ftruncate(uv, &r->req, (uv_file)luaL_checkinteger(L, 3),
+      return started(L, r, uv_fs_ftruncate(uv, &r->req, asyncio_checkfd(L, 3),
                                            (int64_t)luaL_checkinteger(L, 4), on_fs));
     case OP_FSYNC:
       r = new_req(L, lp, 0);
-      return started(L, r, uv_fs_fsync(uv, &r->req, (uv_file)luaL_checkinteger(L, 3), on_fs));
+      return started(L, r, uv_fs_fsync(uv, &r->req, asyncio_checkfd(L, 3), on_fs));
     default:
       return luaL_argerror(L, 2, "unknown file system operation");
   }
@@ -271,7 +271,7 @@ static int core_fs (lua_State *L) {
 /* core.guess_handle(fd) -> "tty", "pipe", "file", "tcp", "udp" or
 ** "unknown": what a descriptor is (the async REPL asks of stdin). */
 static int core_guess_handle (lua_State *L) {
-  switch (uv_guess_handle((uv_file)luaL_checkinteger(L, 1))) {
+  switch (uv_guess_handle(asyncio_checkfd(L, 1))) {
     case UV_TTY: lua_pushliteral(L, "tty"); break;
     case UV_NAMED_PIPE: lua_pushliteral(L, "pipe"); break;
     case UV_FILE: lua_pushliteral(L, "file"); break;
@@ -297,12 +297,11 @@ static FsBox *checkfs (lua_State *L) {
 */
 static int fs_then_close (lua_State *L) {
   FsBox *b = checkfs(L);
-  lua_Integer fd = luaL_checkinteger(L, 2);
+  int fd = asyncio_checkfd(L, 2);
   size_t n = 0;
   const char *tail = luaL_optlstring(L, 3, NULL, &n);
   lua_Integer off = luaL_optinteger(L, 4, -1);
   int pending = b->r != NULL && !b->done;
-  luaL_argcheck(L, fd >= 0 && fd <= INT32_MAX, 2, "descriptor out of range");
   if (pending) {
     FsReq *r = b->r;
     if (n > 0) {
@@ -314,7 +313,7 @@ static int fs_then_close (lua_State *L) {
       r->ntail = n;
       r->tailoff = (int64_t)off;
     }
-    r->closefd = (uv_file)fd + 1;
+    r->closefd = fd + 1;
   }
   lua_pushboolean(L, pending);
   return 1;
@@ -328,17 +327,16 @@ static int fs_then_close (lua_State *L) {
 ** task, a finalizer). A write writes everything (short writes go on).
 */
 static int core_fs_now (lua_State *L) {
-  int op = (int)luaL_checkinteger(L, 1);
-  lua_Integer fd = luaL_checkinteger(L, 2);
+  int op = asyncio_checkrange(L, 1, OP_WRITE, OP_CLOSE);
+  int fd = asyncio_checkfd(L, 2);
   int e = 0;
-  luaL_argcheck(L, fd >= 0 && fd <= INT32_MAX, 2, "descriptor out of range");
   if (op == OP_WRITE) {
     size_t n;
     const char *p = luaL_checklstring(L, 3, &n);
-    e = write_all((int)fd, p, n, (int64_t)luaL_checkinteger(L, 4));
+    e = write_all(fd, p, n, (int64_t)luaL_checkinteger(L, 4));
   }
   else if (op == OP_CLOSE) {
-    if (close((int)fd) < 0 && errno != EINTR) e = errno;
+    if (close(fd) < 0 && errno != EINTR) e = errno;
   }
   else return luaL_argerror(L, 1, "OP_WRITE or OP_CLOSE expected");
   if (e != 0) return asyncio_pushuverror(L, uv_translate_sys_error(e));

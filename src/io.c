@@ -56,3 +56,18 @@ uv_buf_t asyncio_buf (char *p, size_t n) {
   b.len = n;
   return b;
 }
+
+
+/* Argument 'arg', an integer that must be in [lo, hi] (a descriptor, a
+** signal, a mode): one out of range is refused, never cut to an int. */
+int asyncio_checkrange (lua_State *L, int arg, lua_Integer lo, lua_Integer hi) {
+  lua_Integer v = luaL_checkinteger(L, arg);
+  luaL_argcheck(L, v >= lo && v <= hi, arg, "value out of range");
+  return (int)v;
+}
+
+
+/* The same, 'def' when the argument is absent or nil. */
+int asyncio_optrange (lua_State *L, int arg, int def, lua_Integer lo, lua_Integer hi) {
+  return lua_isnoneornil(L, arg) ? def : asyncio_checkrange(L, arg, lo, hi);
+}

@@ -133,7 +133,7 @@ static int core_spawn (lua_State *L) {
   env = strings(L, 4, "environment entries");  /* index 9, if any */
   for (i = 0; i < 3; i++) {
     lua_rawgeti(L, 6, i + 1);
-    kinds[i] = (int)luaL_optinteger(L, -1, IO_INHERIT);
+    kinds[i] = asyncio_optrange(L, -1, IO_INHERIT, IO_INHERIT, IO_STDOUT);
     lua_pop(L, 1);
   }
   memset(&o, 0, sizeof o);
@@ -259,7 +259,7 @@ static int proc_status (lua_State *L) {
 /* p:_kill(signum) -> true | nil, err, msg (ESRCH once it has exited) */
 static int proc_kill (lua_State *L) {
   PBox *b = checkproc(L);
-  int sig = (int)luaL_checkinteger(L, 2), r;
+  int sig = asyncio_checkrange(L, 2, 0, 64), r;
   if (b->exited || b->p == NULL) r = UV_ESRCH;
   else r = uv_process_kill(&b->p->h, sig);
   if (r < 0) return asyncio_pushuverror(L, r);

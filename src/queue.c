@@ -71,6 +71,7 @@ static int qerror (lua_State *L, const char *name) {
 static void ring_copy (lua_State *L, int idx, lua_Integer head,
                        lua_Integer n, lua_Integer cap, lua_Integer ncap) {
   lua_Integer i;
+  if (ncap > (1 << 30)) luaL_error(L, "queue too large");  /* a Lua table's array limit */
   lua_createtable(L, (int)ncap, 0);
   for (i = 0; i < n; i++) {
     lua_rawgeti(L, idx, (head + i) % cap + 1);

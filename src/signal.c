@@ -73,7 +73,7 @@ static int core_signal_number (lua_State *L) {
 ** does not keep the loop running (the SIGQUIT task dump). */
 static int core_signal_start (lua_State *L) {
   Loop *lp = asyncio_checkloop(L, 1);
-  int signum = (int)luaL_checkinteger(L, 2), r;
+  int signum = asyncio_checkrange(L, 2, 1, 64), r;
   SigBox *b;
   Sig *s;
   luaL_checktype(L, 3, LUA_TFUNCTION);

@@ -815,7 +815,7 @@ static int core_tcp_listen (lua_State *L) {
   Loop *lp = asyncio_checkloop(L, 1);
   const char *host = luaL_checkstring(L, 2);
   lua_Integer port = luaL_checkinteger(L, 3);
-  int backlog = (int)luaL_optinteger(L, 4, 100);
+  int backlog = asyncio_optrange(L, 4, 100, 0, INT32_MAX);
   int reuse = lua_toboolean(L, 5);
   size_t limit = checklimit(L, 6);
   struct sockaddr_storage sa;
@@ -845,7 +845,7 @@ static int core_tcp_listen (lua_State *L) {
 static int core_pipe_listen (lua_State *L) {
   Loop *lp = asyncio_checkloop(L, 1);
   const char *path = luaL_checkstring(L, 2);
-  int backlog = (int)luaL_optinteger(L, 3, 100);
+  int backlog = asyncio_optrange(L, 3, 100, 0, INT32_MAX);
   size_t limit = checklimit(L, 4);
   Box *b;
   int r;

@@ -181,7 +181,8 @@ static int32_t task_slot (Loop *lp, lua_State *co) {
 int asyncio_wake (Loop *lp, lua_State *L, lua_State *co, int nvals) {
   int32_t s = lp->closed ? 0 : task_slot(lp, co);
   Slot *sl = &lp->slots[s];
-  if (s == 0 || sl->state != TASK_SUSPENDED || !lua_checkstack(co, nvals + 1)) {
+  if (s == 0 || sl->state != TASK_SUSPENDED || nvals > UINT16_MAX ||
+      !lua_checkstack(co, nvals + 1)) {
     lua_pop(L, nvals);
     return 0;
   }
