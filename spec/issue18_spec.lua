@@ -450,4 +450,78 @@ describe("issue 18", function()
       assert.are.equal(0, code)
     end)
   end)
+
+  describe("a task's coroutine in the program's hands", function()
+    local TAMPERED = "asyncio: the task's coroutine was closed or resumed outside its event loop"
+
+    it("closed while the task waits: the task ends with an error, its body never runs again", function()
+      support.run(function()
+        local runs = 0
+        local t = asyncio.create_task(function()
+          runs = runs + 1
+          await(asyncio.sleep(0.01))
+          return "done"
+        end)
+        support.ticks(1)
+        coroutine.close(t:get_coro())
+        local ok, err = pcall(await, t)
+        assert.is_false(ok)
+        assert.are.equal(TAMPERED, err)
+        assert.are.equal(1, runs)
+      end)
+    end)
+
+    it("closed or resumed before the task started: the body never runs", function()
+      support.run(function()
+        local runs = 0
+        local function body() runs = runs + 1; return "ran" end
+        local a = asyncio.create_task(body)
+        coroutine.close(a:get_coro())
+        local b = asyncio.create_task(body)
+        local ok, msg = coroutine.resume(b:get_coro(), "x", "y")
+        assert.is_false(ok)
+        assert.are.equal("asyncio: a task's coroutine can only be resumed by its event loop", msg)
+        assert.are.same({false, TAMPERED}, {pcall(await, a)})
+        assert.are.same({false, TAMPERED}, {pcall(await, b)})
+        assert.are.equal(0, runs)
+      end)
+    end)
+
+    it("a queue item handed to a task whose coroutine was closed goes to the next getter", function()
+      support.run(function()
+        local q = asyncio.Queue()
+        local first = asyncio.create_task(function() return await(q:get()) end)
+        local second = asyncio.create_task(function() return await(q:get()) end)
+        support.ticks(1)
+        coroutine.close(first:get_coro())
+        q:put_nowait("item")
+        assert.are.same({false, TAMPERED}, {pcall(await, first)})
+        assert.are.equal("item", await(second))
+      end)
+    end)
+
+    it("is never handed to another task, so keeping it cannot harm one", function()
+      support.run(function()
+        local kept = {}
+        for i = 1, 50 do
+          kept[i] = await(asyncio.create_task(function() return coroutine.running() end))
+        end
+        local live = {}
+        for i = 1, 50 do
+          live[i] = asyncio.create_task(function()
+            await(asyncio.sleep(0))
+            return coroutine.running()
+          end)
+        end
+        support.ticks(1)
+        for i = 1, 50 do coroutine.close(kept[i]) end  -- dead already: harmless
+        local seen = {}
+        for i = 1, 50 do seen[kept[i]] = true end
+        for i = 1, 50 do
+          local co = await(live[i])
+          assert.is_nil(seen[co])
+        end
+      end)
+    end)
+  end)
 end)

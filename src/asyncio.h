@@ -66,8 +66,9 @@ enum { SLOT_FREE, SLOT_CALLBACK, SLOT_TASK };
 ** libuv callback) stays after it runs; 'nargs' says whether it is queued. */
 enum { CALLBACK_ONCE, CALLBACK_STICKY, CALLBACK_DEAD };
 
-/* Where a task is: in the ready ring, running, or suspended in 'await'. */
-enum { TASK_READY = 1, TASK_RUNNING, TASK_SUSPENDED };
+/* Where a task is: in the ready ring (TASK_NEW: not started yet), running,
+** or suspended in 'await'. */
+enum { TASK_READY = 1, TASK_RUNNING, TASK_SUSPENDED, TASK_NEW };
 
 typedef struct Slot {
   lua_State *co;         /* SLOT_TASK: the coroutine (anchored, see below) */
@@ -75,14 +76,15 @@ typedef struct Slot {
   int32_t nextfree;      /* free list */
   uint8_t kind;
   uint8_t state;         /* SLOT_TASK only */
-  uint16_t nargs;        /* values waiting on co's stack for its next resume */
+  uint16_t nargs;        /* values waiting on co's stack for its next resume;
+                         ** TASK_NEW: the size its stack must have (see spawn) */
 } Slot;
 
 /* User values of a Loop userdata. Slot 's' anchors its Lua values at key
 ** 's' of LOOP_FIRST (the coroutine, or a callback's function) and of
 ** LOOP_SECOND (the task, or a callback's argument): while a slot is in
 ** use, nothing it names can be collected, so C may hold raw pointers. */
-enum { LOOP_FIRST = 1, LOOP_SECOND, LOOP_HOOKS, LOOP_POOL, LOOP_NUV = LOOP_POOL };
+enum { LOOP_FIRST = 1, LOOP_SECOND, LOOP_HOOKS, LOOP_NUV = LOOP_HOOKS };
 
 typedef struct Loop {
   uv_loop_t uv;
@@ -100,7 +102,6 @@ typedef struct Loop {
   Heap heap;
   lua_State *resuming;   /* the coroutine the loop is resuming now, or NULL */
   int suspended;         /* set by suspend(): the yield was an await's */
-  int32_t npool;         /* idle coroutines in LOOP_POOL, keys 1..npool */
   int vclock;            /* a virtual clock: time is 'vnow' and jumps (loop.c) */
   uint64_t vnow;         /* the virtual clock's nanoseconds */
   uint64_t slow_ns;      /* debug mode: report steps longer than this; 0: off */

@@ -327,7 +327,7 @@ static int fs_then_close (lua_State *L) {
 ** task, a finalizer). A write writes everything (short writes go on).
 */
 static int core_fs_now (lua_State *L) {
-  int op = asyncio_checkrange(L, 1, OP_WRITE, OP_CLOSE);
+  int op = asyncio_checkrange(L, 1, OP_OPEN, OP_FSYNC);
   int fd = asyncio_checkfd(L, 2);
   int e = 0;
   if (op == OP_WRITE) {

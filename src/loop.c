@@ -235,11 +235,9 @@ static void close_loop (lua_State *L, Loop *lp, int loopidx) {
     uv_run(&lp->uv, UV_RUN_DEFAULT);
   asyncio_slots_free(lp);
   lp->closed = 1;
-  if (L != NULL) {  /* drop what the slots and the pool anchored */
+  if (L != NULL) {  /* drop what the slots anchored */
     lua_pushnil(L); lua_setiuservalue(L, loopidx, LOOP_FIRST);
     lua_pushnil(L); lua_setiuservalue(L, loopidx, LOOP_SECOND);
-    lua_pushnil(L); lua_setiuservalue(L, loopidx, LOOP_POOL);
-    lp->npool = 0;
   }
 }
 
@@ -285,8 +283,6 @@ static int new_loop (lua_State *L) {
   lua_setiuservalue(L, -2, LOOP_FIRST);
   lua_createtable(L, 64, 0);
   lua_setiuservalue(L, -2, LOOP_SECOND);
-  lua_createtable(L, 16, 0);
-  lua_setiuservalue(L, -2, LOOP_POOL);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, LOOP_HOOKS);
   asyncio_slots_init(lp);

@@ -4,7 +4,10 @@
 ** ready ring is a FIFO of slot numbers, and a sleeping task sits in the
 ** timer heap under its slot number. This file resumes coroutines and hands
 ** their outcome to Lua (the 'finish' hook): what a result, an error or a
-** cancellation means is task.lua's affair.
+** cancellation means is task.lua's affair. A coroutine serves one task
+** only: the program may hold it (get_coro, coroutine.running), so it is
+** never handed to another task, and one that was closed or resumed by
+** someone other than the loop ends its task instead of running on.
 */
 #include <math.h>
 #include <stdio.h>
@@ -16,9 +19,6 @@
 /* Longest delay we arm, in seconds (about 31 years): longer is "never". */
 #define MAX_DELAY  1e9
 
-/* Idle coroutines kept for reuse by the next spawn. */
-#define POOL_MAX  256
-
 /* The slot of a task's coroutine lives in the coroutine's extra space. It
 ** is read only from coroutines known to be tasks (the one being resumed,
 ** one in a waiter list), and even then checked: the slot must be in range
@@ -29,6 +29,9 @@ enum { HOOK_FINISH = 1, HOOK_CALLBACK_ERROR, HOOK_BAD_YIELD, HOOK_SLOW };
 
 static const char foreign_msg[] =
   "asyncio: a task's coroutine can only be resumed by its event loop";
+
+static const char tampered_msg[] =
+  "asyncio: the task's coroutine was closed or resumed outside its event loop";
 
 /* What a suspension primitive returns, with a message, when it is called
 ** from a coroutine that is not the running task's own: it cannot yield
@@ -178,23 +181,41 @@ static int32_t task_slot (Loop *lp, lua_State *co) {
 ** timer is cancelled. Returns 0, popping the values, if 'co' is not a
 ** suspended task of 'lp' (already woken, running, finished).
 */
-int asyncio_wake (Loop *lp, lua_State *L, lua_State *co, int nvals) {
-  int32_t s = lp->closed ? 0 : task_slot(lp, co);
+/* Move suspended task slot 's' to the ready ring (its timer cancelled). */
+static void make_ready (Loop *lp, int32_t s, int nargs) {
   Slot *sl = &lp->slots[s];
-  if (s == 0 || sl->state != TASK_SUSPENDED || nvals > UINT16_MAX ||
-      !lua_checkstack(co, nvals + 1)) {
-    lua_pop(L, nvals);
-    return 0;
-  }
   if (sl->timer >= 0) {
     int32_t payload;
     asyncio_heap_cancel(&lp->heap, sl->timer, &payload);
     sl->timer = -1;
   }
-  lua_xmove(L, co, nvals);
-  sl->nargs = (uint16_t)nvals;
+  sl->nargs = (uint16_t)nargs;
   sl->state = TASK_READY;
   ring_push(lp, s);
+}
+
+
+/*
+** Wake task 'co', suspended in an await, with the 'nvals' values on top of
+** 'L' (moved onto its own stack: its await returns them). A sleeping task's
+** timer is cancelled. Returns 0, popping the values, if 'co' is not a
+** suspended task of 'lp' (already woken, running, finished), or if its
+** coroutine was closed by the program: then it is made ready to end (see
+** task_tampered) and what the values hand over (a queue's item) goes to
+** the next waiter instead of being lost with it.
+*/
+int asyncio_wake (Loop *lp, lua_State *L, lua_State *co, int nvals) {
+  int32_t s = lp->closed ? 0 : task_slot(lp, co);
+  Slot *sl = &lp->slots[s];
+  if (s == 0 || sl->state != TASK_SUSPENDED || nvals > UINT16_MAX ||
+      lua_status(co) != LUA_YIELD || !lua_checkstack(co, nvals + 1)) {
+    if (s != 0 && sl->state == TASK_SUSPENDED && lua_status(co) != LUA_YIELD)
+      make_ready(lp, s, 0);
+    lua_pop(L, nvals);
+    return 0;
+  }
+  lua_xmove(L, co, nvals);
+  make_ready(lp, s, nvals);
   return 1;
 }
 
@@ -205,18 +226,7 @@ int asyncio_wake (Loop *lp, lua_State *L, lua_State *co, int nvals) {
 */
 void asyncio_wake0 (Loop *lp, lua_State *co) {
   int32_t s = lp->closed || co == NULL ? 0 : task_slot(lp, co);
-  Slot *sl;
-  if (s == 0) return;
-  sl = &lp->slots[s];
-  if (sl->state != TASK_SUSPENDED) return;
-  if (sl->timer >= 0) {
-    int32_t payload;
-    asyncio_heap_cancel(&lp->heap, sl->timer, &payload);
-    sl->timer = -1;
-  }
-  sl->nargs = 0;
-  sl->state = TASK_READY;
-  ring_push(lp, s);
+  if (s != 0 && lp->slots[s].state == TASK_SUSPENDED) make_ready(lp, s, 0);
 }
 
 
@@ -293,21 +303,11 @@ static void call_hook (lua_State *L, int loopidx, int h, int n) {
 }
 
 
-/* Keep 'co' (on top of 'L', popped), reset, for the next spawn. */
-static void pool_put (lua_State *L, Loop *lp, int loopidx) {
-  if (lp->npool >= POOL_MAX) { lua_pop(L, 1); return; }
-  lua_getiuservalue(L, loopidx, LOOP_POOL);
-  lua_insert(L, -2);
-  lua_rawseti(L, -2, ++lp->npool);
-  lua_pop(L, 1);
-}
-
-
 /*
 ** The body of the task in slot 's' has ended with 'status': hand the
 ** outcome to the finish hook (task, nres, results... or task, false, error,
-** coroutine), release the slot and keep the coroutine.
-** A task that yielded without await is failed and its coroutine dropped.
+** coroutine) and release the slot. A task that yielded without await is
+** failed. The coroutine is dropped (it may be held by the program).
 */
 static void task_ended (lua_State *L, Loop *lp, int loopidx, int32_t s,
                         int status, int nres) {
@@ -329,13 +329,13 @@ static void task_ended (lua_State *L, Loop *lp, int loopidx, int32_t s,
     }
     call_hook(L, loopidx, HOOK_FINISH, n);
     lua_settop(co, 0);
-    pool_put(L, lp, loopidx);
+    lua_pop(L, 1);
   }
   else if (status == LUA_YIELD) {      /* a bare coroutine.yield */
     lua_pop(co, nres);
     lua_pushvalue(L, -2);
     call_hook(L, loopidx, HOOK_BAD_YIELD, 2);
-    ASYNCIO_CLOSETHREAD(co, L);        /* never pooled: a caller may still hold it */
+    ASYNCIO_CLOSETHREAD(co, L);
     lua_pop(L, 1);
   }
   else {
@@ -345,9 +345,34 @@ static void task_ended (lua_State *L, Loop *lp, int loopidx, int32_t s,
     call_hook(L, loopidx, HOOK_FINISH, 4);
     ASYNCIO_CLOSETHREAD(co, L);        /* closes its pending <close> variables */
     lua_settop(co, 0);                 /* the reset may leave the error there */
-    if (lua_status(co) == LUA_OK) pool_put(L, lp, loopidx);
-    else lua_pop(L, 1);
+    lua_pop(L, 1);
   }
+}
+
+
+/*
+** The coroutine of the task in slot 's' is not where the loop left it:
+** the program closed it (coroutine.close) or resumed it (a task not yet
+** started refuses to run its body then: see task.lua's enter). It must
+** not run (again): the task ends with an error.
+*/
+static void task_tampered (lua_State *L, Loop *lp, int loopidx, int32_t s) {
+  push_anchored(L, loopidx, s);        /* stack: co, task */
+  slot_free(L, lp, loopidx, s);
+  lua_pushboolean(L, 0);
+  lua_pushstring(L, tampered_msg);
+  lua_pushvalue(L, -4);                /* the coroutine, for a traceback */
+  call_hook(L, loopidx, HOOK_FINISH, 4);
+  lua_pop(L, 1);
+}
+
+
+/* Is the coroutine of task slot 'sl' where the loop left it: not started
+** (its stack as spawn made it) or suspended in a yield? */
+static int task_intact (Slot *sl) {
+  if (sl->state == TASK_NEW)
+    return lua_status(sl->co) == LUA_OK && lua_gettop(sl->co) == sl->nargs;
+  return lua_status(sl->co) == LUA_YIELD;
 }
 
 
@@ -356,10 +381,13 @@ static void resume_task (lua_State *L, Loop *lp, int loopidx, int32_t s) {
   Slot *sl = &lp->slots[s];
   lua_State *co = sl->co;
   int nargs = sl->nargs, status, nres = 0;
+  if (!task_intact(sl)) { task_tampered(L, lp, loopidx, s); return; }
+  if (sl->state == TASK_NEW) {         /* entry(args...), without the guard */
+    lua_pop(co, 1);
+    nargs = lua_gettop(co) - 1;
+  }
   sl->nargs = 0;
   sl->state = TASK_RUNNING;
-  if (lua_status(co) == LUA_OK)        /* not started: the body and its arguments */
-    nargs = lua_gettop(co) - 1;
   lp->resuming = co;
   lp->suspended = 0;
   status = lua_resume(co, L, nargs, &nres);
@@ -427,36 +455,40 @@ void asyncio_run_one (lua_State *L, Loop *lp, int loopidx) {
 
 /* The Lua methods ----------------------------------------------------------- */
 
+/* What a new task's coroutine runs if anyone but its loop resumes it. */
+static int refuse_start (lua_State *L) {
+  return luaL_error(L, "%s", foreign_msg);
+}
+
+
 /*
-** loop:spawn(task, body, ...) -> coroutine. A task whose coroutine starts
-** body(...) on a later step; 'task' is what the finish hook gets.
+** loop:spawn(task, entry, ...) -> coroutine. A task whose coroutine starts
+** entry(...) on a later step; 'task' is what the finish hook gets. Above
+** the arguments sits refuse_start: a resume by the program calls the value
+** below the arguments it passes, so it calls that (and the task's body
+** never runs); the loop pops it and calls 'entry'.
 */
 static int task_spawn (lua_State *L) {
   Loop *lp = asyncio_checkloop(L, 1);
-  int n = lua_gettop(L) - 2;           /* the body and its arguments */
+  int n = lua_gettop(L) - 2;           /* the entry function and its arguments */
   lua_State *co;
   int32_t s;
   luaL_checkany(L, 2);
   luaL_checktype(L, 3, LUA_TFUNCTION);
+  if (n >= UINT16_MAX) return luaL_error(L, "too many arguments for a task");
   if (lp->freeslot <= 0) slots_grow(L, lp);  /* may raise: nothing changed yet */
-  if (lp->npool > 0) {
-    lua_getiuservalue(L, 1, LOOP_POOL);
-    lua_rawgeti(L, -1, lp->npool);
-    lua_pushnil(L);
-    lua_rawseti(L, -3, lp->npool--);
-    lua_remove(L, -2);
-    co = lua_tothread(L, -1);
-  }
-  else co = lua_newthread(L);
+  co = lua_newthread(L);
   if (!lua_checkstack(co, n + 1))
     return luaL_error(L, "too many arguments for a task");
-  lua_insert(L, 3);                    /* stack: loop, task, co, body, args... */
+  lua_insert(L, 3);                    /* stack: loop, task, co, entry, args... */
+  s = slot_new(L, lp, SLOT_TASK);      /* may raise: nothing changed yet */
   lua_xmove(L, co, n);
-  s = slot_new(L, lp, SLOT_TASK);
+  lua_pushcfunction(co, refuse_start);  /* a light function: no allocation */
   anchor(L, 1, LOOP_FIRST, s, 3);
   anchor(L, 1, LOOP_SECOND, s, 2);
   lp->slots[s].co = co;
-  lp->slots[s].state = TASK_READY;
+  lp->slots[s].state = TASK_NEW;
+  lp->slots[s].nargs = (uint16_t)(n + 1);
   SLOT_OF(co) = s;
   lp->ntasks++;
   ring_push(lp, s);
@@ -684,7 +716,7 @@ static int task_info (lua_State *L) {
   uint64_t deadline;
   if (s == 0) { lua_pushnil(L); return 1; }
   switch (lp->slots[s].state) {
-    case TASK_READY: lua_pushliteral(L, "ready"); break;
+    case TASK_READY: case TASK_NEW: lua_pushliteral(L, "ready"); break;
     case TASK_RUNNING: lua_pushliteral(L, "running"); break;
     default: lua_pushliteral(L, "suspended"); break;
   }

@@ -348,7 +348,7 @@ end
 local Guard = {__gc = function(g)
   local f = g[1]
   if f._guard ~= g or f._fd == nil then return end
-  local err = close_now(f)
+  local _, err = pcall(close_now, f)  -- an error here must not vanish in the collector
   local loop = f._loop
   local ctx = {message = ("unclosed file %s"):format(f._path), exception = err}
   if loop and loop._core:is_running() then  -- report on the loop, not inside the collector

@@ -298,6 +298,7 @@ end
 
 -- The first function a task's coroutine runs: the body, by a tail call (no
 -- frame left behind), unless the task was cancelled before it started.
+-- (Only the loop can start it: see task.c's spawn.)
 local function enter(task, fn, ...)
   rt.current = task
   if task._must_cancel then raise_cancel(task) end
@@ -454,7 +455,7 @@ function Task:set_name(name)
   self._name = tostring(name)
 end
 
--- The coroutine that runs the task while it is pending (reused afterwards).
+-- The coroutine that runs the task (it serves this task only).
 function Task:get_coro()
   checktask(self, "get_coro")
   return self._co
