@@ -39,6 +39,8 @@ typedef struct Queue {
   lua_Integer reserved;         /* slots promised to woken putters */
   Ring waiters[2];
   Loop *lp;                     /* the loop of user value Q_LOOP, which keeps it alive */
+  int comparing;                /* a comparison may run Lua code (less, __lt): the queue
+                                ** must not change under it (see idle) */
 } Queue;
 
 
@@ -55,6 +57,18 @@ static Queue *checkqueue (lua_State *L, const char *fname) {
                fname, got);
   }
   return q;
+}
+
+
+/*
+** Refuse method 'fname' while a comparison of this queue runs Lua code: a
+** 'less' (or an item's __lt) that put or got from its own queue would move
+** items under a sift half done (an item came out twice).
+*/
+static void idle (lua_State *L, Queue *q, const char *fname) {
+  if (q->comparing)
+    luaL_error(L, "%s: the queue is in use by its own comparison (a 'less' function or "
+               "__lt must not use the queue)", fname);
 }
 
 
@@ -115,18 +129,38 @@ static void items_reserve (lua_State *L, Queue *q) {
 }
 
 
-/* a < b for the stack values at 'a' and 'b', through 'less' if given. */
+static int compare_lt (lua_State *L) {
+  lua_pushboolean(L, lua_compare(L, 1, 2, LUA_OPLT));
+  return 1;
+}
+
+
+/*
+** a < b for the stack values at 'a' and 'b' (queue at 1), through 'less'
+** if given. Lua code that may run (less, __lt) runs protected with the
+** queue marked busy, so that it cannot change the queue (idle) and the
+** mark is cleared whatever happens; its error then propagates, with
+** nothing moved yet.
+*/
 static int lt (lua_State *L, int a, int b) {
-  int r;
+  Queue *q = (Queue *)lua_touserdata(L, 1);
+  int r, ta, tb, status;
   a = lua_absindex(L, a);
   b = lua_absindex(L, b);
   if (lua_getiuservalue(L, 1, Q_LESS) == LUA_TNIL) {
     lua_pop(L, 1);
-    return lua_compare(L, a, b, LUA_OPLT);
+    ta = lua_type(L, a);
+    tb = lua_type(L, b);
+    if (ta == tb && (ta == LUA_TNUMBER || ta == LUA_TSTRING))  /* no metamethod */
+      return lua_compare(L, a, b, LUA_OPLT);
+    lua_pushcfunction(L, compare_lt);
   }
   lua_pushvalue(L, a);
   lua_pushvalue(L, b);
-  lua_call(L, 2, 1);  /* an error in 'less' propagates: nothing has moved yet */
+  q->comparing = 1;
+  status = lua_pcall(L, 2, 1, 0);
+  q->comparing = 0;
+  if (status != LUA_OK) lua_error(L);
   r = lua_toboolean(L, -1);
   lua_pop(L, 1);
   return r;
@@ -289,14 +323,22 @@ static int hand_over (lua_State *L, Queue *q, int idx) {
 }
 
 
-/* The put itself, once allowed: the item is at index 2. */
-static void do_put (lua_State *L, Queue *q) {
-  q->unfinished++;
+/*
+** The put itself, once allowed: the item is at index 2. Storing it may
+** raise (out of memory, a failing comparison) with nothing changed: the
+** item is counted unfinished only once it is in.
+*/
+static void store (lua_State *L, Queue *q) {
   if (!hand_over(L, q, 2)) {
     items_reserve(L, q);
     lua_pushvalue(L, 2);
     items_push(L, q);
   }
+  q->unfinished++;
+}
+
+static void do_put (lua_State *L, Queue *q) {
+  store(L, q);
   settle(L, q);  /* a slot may still be free for a waiting putter */
 }
 
@@ -304,6 +346,7 @@ static void do_put (lua_State *L, Queue *q) {
 static int queue_put_nowait (lua_State *L) {
   Queue *q = checkqueue(L, "put_nowait");
   lua_settop(L, 2);
+  idle(L, q, "put_nowait");
   if (q->shutdown) return qerror(L, "QueueShutDown");
   if (isfull(q)) return qerror(L, "QueueFull");
   do_put(L, q);
@@ -315,6 +358,7 @@ static int queue_put_nowait (lua_State *L) {
 static int queue_put (lua_State *L) {
   Queue *q = checkqueue(L, "put");
   lua_settop(L, 2);
+  idle(L, q, "put");
   if (q->shutdown) return qerror(L, "QueueShutDown");
   if (!isfull(q)) {
     do_put(L, q);
@@ -336,6 +380,7 @@ static int queue_put (lua_State *L) {
 static int queue_try_put (lua_State *L) {
   Queue *q = checkqueue(L, "_try_put");
   lua_settop(L, 2);
+  idle(L, q, "put");
   if (q->shutdown) return qerror(L, "QueueShutDown");
   if (isfull(q)) { lua_pushboolean(L, 0); return 1; }
   do_put(L, q);
@@ -346,6 +391,7 @@ static int queue_try_put (lua_State *L) {
 
 static int queue_get_nowait (lua_State *L) {
   Queue *q = checkqueue(L, "get_nowait");
+  idle(L, q, "get_nowait");
   if (available(q) <= 0)
     return qerror(L, q->shutdown ? "QueueShutDown" : "QueueEmpty");
   items_pop(L, q);
@@ -357,6 +403,7 @@ static int queue_get_nowait (lua_State *L) {
 /* q:try_get() -> true, item | false. Raises QueueShutDown when that is the answer. */
 static int queue_try_get (lua_State *L) {
   Queue *q = checkqueue(L, "_try_get");
+  idle(L, q, "get");
   if (available(q) <= 0) {
     if (q->shutdown) return qerror(L, "QueueShutDown");
     lua_pushboolean(L, 0);
@@ -479,6 +526,7 @@ static int queue_abort (lua_State *L) {
 static int queue_unget (lua_State *L) {
   Queue *q = checkqueue(L, "_unget");
   lua_settop(L, 2);
+  idle(L, q, "get");
   if (hand_over(L, q, 2)) return 0;
   items_reserve(L, q);
   if (q->kind == FIFO) {
@@ -497,13 +545,22 @@ static int queue_unget (lua_State *L) {
 }
 
 
-/* q:put_woken(item): a woken putter fills the slot reserved for it. */
+/*
+** q:put_woken(item): a woken putter fills the slot reserved for it. If
+** storing the item raises, the slot stays reserved: the caller gives it up
+** with _release, which passes it on to the next putter.
+*/
 static int queue_put_woken (lua_State *L) {
   Queue *q = checkqueue(L, "_put_woken");
   lua_settop(L, 2);
+  idle(L, q, "put");
+  if (q->shutdown) {
+    if (q->reserved > 0) q->reserved--;
+    return qerror(L, "QueueShutDown");
+  }
+  store(L, q);
   if (q->reserved > 0) q->reserved--;
-  if (q->shutdown) return qerror(L, "QueueShutDown");
-  do_put(L, q);
+  settle(L, q);
   return 0;
 }
 
@@ -561,6 +618,7 @@ static int queue_unfinished (lua_State *L) {
 static int queue_shutdown (lua_State *L) {
   Queue *q = checkqueue(L, "shutdown");
   int immediate = lua_toboolean(L, 2);
+  idle(L, q, "shutdown");
   q->shutdown = 1;
   if (immediate) {  /* drop the items and the task_done they would owe */
     lua_Integer n = q->count;

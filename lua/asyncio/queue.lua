@@ -14,7 +14,7 @@ local util = require "asyncio.util"
 local raise_cancel, REFUSED = task.raise_cancel, task.REFUSED
 local argcheck, typeerror = util.argcheck, util.typeerror
 local methods = core.queue_methods
-local setmetatable, error, mtype = setmetatable, error, math.type
+local setmetatable, error, pcall, mtype = setmetatable, error, pcall, math.type
 
 local GET, PUT = 0, 1  -- the waiter lists of queue.c
 
@@ -57,8 +57,10 @@ function GetOp.__await(op)
   t._waiting = false
   if ok == REFUSED then error(item, 2) end
   if t._must_cancel then
-    if ok then unget(q, item) end  -- the item goes to the next getter
-    raise_cancel(t)
+    -- the item goes to the next getter, or back to the front; if it cannot
+    -- go back (a PriorityQueue whose 'less' fails), the get happened: the
+    -- item is returned and the cancellation waits for the next await
+    if not ok or pcall(unget, q, item) then raise_cancel(t) end
   end
   if not ok then error(errors.QueueShutDown(), 0) end
   return item
@@ -76,7 +78,11 @@ function PutOp.__await(op)
     raise_cancel(t)
   end
   if not woken then error(errors.QueueShutDown(), 0) end
-  put_woken(q, item)
+  local done, err = pcall(put_woken, q, item)
+  if not done then  -- the item could not be stored: the slot goes to the next putter
+    release(q)
+    error(err, 0)
+  end
 end
 
 task.register_awaitable(GetOp)
