@@ -580,4 +580,42 @@ describe("issue 18", function()
       end)
     end)
   end)
+
+  describe("an error value whose __tostring raises", function()
+    local bad = setmetatable({}, {__tostring = function() error("tostring exploded") end})
+
+    it("still fails its task, reaches whoever awaits it, and is reported", function()
+      local reports = {}
+      local loop = asyncio.new_event_loop()
+      loop:set_exception_handler(function(_, ctx)
+        reports[#reports + 1] = require("asyncio.util").describe(ctx.exception)
+      end)
+      loop:run_until_complete(asyncio.async(function()
+        local t = asyncio.create_task(function() error(bad) end)
+        local ok, err = pcall(await, t)
+        assert.is_false(ok)
+        assert.are.equal(bad, err)
+        assert.matches("__tostring failed", t:traceback())
+        local r = await(asyncio.gather(asyncio.create_task(function() error(bad) end),
+          {return_exceptions = true}))
+        assert.are.equal(bad, r[1])
+        asyncio.create_task(function() error(bad) end)  -- never retrieved
+        support.ticks(2)
+      end)())
+      collectgarbage()
+      collectgarbage()
+      loop:close()
+      assert.are.same({"(a table whose __tostring failed)"}, reports)
+      assert.matches("sub%-errors: %(a table whose __tostring failed%); plain",
+        tostring(asyncio.ExceptionGroup("x", {bad, "plain"})))
+      assert.are.equal("TimeoutError: (a table whose __tostring failed)",
+        tostring(asyncio.TimeoutError(bad)))
+    end)
+
+    it("raised from asyncio.run's main comes out of asyncio.run", function()
+      local ok, err = pcall(asyncio.run, function() error(bad) end)
+      assert.is_false(ok)
+      assert.are.equal(bad, err)
+    end)
+  end)
 end)

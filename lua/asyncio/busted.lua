@@ -24,8 +24,8 @@ local M = {defaults = {clock = "virtual", timeout = 5}}
 
 -- What an exception-handler context says, on one line.
 local function context_text(ctx)
-  local s = tostring(ctx.message)
-  if ctx.exception ~= nil or ctx.failed then s = s .. ": " .. tostring(ctx.exception) end
+  local s = util.describe(ctx.message)
+  if ctx.exception ~= nil or ctx.failed then s = s .. ": " .. util.describe(ctx.exception) end
   return s
 end
 

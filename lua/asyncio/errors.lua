@@ -2,11 +2,13 @@
 -- 'message'; tostring gives "Name: message"; Class:is(err) tests membership,
 -- subclasses included. Context (traceback, task) goes in fields beside.
 
+local describe = require("asyncio.util").describe
+
 local errors = {}
 
 local function message_of(e)
   if e.message == nil or e.message == "" then return e.name end
-  return e.name .. ": " .. tostring(e.message)
+  return e.name .. ": " .. describe(e.message)
 end
 
 local function class(name, parent, default)
@@ -60,8 +62,8 @@ getmetatable(errors.ExceptionGroup).__call = function(c, message, list)
 end
 function errors.ExceptionGroup.__tostring(e)
   local parts = {}
-  for i = 1, e.errors.n or #e.errors do parts[i] = tostring(e.errors[i]) end
-  return ("%s: %s (%d sub-error%s: %s)"):format(e.name, tostring(e.message),
+  for i = 1, e.errors.n or #e.errors do parts[i] = describe(e.errors[i]) end
+  return ("%s: %s (%d sub-error%s: %s)"):format(e.name, describe(e.message),
     #parts, #parts == 1 and "" or "s", table.concat(parts, "; "))
 end
 

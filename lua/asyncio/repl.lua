@@ -15,6 +15,7 @@ local core = require "asyncio.core"
 local streams = require "asyncio.streams"
 
 local await, pack, unpack = asyncio.await, table.pack, table.unpack
+local describe = require("asyncio.util").describe
 
 local M = {}
 
@@ -81,7 +82,7 @@ local function show(...)
   local n = select("#", ...)
   if n == 0 then return end
   local parts = pack(...)
-  for i = 1, n do parts[i] = tostring(parts[i]) end
+  for i = 1, n do parts[i] = describe(parts[i]) end
   print(table.concat(parts, "\t", 1, n))
 end
 
@@ -128,7 +129,7 @@ local function session(state, interactive)
         elseif asyncio.CancelledError:is(res) and state.cancelled then
           io.stderr:write("KeyboardInterrupt: the line was cancelled\n")
         else
-          io.stderr:write(tostring(res), "\n")
+          io.stderr:write(describe(res), "\n")
         end
         state.cancelled = false
       end
@@ -157,7 +158,7 @@ function M.run()
   for _, t in ipairs(loop._core:tasks()) do t:cancel() end  -- what was left running
   pcall(loop.run_until_complete, loop, loop:create_task(function() await(asyncio.sleep(0)) end))
   loop:close()
-  if not ok then io.stderr:write(tostring(err), "\n") end
+  if not ok then io.stderr:write(describe(err), "\n") end
   return ok
 end
 

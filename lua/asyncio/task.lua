@@ -11,7 +11,8 @@ local rt = require "asyncio.runtime"
 local util = require "asyncio.util"
 
 local CancelledError = errors.CancelledError
-local argcheck, typeerror, unpack = util.argcheck, util.typeerror, util.unpack
+local argcheck, typeerror, unpack, describe = util.argcheck, util.typeerror, util.unpack,
+  util.describe
 local setmetatable, select, error, type, tostring = setmetatable, select, error, type, tostring
 local getmetatable = core.metatable  -- raw, and cheaper than Lua's
 local traceback, getinfo = debug.traceback, debug.getinfo
@@ -340,7 +341,7 @@ local function finish(task, n, ...)
     task._cancel_error = e
     schedule_callbacks(task)
   else
-    task:_set_exception(e, co and traceback(co, tostring(e)))
+    task:_set_exception(e, co and traceback(co, describe(e)))
   end
 end
 

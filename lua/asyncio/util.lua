@@ -41,6 +41,15 @@ function util.checkdelay(d, n, fname, opt)
   return d
 end
 
+-- tostring(v) for messages, reports and tracebacks, which must never
+-- fail: an error value whose __tostring raises (or returns no string) is
+-- described instead, so formatting an error cannot lose it.
+function util.describe(v)
+  local ok, s = pcall(tostring, v)
+  if ok and type(s) == "string" then return s end
+  return ("(a %s whose __tostring failed)"):format(type(v))
+end
+
 util.pack = table.pack
 util.unpack = table.unpack
 
