@@ -282,7 +282,8 @@ describe("issue 18", function()
         await(opened:wait())
         for i = 1, 4 do
           holders[i] = asyncio.create_task(function()
-            local f <close> = await(asyncio.open_file(fifos[i]))
+            local fifo = await(asyncio.open_file(fifos[i]))
+            await(fifo:close())
           end)
         end
         local ok = pcall(await, failing)

@@ -6,7 +6,7 @@
 
 local core = require "asyncio.core"
 local rt = require "asyncio.runtime"
-local describe = require("asyncio.util").describe
+local text_of = require("asyncio.util").describe
 
 local getmetatable, format, concat = core.metatable, string.format, table.concat
 local traceback = debug.traceback
@@ -38,7 +38,7 @@ local function awaits(t, loop)
   local name = name_of(mt)
   if name == "asyncio.Task" then return "task " .. w:get_name(), {w} end
   if name == "asyncio.Queue" then return "a queue", {} end
-  if type(w) ~= "table" then return describe(w), {} end
+  if type(w) ~= "table" then return text_of(w), {} end
   if rawget(w, "_what") then return article(w._what), {} end  -- a sync primitive's waiter
   if rawget(w, "_children") then  -- a gather
     local kids = {}
@@ -52,12 +52,12 @@ local function awaits(t, loop)
   end
   if name == "asyncio.StreamWait" then return STREAM_KINDS[w[2]] or "a stream", {} end
   if name == "asyncio.ObjectWait" then
-    return OBJECTS[name_of(getmetatable(w[1]))] or describe(w[1]), {}
+    return OBJECTS[name_of(getmetatable(w[1]))] or text_of(w[1]), {}
   end
   if rawget(w, "__isfuture") ~= nil or (type(mt) == "table" and mt.__isfuture) then
     return "a future", {}
   end
-  return describe(w), {}
+  return text_of(w), {}
 end
 
 -- The library's own files: their frames are left out of a task's traceback.
