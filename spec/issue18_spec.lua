@@ -386,23 +386,24 @@ describe("issue 18", function()
       local fifo = os.tmpname()
       os.remove(fifo)
       assert(os.execute("mkfifo " .. fifo))
-      local before = support.fd_count()
+      local before, after
       support.run(function()
+        before = support.fd_count()
         local t = asyncio.create_task(function() return await(asyncio.open_file(fifo)) end)
         support.ticks(2)  -- the open blocks in the pool until a writer comes
         t:cancel()
         assert.is_false(pcall(await, t))
         local w = assert(io.open(fifo, "w"))  -- now the open in the pool succeeds
         w:close()
-        for _ = 1, 100 do  -- until the pool has answered and the request is collected
+        for _ = 1, 500 do  -- until the pool has answered and the request is collected
           collectgarbage()
-          if support.fd_count() == before then break end
+          after = support.fd_count()
+          if after == before then break end
           await(asyncio.sleep(0.01))
         end
       end)
-      collectgarbage()
       os.remove(fifo)
-      assert.are.equal(before, support.fd_count())
+      assert.are.equal(before, after)
     end)
   end)
 
