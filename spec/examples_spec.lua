@@ -183,11 +183,7 @@ describe("README.md's testing section", function()
 end)
 
 describe("the Lua REPL", function()
-  local function repl(lines)
-    return support.with_file(table.concat(lines, "\n") .. "\n", function(f)
-      return (support.sh("bash spec/repl_helper.sh " .. f))
-    end)
-  end
+  local repl = support.lua_repl
 
   it("runs the demo twice and still answers", function()
     local out = repl({

@@ -620,4 +620,79 @@ describe("issue 18", function()
       assert.are.equal(bad, err)
     end)
   end)
+
+  describe("Ctrl-C", function()
+    it("stops a task that computes without awaiting, and the lua5.4 REPL goes on", function()
+      local out = support.lua_repl({
+        'asyncio = require "asyncio"',
+        'ok, err = pcall(asyncio.run, function() print("busy"); local x = 0; while true do x = x + 1 end end)',
+        '--SIGINT-- busy',
+        'print("after", ok, tostring(err))',
+        'child = function() print("child busy"); while true do end end',
+        'ok, err = pcall(asyncio.run, function() return asyncio.await(asyncio.create_task(child)) end)',
+        '--SIGINT-- child busy',
+        'print("after child", ok, tostring(err))',
+        'print("again", asyncio.run(function() return 42 end))',
+      })
+      assert.matches("after\tfalse\tKeyboardInterrupt: interrupted\n", out)
+      assert.matches("after child\tfalse\tKeyboardInterrupt: interrupted\n", out)
+      assert.matches("again\t42", out)
+      assert.matches("exit status 0\n$", out)
+    end)
+
+    it("a second Ctrl-C ends a process whose task swallows the first, as lua.c does", function()
+      local out = support.lua_repl({
+        'asyncio = require "asyncio"',
+        'asyncio.run(function() print("stubborn"); while true do pcall(function() while true do end end) end end)',
+        '--SIGINT-- stubborn',
+        '--SIGINT-- stubborn',
+        'print("not reached")',
+      })
+      assert.is_nil(out:find("not reached\n", 1, true))
+      assert.matches("exit status 130\n$", out)
+    end)
+
+    it("stops the async REPL's busy line, and the REPL goes on", function()
+      local out = support.async_repl({
+        "expect > ",
+        'line print("spinning"); local x = 0; while true do x = x + 1 end',
+        "expect spinning",
+        "ctrl-c",
+        "expect KeyboardInterrupt",
+        "expect > ",
+        "line print(6 * 7)",
+        "expect 42",
+        "expect > ",
+        "ctrl-d",
+      })
+      assert.matches("KeyboardInterrupt: interrupted", out)
+      assert.matches("\n42\r?\n", out)
+      assert.matches("exit status 0\n$", out)
+    end)
+
+    it("stops run_until_complete and run_forever with KeyboardInterrupt; the loop can run again", function()
+      local out = support.lua_repl({
+        'asyncio = require "asyncio"',
+        'loop = asyncio.new_event_loop()',
+        'loop:call_soon(print, "waiting")',
+        'ok, err = pcall(loop.run_until_complete, loop, asyncio.sleep(1000))',
+        '--SIGINT-- waiting',
+        'print("after", ok, tostring(err), loop:is_running(), loop:is_closed())',
+        'loop:call_soon(print, "forever")',
+        'loop:call_later(1000, print, "never")',
+        'ok, err = pcall(loop.run_forever, loop)',
+        '--SIGINT-- forever',
+        'print("after forever", ok, tostring(err))',
+        'print("again", loop:run_until_complete(asyncio.sleep(0, 42)))',
+        'loop:close()',
+        'print("closed", loop:is_closed())',
+      })
+      assert.matches("after\tfalse\tKeyboardInterrupt: interrupted\tfalse\tfalse\n", out)
+      assert.matches("after forever\tfalse\tKeyboardInterrupt: interrupted\n", out)
+      assert.matches("again\t42", out)
+      assert.matches("closed\ttrue", out)
+      assert.is_nil(out:find("Exception in callback", 1, true))
+      assert.matches("exit status 0\n$", out)
+    end)
+  end)
 end)

@@ -6,12 +6,7 @@ local support = require "spec.support"
 local REPL = support.LUA .. " -l asyncio.repl"
 
 -- Act out 'actions' (see pty_helper.py) on the REPL in a terminal.
-local function terminal(actions)
-  return support.with_file(table.concat(actions, "\n") .. "\n", function(f)
-    return (support.sh(("env %s python3 spec/pty_helper.py %s lua5.4 -l asyncio.repl")
-      :format(REPL:match("^(.*) lua5.4"), f)))
-  end)
-end
+local terminal = support.async_repl
 
 local function piped(text)
   return support.with_file(text, function(f) return support.sh(("%s < %s"):format(REPL, f)) end)

@@ -80,6 +80,25 @@ function support.lua_run(src, prefix)
   return out, code
 end
 
+-- Drive a real interactive lua5.4 -i with 'lines' (spec/repl_helper.sh:
+-- a line "--SIGINT-- PATTERN" sends Ctrl-C once the output shows PATTERN);
+-- returns everything it printed, ending with "exit status N".
+function support.lua_repl(lines)
+  return support.with_file(table.concat(lines, "\n") .. "\n", function(f)
+    return (support.sh("bash spec/repl_helper.sh " .. f))
+  end)
+end
+
+-- Act out 'actions' on the async REPL (lua5.4 -l asyncio.repl) in a real
+-- terminal (spec/pty_helper.py: line, ctrl-c, ctrl-d, expect); returns
+-- what the terminal showed, ending with "exit status N".
+function support.async_repl(actions)
+  return support.with_file(table.concat(actions, "\n") .. "\n", function(f)
+    return (support.sh(("env %s python3 spec/pty_helper.py %s lua5.4 -l asyncio.repl")
+      :format(support.LUA:match("^(.*) lua5.4"), f)))
+  end)
+end
+
 -- The process id of this Lua process.
 function support.pid()
   local f = assert(io.open("/proc/self/stat"))

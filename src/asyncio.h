@@ -5,6 +5,7 @@
 #ifndef ASYNCIO_H
 #define ASYNCIO_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include <lua.h>
@@ -89,11 +90,12 @@ enum { LOOP_FIRST = 1, LOOP_SECOND, LOOP_HOOKS, LOOP_NUV = LOOP_HOOKS };
 typedef struct Loop {
   uv_loop_t uv;
   uv_timer_t timer;      /* armed for the earliest deadline only while waiting */
-  uv_signal_t sigint;    /* started only while run() was asked to watch SIGINT */
+  uv_async_t wakeup;     /* sent by the SIGINT handler (interrupt.c) */
   int closed;            /* uv_loop_close done; every other field is dead */
   int running;
   int stopping;          /* stop() was called: leave after the current batch */
-  int interrupted;       /* SIGINT arrived during run() */
+  volatile sig_atomic_t interrupted;        /* SIGINT arrived during run() */
+  volatile sig_atomic_t interrupt_pending;  /* ... and run() has not returned yet */
   int gcstress;          /* ASYNCIO_GC_STRESS: full collection after each step */
   Slot *slots;           /* slot 0 is never used: 0 means "no slot" */
   int32_t nslots, freeslot, ntasks;
@@ -135,6 +137,13 @@ void asyncio_setfuncs (lua_State *L, const luaL_Reg *l);
 
 /* loop.c */
 void asyncio_loop_open (lua_State *L);
+
+/* interrupt.c: Ctrl-C while run() watches SIGINT */
+void asyncio_on_wakeup (uv_async_t *a);
+void asyncio_sigint_watch (Loop *lp);
+void asyncio_sigint_unwatch (Loop *lp);
+void asyncio_interrupt_done (lua_State *co);
+void asyncio_interrupt_open (lua_State *L);
 
 /* queue.c */
 void asyncio_queue_open (lua_State *L);

@@ -5,7 +5,6 @@
 ** inside a libuv callback: callbacks only set flags, and all Lua work
 ** happens in loop_run, which Lua called.
 */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,14 +17,6 @@
 ** there would leave the poll with no timeout at all (blocked for good). */
 static void on_timer (uv_timer_t *t) {
   uv_stop(t->loop);
-}
-
-
-static void on_sigint (uv_signal_t *s, int signum) {
-  Loop *lp = (Loop *)s->data;
-  (void)signum;
-  lp->interrupted++;
-  uv_stop(&lp->uv);
 }
 
 
@@ -117,16 +108,12 @@ static int run_inner (lua_State *L) {
 static int loop_run (lua_State *L) {
   Loop *lp = asyncio_checkloop(L, 1);
   int watch = lua_toboolean(L, 2), status;
-  struct sigaction old;
   if (lp->running)
     return luaL_error(L, "this event loop is already running");
   lp->running = 1;
   lp->stopping = 0;
   lp->interrupted = 0;
-  if (watch) {  /* lua.c's own SIGINT handler comes back when we are done */
-    sigaction(SIGINT, NULL, &old);
-    uv_signal_start(&lp->sigint, on_sigint, SIGINT);
-  }
+  if (watch) asyncio_sigint_watch(lp);  /* the host's handler comes back when we are done */
   lua_settop(L, 1);
   lua_pushvalue(L, ASYNCIO_LOOP_MT);   /* the module's upvalues, as everywhere */
   lua_pushvalue(L, ASYNCIO_QUEUE_MT);
@@ -134,10 +121,7 @@ static int loop_run (lua_State *L) {
   lua_pushcclosure(L, run_inner, 3);
   lua_insert(L, 1);
   status = lua_pcall(L, 1, 1, 0);
-  if (watch) {
-    uv_signal_stop(&lp->sigint);
-    sigaction(SIGINT, &old, NULL);
-  }
+  if (watch) asyncio_sigint_unwatch(lp);
   lp->running = 0;
   lp->stopping = 0;
   if (status != LUA_OK)
@@ -217,7 +201,7 @@ static int loop_is_closed (lua_State *L) {
 static void close_walk (uv_handle_t *h, void *arg) {
   Loop *lp = (Loop *)arg;
   if (uv_is_closing(h)) return;
-  if (h == (uv_handle_t *)&lp->timer || h == (uv_handle_t *)&lp->sigint)
+  if (h == (uv_handle_t *)&lp->timer || h == (uv_handle_t *)&lp->wakeup)
     uv_close(h, NULL);
   else
     uv_close(h, *(asyncio_closer *)h->data);
@@ -289,11 +273,10 @@ static int new_loop (lua_State *L) {
   if ((err = uv_loop_init(&lp->uv)) != 0)
     return luaL_error(L, "cannot create event loop: %s", uv_strerror(err));
   uv_timer_init(&lp->uv, &lp->timer);
-  uv_signal_init(&lp->uv, &lp->sigint);
-  lp->sigint.data = lp;
-  /* the SIGINT watcher alone must not keep uv_run from finding "idle";
+  uv_async_init(&lp->uv, &lp->wakeup, asyncio_on_wakeup);
+  /* the wake-up handle alone must not keep uv_run from finding "idle";
   ** the timer is active only while we wait, so it may stay referenced */
-  uv_unref((uv_handle_t *)&lp->sigint);
+  uv_unref((uv_handle_t *)&lp->wakeup);
   {
     const char *s = getenv("ASYNCIO_GC_STRESS");
     lp->gcstress = s != NULL && *s != '\0' && strcmp(s, "0") != 0;

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,11 +58,15 @@ static void *reap (void *arg) {
 static void reap_later (int pid) {
   pthread_t th;
   pthread_attr_t a;
+  sigset_t all, old;
   if (pthread_attr_init(&a) != 0) return;
   pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&a, 64 * 1024);
+  sigfillset(&all);  /* the thread inherits this mask: signals stay the loop thread's */
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   if (pthread_create(&th, &a, reap, (void *)(intptr_t)pid) != 0)
     waitpid(pid, NULL, WNOHANG);  /* no thread: at least a child that is done */
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&a);
 }
 

@@ -392,6 +392,7 @@ static void resume_task (lua_State *L, Loop *lp, int loopidx, int32_t s) {
   lp->suspended = 0;
   status = lua_resume(co, L, nargs, &nres);
   lp->resuming = NULL;
+  if (lp->interrupt_pending) asyncio_interrupt_done(co);  /* SIGINT came meanwhile */
   sl = &lp->slots[s];                  /* the body may have grown the slots */
   if (status == LUA_YIELD && lp->suspended) {
     lua_pop(co, nres);

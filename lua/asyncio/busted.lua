@@ -14,7 +14,6 @@
 
 local asyncio = require "asyncio"
 local dump = require "asyncio.dump"
-local gather = require "asyncio.gather"
 local rt = require "asyncio.runtime"
 local util = require "asyncio.util"
 
@@ -27,17 +26,6 @@ local function context_text(ctx)
   local s = util.describe(ctx.message)
   if ctx.exception ~= nil or ctx.failed then s = s .. ": " .. util.describe(ctx.exception) end
   return s
-end
-
--- Cancel every task still pending on 'loop' and let them finish.
-local function cancel_all(loop)
-  local pending = {}
-  for _, t in ipairs(loop._core:tasks()) do
-    if not t:done() then t:cancel(); pending[#pending + 1] = t end
-  end
-  if #pending > 0 then
-    pcall(loop.run_until_complete, loop, gather.gather_futures(loop, pending, #pending, true))
-  end
 end
 
 -- Run fn(...) as the main task of a fresh loop with 'opts'; returns its
@@ -65,7 +53,7 @@ function M.run(opts, fn, ...)
     if not t:done() then left[#left + 1] = t end
   end
   local leftover = #left > 0 and dump.dump_tasks(loop) or nil
-  cancel_all(loop)
+  pcall(loop._cancel_all, loop, false, true)
   collectgarbage()
   collectgarbage()  -- unretrieved task errors are reported when collected
   loop:close()

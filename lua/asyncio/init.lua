@@ -99,31 +99,6 @@ function asyncio.get_running_loop()
   return rt.loop
 end
 
--- Cancel every task still pending on 'loop' and run until they finish;
--- report the errors of those that failed instead of stopping.
-local function cancel_all(loop)
-  local pending, n = {}, 0
-  for _, t in ipairs(loop._core:tasks()) do
-    if not t:done() then
-      t:cancel()
-      n = n + 1
-      pending[n] = t
-    end
-  end
-  if n == 0 then return end
-  local all = gather.gather_futures(loop, pending, n, true)
-  local status = loop:_run_until(all, true)
-  if status ~= "stopped" then return end  -- interrupted again, or stuck
-  for i = 1, n do
-    local t = pending[i]
-    if t._failed then
-      t._guard = nil
-      loop:call_exception_handler({message = "unhandled error during asyncio.run() shutdown",
-        exception = t._exc, failed = true, task = t, traceback = t._tb})
-    end
-  end
-end
-
 -- Is 'x' the options of run (a plain table of loop options only)?
 local function run_options(x)
   if type(x) ~= "table" or getmetatable(x) ~= nil or next(x) == nil then return false end
@@ -166,11 +141,14 @@ function asyncio.run(main, ...)
   if quit then quit:_stop() end
   local cleanup_ok, cleanup_err = true, nil
   if err ~= "abandoned" then  -- a second Ctrl-C leaves the stragglers be
-    cleanup_ok, cleanup_err = pcall(cancel_all, loop)
+    cleanup_ok, cleanup_err = pcall(loop._cancel_all, loop, true, true)
   end
   loop:close()
   if not ok then error(err, 0) end
-  if err == "interrupted" or err == "abandoned" then error(errors.KeyboardInterrupt(), 0) end
+  if err == "interrupted" or err == "abandoned" then
+    -- never a normal return: main may have caught the cancellation
+    error(EventLoop._interruption(main_task), 0)
+  end
   if err == "deadlock" then
     error("asyncio.run: deadlock: main waits for something that no task, timer or I/O can " ..
       "complete\n" .. stuck, 2)

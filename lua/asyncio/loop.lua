@@ -2,7 +2,9 @@
 -- a future is done, callbacks with handles, the exception handler.
 
 local core = require "asyncio.core"
+local errors = require "asyncio.errors"
 local Future = require "asyncio.future"
+local gather = require "asyncio.gather"
 local rt = require "asyncio.runtime"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
@@ -201,10 +203,30 @@ local function run_core(self, watch_sigint)
 end
 EventLoop._run_core = run_core
 
+-- Ctrl-C stops a task that computes without awaiting by raising this in
+-- it (interrupt.c), once it runs code outside these files.
+local KeyboardInterrupt = errors.KeyboardInterrupt
+core.interrupt_config(function() return KeyboardInterrupt() end,
+  (debug.getinfo(1, "S").source:match("^@(.*)loop%.lua$") or "\0"))
+
+-- The KeyboardInterrupt to raise after a Ctrl-C: the one raised in 'fut'
+-- by the interruption, if it ended with it (then retrieved), or a new one.
+local function interruption(fut)
+  if fut and fut._failed and KeyboardInterrupt:is(fut._exc) then
+    fut._guard = nil
+    return fut._exc
+  end
+  return KeyboardInterrupt()
+end
+EventLoop._interruption = interruption
+
 -- Run until stop() is called or nothing is left that could ever run.
+-- Ctrl-C stops the loop and raises KeyboardInterrupt; it can be run again.
 function EventLoop:run_forever()
   checkloop(self, "run_forever")
-  return run_core(self, false)
+  local status = run_core(self, true)
+  if status == "interrupted" then error(interruption(nil), 2) end
+  return status
 end
 
 -- Run until 'fut' is done (or stop(), or SIGINT if 'watch_sigint'). Returns
@@ -219,11 +241,47 @@ function EventLoop:_run_until(fut, watch_sigint)
   return status
 end
 
+-- Cancel every task still pending and run until they have all finished.
+-- A failure among them goes to the exception handler if 'report' (as
+-- asyncio.run does; a KeyboardInterrupt of Ctrl-C never does); with
+-- 'watch_sigint', a Ctrl-C stops the wait. Returns true once they are all
+-- done, else false and the run's status. asyncio.run, the busted helper
+-- and the async REPL end this way.
+function EventLoop:_cancel_all(report, watch_sigint)
+  local pending, n = {}, 0
+  for _, t in ipairs(self._core:tasks()) do
+    if not t:done() then
+      t:cancel()
+      n = n + 1
+      pending[n] = t
+    end
+  end
+  if n == 0 then return true end
+  local all = gather.gather_futures(self, pending, n, true)
+  local status = self:_run_until(all, watch_sigint)
+  if not all:done() then return false, status end
+  for i = 1, n do
+    local t = pending[i]
+    if t._failed then
+      t._guard = nil
+      if report and not KeyboardInterrupt:is(t._exc) then
+        self:call_exception_handler({message = "unhandled error during asyncio.run() shutdown",
+          exception = t._exc, failed = true, task = t, traceback = t._tb})
+      end
+    end
+  end
+  return true
+end
+
+-- Run until 'aw' is done; its results, or its error raised. Ctrl-C stops
+-- the loop and raises KeyboardInterrupt ('aw' goes on pending); the loop
+-- can be closed or run again.
 function EventLoop:run_until_complete(aw)
   checkloop(self, "run_until_complete")
   if rt.loop ~= nil then error("cannot run an event loop while another loop is running", 2) end
   local fut = task.ensure_future(aw, "run_until_complete", 1, self)
-  local status = self:_run_until(fut, false)
+  local status = self:_run_until(fut, true)
+  if status == "interrupted" then error(interruption(fut), 2) end
   if not fut:done() then
     if status == "idle" then
       error("run_until_complete: deadlock: the future is not done and nothing is left that could complete it", 2)

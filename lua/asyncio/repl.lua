@@ -138,25 +138,36 @@ local function session(state, interactive)
   end
 end
 
--- Run the REPL until end of input; returns when the loop is closed.
+-- Run the REPL until end of input; returns when the loop is closed. The
+-- loop watches Ctrl-C itself (a line that computes without awaiting is
+-- stopped with KeyboardInterrupt too); each Ctrl-C returns here, to
+-- cancel the line being run or drop what was typed.
 function M.run()
   local interactive = core.guess_handle(0) == "tty"
   local loop = asyncio.new_event_loop()
   local state = {}
   local main = loop:create_task(session, state, interactive)
-  local sigint = core.signal_start(loop._core, core.signal_number("SIGINT"), function()
-    if state.running then
-      state.cancelled = true
-      state.running:cancel()
-    else  -- at the prompt: drop what was typed, as lua.c does
-      state.interrupted = true
-      if interactive then io.write("\n> "); io.flush() end
+  local ok, err = true, nil
+  while not main:done() do
+    local run_ok, status = pcall(loop._run_until, loop, main, true)
+    if not run_ok then ok, err = false, status; break end
+    if status == "interrupted" then
+      if state.running then
+        if not state.running:done() then  -- a line that awaits: cancel it
+          state.cancelled = true
+          state.running:cancel()
+        end
+      else  -- at the prompt: drop what was typed, as lua.c does
+        state.interrupted = true
+        if interactive then io.write("\n> "); io.flush() end
+      end
+    elseif status == "idle" then
+      ok, err = false, "asyncio.repl: nothing left to run"
+      break
     end
-  end, nil, true)
-  local ok, err = pcall(loop.run_until_complete, loop, main)
-  if sigint then sigint:_stop() end
-  for _, t in ipairs(loop._core:tasks()) do t:cancel() end  -- what was left running
-  pcall(loop.run_until_complete, loop, loop:create_task(function() await(asyncio.sleep(0)) end))
+  end
+  if ok then ok, err = pcall(main.result, main) end
+  pcall(loop._cancel_all, loop, false, true)  -- what was left running
   loop:close()
   if not ok then io.stderr:write(describe(err), "\n") end
   return ok
