@@ -695,4 +695,21 @@ describe("issue 18", function()
       assert.matches("exit status 0\n$", out)
     end)
   end)
+
+  describe("unclosed loops", function()
+    it("are closed when collected, reported, and never run the process out of descriptors", function()
+      local out, code = support.lua_run([[
+        local asyncio = require "asyncio"
+        for _ = 1, 1000 do
+          local loop = asyncio.new_event_loop()
+          loop:run_until_complete(asyncio.sleep(0))
+        end
+        print("made 1000 loops")
+      ]], "ulimit -n 64; ")
+      assert.are.equal(0, code)
+      assert.matches("made 1000 loops\n", out)
+      local _, reports = out:gsub("asyncio: unclosed event loop", "")
+      assert.are.equal(1000, reports)
+    end)
+  end)
 end)

@@ -243,7 +243,7 @@ static int loop_gc (lua_State *L) {
 
 
 /*
-** core.new_loop(hooks, [virtual]) -> Loop. 'hooks' is a list of four
+** core.new_loop(hooks, [virtual]) -> Loop | nil, err, msg. 'hooks' is a list of four
 ** functions (see task.c): finish (task, ok, ...), callback error (err, fn,
 ** value), bad yield (task, co), slow step (task or function, seconds). A
 ** virtual clock starts at 0.
@@ -271,7 +271,7 @@ static int new_loop (lua_State *L) {
   lua_setiuservalue(L, -2, LOOP_HOOKS);
   asyncio_slots_init(lp);
   if ((err = uv_loop_init(&lp->uv)) != 0)
-    return luaL_error(L, "cannot create event loop: %s", uv_strerror(err));
+    return asyncio_pushuverror(L, err);  /* the userdata is left closed: garbage */
   uv_timer_init(&lp->uv, &lp->timer);
   uv_async_init(&lp->uv, &lp->wakeup, asyncio_on_wakeup);
   /* the wake-up handle alone must not keep uv_run from finding "idle";

@@ -83,8 +83,21 @@ function rt.new_event_loop(opts)
   local slow = opts.slow_callback_duration
   argcheck(slow == nil or (type(slow) == "number" and slow > 0 and slow < 1e6), 1,
     "new_event_loop", "slow_callback_duration must be a positive number of seconds")
-  local loop = setmetatable({}, EventLoop)
-  loop._core = core.new_loop(task.hooks(loop), opts.clock == "virtual")
+  local loop = {}
+  local hooks, virtual = task.hooks(loop), opts.clock == "virtual"
+  local c, name, msg = core.new_loop(hooks, virtual)
+  if not c and (name == "EMFILE" or name == "ENFILE") then
+    -- loops the program dropped unclosed may hold the descriptors: their
+    -- finalizers close them
+    collectgarbage()
+    collectgarbage()
+    c, name, msg = core.new_loop(hooks, virtual)
+  end
+  if not c then error(("cannot create event loop: %s"):format(msg or name), 2) end
+  loop._core = c
+  -- the metatable (with __gc) after the core loop: finalizers run newest
+  -- first, so EventLoop.__gc sees the core loop still open
+  setmetatable(loop, EventLoop)
   if opts.debug == nil then loop._debug = env_debug() else loop._debug = opts.debug end
   loop.slow_callback_duration = slow or 0.1
   return loop
@@ -364,6 +377,16 @@ function EventLoop:remove_signal_handler(sig)
   self._signals[num] = nil
   box:_stop()
   return true
+end
+
+-- A loop collected open is closed (its descriptors go back) and reported,
+-- as CPython's "unclosed event loop" warning.
+function EventLoop:__gc()
+  local c = rawget(self, "_core")
+  if c == nil or c:is_closed() or c:is_running() then return end
+  pcall(c.close, c)
+  pcall(rt.default_exception_handler, nil, {message = "unclosed event loop " ..
+    "(close it with loop:close(), or use asyncio.run)"})
 end
 
 function EventLoop:__tostring()
