@@ -712,4 +712,76 @@ describe("issue 18", function()
       assert.are.equal(1000, reports)
     end)
   end)
+
+  describe("a server out of descriptors", function()
+    it("reports it, stops accepting for a moment and serves every queued client", function()
+      local N = 150
+      local portfile, log = os.tmpname(), os.tmpname()
+      local script = os.tmpname()
+      local f = assert(io.open(script, "w"))
+      f:write(([[
+        local asyncio = require "asyncio"
+        local await = asyncio.await
+        asyncio.run(function()
+          asyncio.get_running_loop():set_exception_handler(function(_, ctx)
+            io.stderr:write("REPORT ", ctx.message, "\n")
+          end)
+          local served, done = 0, asyncio.Event()
+          local srv = await(asyncio.start_server(function(r, w)
+            local line = await(r:readline())
+            await(asyncio.sleep(0.05))
+            w:write(line)
+            await(w:drain())
+            w:close()
+            served = served + 1
+            if served == %d then done:set() end
+          end, "127.0.0.1", 0, {backlog = 512}))
+          local pf = io.open(%q, "w")
+          pf:write(srv:sockets()[1]:getsockname()[2])
+          pf:close()
+          await(done:wait())
+          srv:close()
+          print("served", served)
+        end)
+      ]]):format(N, portfile))
+      f:close()
+      os.remove(portfile)
+      local pid = support.spawn(("ulimit -n 64; %s %s"):format(support.LUA, script), log)
+      local port
+      for _ = 1, 600 do  -- a guard against a child that never starts, not a time bound
+        local pf = io.open(portfile)
+        port = pf and tonumber(pf:read("a"))
+        if pf then pf:close() end
+        if port then break end
+        os.execute("sleep 0.05")
+      end
+      assert.is_number(port)
+      local ok, echoes = pcall(support.run_within, 60, function()
+        local clients = {}
+        for i = 1, N do
+          clients[i] = asyncio.create_task(function()
+            local r, w = await(asyncio.open_connection("127.0.0.1", port))
+            w:write("client " .. i .. "\n")
+            local line = await(r:readline())
+            w:close()
+            return line
+          end)
+        end
+        return await(asyncio.gather(clients))
+      end)
+      for _ = 1, 600 do
+        if support.sh("kill -0 " .. pid .. " 2>/dev/null && echo alive") == "" then break end
+        os.execute("sleep 0.05")
+      end
+      support.kill(pid, "KILL")
+      assert(ok, echoes)
+      local lf = assert(io.open(log))
+      local out = lf:read("a")
+      lf:close()
+      for _, path in ipairs({portfile, log, script}) do os.remove(path) end
+      for i = 1, N do assert.are.equal("client " .. i .. "\n", echoes[i]) end
+      assert.matches("served\t" .. N, out)
+      assert.matches("REPORT socket%.accept%(%) out of system resource", out)
+    end)
+  end)
 end)

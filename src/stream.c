@@ -19,6 +19,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <stddef.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "asyncio.h"
@@ -41,12 +43,13 @@ struct Box;
 
 typedef struct Stream {
   asyncio_closer closer;       /* first: the loop closes leftovers with it */
-  union { uv_handle_t h; uv_stream_t s; uv_tcp_t tcp; uv_pipe_t pipe; } u;
+  union { uv_handle_t h; uv_stream_t s; uv_tcp_t tcp; uv_pipe_t pipe; uv_poll_t poll; } u;
   struct Box *box;             /* NULL once the userdata is collected */
   Loop *lp;
   uv_connect_t connect;
   uv_shutdown_t shutdown;
   int32_t post;                /* a listener's sticky callback slot */
+  int lfd;                     /* a listener's socket ('u' polls it), or -1 */
 } Stream;
 
 typedef struct Box {
@@ -116,6 +119,7 @@ static void wake_all (Box *b) {
 static void on_close (uv_handle_t *h) {
   Stream *s = (Stream *)h->data;
   Box *b = s->box;
+  if (s->lfd >= 0) close(s->lfd);  /* a listener the loop closed (close_walk) */
   if (b != NULL) {
     b->s = NULL;
     b->closed = 1;
@@ -124,6 +128,15 @@ static void on_close (uv_handle_t *h) {
     wake_all(b);
   }
   free(s);
+}
+
+
+/* Start closing the handle of 's'. A listener's socket is closed at once,
+** as libuv closes its streams' (the poll handle does not own it, and the
+** port must be free when close() returns). */
+static void close_handle (Stream *s) {
+  if (!uv_is_closing(&s->u.h)) uv_close(&s->u.h, on_close);
+  if (s->lfd >= 0) { close(s->lfd); s->lfd = -1; }
 }
 
 
@@ -150,7 +163,7 @@ static void close_stream (lua_State *L, Box *b, int loopidx, int hard) {
   }
   else {
     b->lingering = 0;
-    if (!uv_is_closing(&s->u.h)) uv_close(&s->u.h, on_close);
+    close_handle(s);
   }
   wake_all(b);
 }
@@ -381,7 +394,7 @@ static void on_write (uv_write_t *req, int status) {
       asyncio_io_wake(b->lp, &b->waiter[W_WRITE]);
     if (b->lingering && (b->wpending == 0 || b->werr != 0)) {
       b->lingering = 0;  /* closed while bytes were queued: they are out now */
-      if (!uv_is_closing(&s->u.h)) uv_close(&s->u.h, on_close);
+      close_handle(s);
     }
   }
   free(w);
@@ -659,6 +672,7 @@ static Box *new_box (lua_State *L, Loop *lp, int loopidx, int pipe, size_t limit
   s->closer = on_close;
   s->u.h.data = s;
   s->lp = lp;
+  s->lfd = -1;
   s->box = b;
   b->s = s;
   b->lp = lp;
@@ -712,14 +726,20 @@ static void on_connect (uv_connect_t *req, int status) {
 }
 
 
-/* Undo a half-made stream at the top of the stack and report 'err'. */
-static int fail_new (lua_State *L, Box *b, int inited, int err) {
+/* Undo the half-made stream at the top of the stack (popped). */
+static void drop_new (lua_State *L, Box *b, int inited) {
   Stream *s = b->s;
   b->s = NULL;
   b->closing = b->closed = 1;
-  if (inited) { s->box = NULL; uv_close(&s->u.h, on_close); }
+  if (inited) { s->box = NULL; close_handle(s); }
   else free(s);
   lua_pop(L, 1);
+}
+
+
+/* The same, and report 'err'. */
+static int fail_new (lua_State *L, Box *b, int inited, int err) {
+  drop_new(L, b, inited);
   return asyncio_pushuverror(L, err);
 }
 
@@ -776,32 +796,56 @@ static int stream_connected (lua_State *L) {
 
 /* Listening ------------------------------------------------------------------ */
 
-static void on_connection (uv_stream_t *h, int status) {
+/*
+** A listener is a listening socket of our own with a uv_poll_t on it, not
+** a libuv stream: out of descriptors, libuv's own accept closes every
+** queued connection (its "EMFILE trick") and the clients read EOF. Ours
+** stops polling instead (_accept says EMFILE) and the connections wait in
+** the kernel's queue until _resume, as CPython's accept does.
+*/
+static void on_listen_ready (uv_poll_t *h, int status, int events) {
   Stream *s = (Stream *)h->data;
   Box *b = s->box;
-  (void)status;  /* a failed accept shows when the callback accepts */
+  (void)status; (void)events;  /* a failure shows when the callback accepts */
   if (b == NULL) return;
   b->accepts = 1;
   asyncio_post(s->lp, s->post);
 }
 
 
-/* A socket bound to 'sa' with SO_REUSEPORT, for uv_tcp_open (libuv 1.44
-** has no flag for it). Returns the descriptor or a libuv error. */
-static int reuseport_socket (const struct sockaddr_storage *sa) {
-  int one = 1, fd;
-  socklen_t len = sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                            : sizeof(struct sockaddr_in);
-  fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+/* A non-blocking socket listening on the 'len' bytes of address 'sa';
+** the descriptor, or a libuv error. As libuv binds TCP: SO_REUSEADDR, and
+** an IPv6 socket takes IPv4 connections too. */
+static int listen_socket (const struct sockaddr *sa, socklen_t len, int reuseport, int backlog) {
+  int one = 1, zero = 0, e;
+  int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return uv_translate_sys_error(errno);
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
-      bind(fd, (const struct sockaddr *)sa, len) < 0) {
-    int e = uv_translate_sys_error(errno);
+  if ((sa->sa_family != AF_UNIX &&
+       setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) ||
+      (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
+      (sa->sa_family == AF_INET6 &&
+       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) < 0) ||
+      bind(fd, sa, len) < 0 || listen(fd, backlog) < 0) {
+    e = uv_translate_sys_error(errno);
     close(fd);
     return e;
   }
   return fd;
+}
+
+
+/* Make the Box on top a listener on socket 'fd' (owned from now on) with
+** the sticky callback fn(arg) at 'fnidx', 'argidx'; or report the error. */
+static int start_listener (lua_State *L, Loop *lp, Box *b, int fd, int fnidx, int argidx) {
+  int r = uv_poll_init_socket(&lp->uv, &b->s->u.poll, fd);
+  if (r < 0) { close(fd); return fail_new(L, b, 0, r); }
+  b->s->u.h.data = b->s;
+  b->s->lfd = fd;  /* closed with the handle (on_close) */
+  if ((r = uv_poll_start(&b->s->u.poll, UV_READABLE, on_listen_ready)) < 0)
+    return fail_new(L, b, 1, r);
+  b->listener = 1;
+  b->s->post = asyncio_sticky_new(L, lp, 1, fnidx, argidx);
+  return 1;
 }
 
 
@@ -816,69 +860,92 @@ static int core_tcp_listen (lua_State *L) {
   const char *host = luaL_checkstring(L, 2);
   lua_Integer port = luaL_checkinteger(L, 3);
   int backlog = asyncio_optrange(L, 4, 100, 0, INT32_MAX);
-  int reuse = lua_toboolean(L, 5);
+  int reuse = lua_toboolean(L, 5), fd;
   size_t limit = checklimit(L, 6);
   struct sockaddr_storage sa;
   Box *b;
-  int r;
   luaL_checktype(L, 7, LUA_TFUNCTION);
   lua_settop(L, 8);
   memset(&sa, 0, sizeof sa);
-  if ((r = parse_addr(host, port, &sa)) < 0) return asyncio_pushuverror(L, r);
+  if ((fd = parse_addr(host, port, &sa)) < 0) return asyncio_pushuverror(L, fd);
   b = new_box(L, lp, 1, 0, limit);
-  if ((r = init_handle(b)) < 0) return fail_new(L, b, 0, r);
-  if (reuse) {
-    int fd = reuseport_socket(&sa);
-    if (fd < 0) return fail_new(L, b, 1, fd);
-    if ((r = uv_tcp_open(&b->s->u.tcp, fd)) < 0) { close(fd); return fail_new(L, b, 1, r); }
-  }
-  else if ((r = uv_tcp_bind(&b->s->u.tcp, (struct sockaddr *)&sa, 0)) < 0)
-    return fail_new(L, b, 1, r);
-  if ((r = uv_listen(&b->s->u.s, backlog, on_connection)) < 0)
-    return fail_new(L, b, 1, r);
-  b->listener = 1;
-  b->s->post = asyncio_sticky_new(L, lp, 1, 7, 8);
-  return 1;
+  fd = listen_socket((struct sockaddr *)&sa, sa.ss_family == AF_INET6 ?
+                     sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in), reuse, backlog);
+  if (fd < 0) return fail_new(L, b, 0, fd);
+  return start_listener(L, lp, b, fd, 7, 8);
 }
 
 
 static int core_pipe_listen (lua_State *L) {
   Loop *lp = asyncio_checkloop(L, 1);
-  const char *path = luaL_checkstring(L, 2);
-  int backlog = asyncio_optrange(L, 3, 100, 0, INT32_MAX);
+  size_t n;
+  const char *path = luaL_checklstring(L, 2, &n);
+  int backlog = asyncio_optrange(L, 3, 100, 0, INT32_MAX), fd;
   size_t limit = checklimit(L, 4);
+  struct sockaddr_un sa;
   Box *b;
-  int r;
   luaL_checktype(L, 5, LUA_TFUNCTION);
   lua_settop(L, 6);
+  memset(&sa, 0, sizeof sa);
+  if (n >= sizeof sa.sun_path || strlen(path) != n) return asyncio_pushuverror(L, UV_EINVAL);
+  sa.sun_family = AF_UNIX;
+  memcpy(sa.sun_path, path, n);
   b = new_box(L, lp, 1, 1, limit);
-  if ((r = init_handle(b)) < 0) return fail_new(L, b, 0, r);
-  if ((r = uv_pipe_bind(&b->s->u.pipe, path)) < 0) return fail_new(L, b, 1, r);
-  if ((r = uv_listen(&b->s->u.s, backlog, on_connection)) < 0)
-    return fail_new(L, b, 1, r);
-  b->listener = 1;
-  b->s->post = asyncio_sticky_new(L, lp, 1, 5, 6);
-  return 1;
+  fd = listen_socket((struct sockaddr *)&sa, sizeof sa, 0, backlog);
+  if (fd < 0) return fail_new(L, b, 0, fd);
+  return start_listener(L, lp, b, fd, 5, 6);
 }
 
 
-/* server:_accept(loop) -> stream | nil (none waiting) | nil, err, msg */
+/* Is errno 'e' from accept a shortage of descriptors or memory? */
+static int out_of_resources (int e) {
+  return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+}
+
+
+/*
+** server:_accept(loop) -> stream | nil (none waiting) | nil, err, msg. Out
+** of descriptors (or memory) the listener stops polling, leaving the
+** connections queued, and says so (err "EMFILE"): _resume starts it again.
+*/
 static int stream_accept (lua_State *L) {
   Box *srv = checkbox(L);
   Loop *lp = asyncio_checkloop(L, 2);
   Box *b;
-  int r;
+  int fd, r;
   if (srv->s == NULL || srv->closing || !srv->listener || !srv->accepts) {
     lua_pushnil(L);
     return 1;
   }
-  srv->accepts = 0;
-  b = new_box(L, lp, 2, srv->pipe, srv->limit);
-  if ((r = init_handle(b)) < 0) return fail_new(L, b, 0, r);
-  if ((r = uv_accept(&srv->s->u.s, &b->s->u.s)) < 0) return fail_new(L, b, 1, r);
+  b = new_box(L, lp, 2, srv->pipe, srv->limit);  /* before accept: raising leaks nothing */
+  do fd = accept4(srv->s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  while (fd < 0 && (errno == EINTR || errno == ECONNABORTED));
+  if (fd < 0) {
+    int e = errno;
+    if (e == EAGAIN || e == EWOULDBLOCK) {  /* none waiting */
+      srv->accepts = 0;
+      drop_new(L, b, 0);
+      lua_pushnil(L);
+      return 1;
+    }
+    if (out_of_resources(e)) uv_poll_stop(&srv->s->u.poll);
+    return fail_new(L, b, 0, uv_translate_sys_error(e));
+  }
+  if ((r = init_handle(b)) < 0) { close(fd); return fail_new(L, b, 0, r); }
+  r = b->pipe ? uv_pipe_open(&b->s->u.pipe, fd) : uv_tcp_open(&b->s->u.tcp, fd);
+  if (r < 0) { close(fd); return fail_new(L, b, 1, r); }
   if (!b->pipe) uv_tcp_nodelay(&b->s->u.tcp, 1);
   start_reading(b);
   return 1;
+}
+
+
+/* server:_resume(): a listener stopped by a shortage polls again. */
+static int stream_resume (lua_State *L) {
+  Box *srv = checkbox(L);
+  if (srv->s != NULL && !srv->closing && srv->listener)
+    uv_poll_start(&srv->s->u.poll, UV_READABLE, on_listen_ready);
+  return 0;
 }
 
 
@@ -945,6 +1012,18 @@ static int stream_name (lua_State *L) {
   Box *b = checkbox(L);
   int peer = lua_toboolean(L, 2), r;
   if (b->s == NULL || b->closing) return asyncio_pushuverror(L, UV_EBADF);
+  if (b->listener) {  /* our own socket: ask the kernel */
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof sa;
+    if (getsockname(b->s->lfd, (struct sockaddr *)&sa, &len) < 0)
+      return asyncio_pushuverror(L, uv_translate_sys_error(errno));
+    if (sa.ss_family == AF_UNIX) {
+      const struct sockaddr_un *u = (const struct sockaddr_un *)&sa;
+      lua_pushlstring(L, u->sun_path, strnlen(u->sun_path, len - offsetof(struct sockaddr_un, sun_path)));
+      return 1;
+    }
+    return push_sockaddr(L, &sa);
+  }
   if (b->pipe) {
     char path[1024];
     size_t len = sizeof path;
@@ -969,7 +1048,9 @@ static int stream_name (lua_State *L) {
 static int stream_fd (lua_State *L) {
   Box *b = checkbox(L);
   uv_os_fd_t fd;
-  if (b->s == NULL || b->closing || uv_fileno(&b->s->u.h, &fd) < 0) fd = -1;
+  if (b->s == NULL || b->closing) fd = -1;
+  else if (b->listener) fd = b->s->lfd;
+  else if (uv_fileno(&b->s->u.h, &fd) < 0) fd = -1;
   lua_pushinteger(L, fd);
   return 1;
 }
@@ -991,7 +1072,7 @@ static int stream_gc (lua_State *L) {
       asyncio_sticky_free(L, s->lp, lua_gettop(L), s->post);
       lua_pop(L, 1);
     }
-    if (!uv_is_closing(&s->u.h)) uv_close(&s->u.h, on_close);
+    close_handle(s);
     if (open && lua_getfield(L, lua_upvalueindex(3), "unclosed") == LUA_TFUNCTION) {
       lua_pushboolean(L, b->listener);
       lua_pcall(L, 1, 0, 0);  /* the hook only queues a report; nothing to add */
@@ -1029,6 +1110,7 @@ static const luaL_Reg stream_methods[] = {
   {"_abort", stream_abort},
   {"_connected", stream_connected},
   {"_accept", stream_accept},
+  {"_resume", stream_resume},
   {"_name", stream_name},
   {"_fd", stream_fd},
   {"_starttls", stream_starttls},

@@ -718,6 +718,11 @@ local function serve_client(srv, conn)
   end
 end
 
+-- Out of descriptors or memory, a listener stops accepting for this long
+-- (the connections wait in the kernel's queue), as CPython's does.
+local ACCEPT_RETRY_DELAY = 1
+local SHORTAGE = {EMFILE = true, ENFILE = true, ENOBUFS = true, ENOMEM = true}
+
 -- A listener's sticky callback (stream.c): accept what waits.
 local function on_connection(l)
   local srv = l.server
@@ -725,9 +730,16 @@ local function on_connection(l)
   while srv._serving do
     local box, name, msg = l.box:_accept(loop._core)
     if not box then
-      if name then
+      if SHORTAGE[name] then  -- stream.c stopped polling: try again later
+        loop:call_exception_handler({message = ("socket.accept() out of system resource; " ..
+          "accepting again in %g s"):format(ACCEPT_RETRY_DELAY),
+          exception = oserror(name, msg, "accept"), server = srv})
+        loop:call_later(ACCEPT_RETRY_DELAY, function()
+          if srv._serving then l.box:_resume() end
+        end)
+      elseif name then
         loop:call_exception_handler({message = "accept failed",
-          exception = oserror(name, msg, "accept")})
+          exception = oserror(name, msg, "accept"), server = srv})
       end
       return
     end
