@@ -784,4 +784,45 @@ describe("issue 18", function()
       assert.matches("REPORT socket%.accept%(%) out of system resource", out)
     end)
   end)
+
+  describe("bad subprocess arguments", function()
+    local exec, shell = asyncio.create_subprocess_exec, asyncio.create_subprocess_shell
+
+    it("are refused with bad argument errors, before anything runs", function()
+      assert.has_error(function() exec("env", {env = {"PATH=/bin"}}) end,
+        "bad argument #2 to 'create_subprocess_exec' (env names must be strings, got number " ..
+        "(a list? env is {NAME = value}))")
+      assert.has_error(function() exec("env", {env = {X = {}}}) end,
+        "bad argument #2 to 'create_subprocess_exec' (env value of X must be a string or number, " ..
+        "got table)")
+      assert.has_error(function() exec("env", {env = {X = "a\0b"}}) end,
+        "bad argument #2 to 'create_subprocess_exec' (env value of X has an embedded null byte)")
+      assert.has_error(function() exec("env", {env = {["A=B"] = "x"}}) end,
+        "bad argument #2 to 'create_subprocess_exec' (env name \"A=B\" is not valid)")
+      assert.has_error(function() exec("echo", "a\0b") end,
+        "bad argument #2 to 'create_subprocess_exec' (embedded null byte)")
+      assert.has_error(function() exec("ec\0ho") end,
+        "bad argument #1 to 'create_subprocess_exec' (program name has an embedded null byte)")
+      assert.has_error(function() shell("echo a\0b") end,
+        "bad argument #1 to 'create_subprocess_shell' (embedded null byte)")
+      assert.has_error(function() shell("pwd", {cwd = "/\0tmp"}) end,
+        "bad argument #2 to 'create_subprocess_shell' (cwd has an embedded null byte)")
+    end)
+
+    it("name the program's line", function()
+      local line = debug.getinfo(1, "l").currentline + 1
+      local ok, err = pcall(exec, "env", {env = {"PATH=/bin"}})
+      assert.is_false(ok)
+      assert.matches("^spec/issue18_spec%.lua:" .. line .. ": bad argument #2", err)
+    end)
+
+    it("numbers in env and argv are passed as strings", function()
+      local out = support.run(function()
+        local p = await(exec("sh", "-c", "echo $N $0", 42, {env = {N = 7}, stdout = "pipe"}))
+        local text = await(p:communicate())
+        return text
+      end)
+      assert.are.equal("7 42\n", out)
+    end)
+  end)
 end)

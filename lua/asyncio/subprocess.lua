@@ -166,12 +166,32 @@ local function spawn_impl(fname, file, argv, opts)
   return p
 end
 
+-- A string the C side passes to exec: a NUL inside would cut it short.
+local function nulfree(v) return not v:find("\0", 1, true) end
+
+-- Check opts.env: a table of names to values (strings or numbers), each
+-- as exec takes them (CPython raises TypeError and "embedded null byte").
+local function checkenv(env, n, fname)
+  argcheck(type(env) == "table", n, fname, "env must be a table of names to values")
+  for k, v in pairs(env) do
+    argcheck(type(k) == "string", n, fname,
+      ("env names must be strings, got %s (a list? env is {NAME = value})"):format(type(k)))
+    argcheck(k ~= "" and not k:find("=", 1, true) and nulfree(k), n, fname,
+      ("env name %q is not valid"):format(k))
+    argcheck(type(v) == "string" or type(v) == "number", n, fname,
+      ("env value of %s must be a string or number, got %s"):format(k, util.typename(v)))
+    argcheck(type(v) == "number" or nulfree(v), n, fname,
+      ("env value of %s has an embedded null byte"):format(k))
+  end
+end
+
 local function checkopts(opts, n, fname)
   argcheck(opts == nil or type(opts) == "table", n, fname, typeerror("table", opts))
   opts = opts or {}
   local o = {cwd = opts.cwd, env = opts.env, limit = opts.limit}
   argcheck(o.cwd == nil or type(o.cwd) == "string", n, fname, "cwd must be a string")
-  argcheck(o.env == nil or type(o.env) == "table", n, fname, "env must be a table")
+  argcheck(o.cwd == nil or nulfree(o.cwd), n, fname, "cwd has an embedded null byte")
+  if o.env ~= nil then checkenv(o.env, n, fname) end
   argcheck(o.limit == nil or (math.type(o.limit) == "integer" and o.limit > 0), n, fname,
     "limit must be a positive integer")
   o._in = checkio(opts.stdin, "stdin", fname, n)
@@ -185,6 +205,8 @@ end
 -- ("pipe", "inherit", "devnull"; stderr also "stdout"), cwd, env, limit.
 function M.create_subprocess_exec(program, ...)
   argcheck(type(program) == "string", 1, "create_subprocess_exec", typeerror("string", program))
+  argcheck(program ~= "" and nulfree(program), 1, "create_subprocess_exec",
+    program == "" and "program name is empty" or "program name has an embedded null byte")
   local n = select("#", ...)
   local opts = n > 0 and select(n, ...) or nil
   local argv = {program}
@@ -193,6 +215,8 @@ function M.create_subprocess_exec(program, ...)
     local a = select(i, ...)
     argcheck(type(a) == "string" or type(a) == "number", i + 1, "create_subprocess_exec",
       typeerror("string", a))
+    argcheck(type(a) == "number" or nulfree(a), i + 1, "create_subprocess_exec",
+      "embedded null byte")
     argv[#argv + 1] = tostring(a)
   end
   opts = checkopts(opts, n + 2, "create_subprocess_exec")
@@ -203,6 +227,7 @@ end
 -- /bin/sh -c cmd.
 function M.create_subprocess_shell(cmd, opts)
   argcheck(type(cmd) == "string", 1, "create_subprocess_shell", typeerror("string", cmd))
+  argcheck(nulfree(cmd), 1, "create_subprocess_shell", "embedded null byte")
   opts = checkopts(opts, 2, "create_subprocess_shell")
   return op(spawn_impl, "create_subprocess_shell", "/bin/sh", {"/bin/sh", "-c", cmd}, opts)
 end

@@ -3,28 +3,53 @@
 local util = {}
 local tonumber, type = tonumber, type
 
--- Raise "bad argument #n to 'fname' (msg)" at the caller of the caller.
+-- The library's own directory, as its files' debug sources begin.
+local LIBSOURCE = "@" .. (debug.getinfo(1, "S").source:match("^@(.*)util%.lua$") or "\0")
+
+-- The stack level (as error and debug.getinfo count from the function that
+-- calls this one: 1 is that function) of the first frame that is neither
+-- the library's nor a C function's: the program's own line.
+local function program_level()
+  local level = 2
+  while true do
+    local info = debug.getinfo(level + 1, "S")
+    if info == nil then return level end
+    if info.what ~= "C" and info.source:sub(1, #LIBSOURCE) ~= LIBSOURCE then return level end
+    level = level + 1
+  end
+end
+
+-- Raise 'msg' (a string) at the program's own line that called into the
+-- library, however deep inside the library the mistake is found.
+function util.raise(msg)
+  error(msg, program_level())
+end
+
+-- Raise "bad argument #n to 'fname' (msg)" at the program's line.
 function util.argcheck(cond, n, fname, msg)
   if not cond then
-    error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+    error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), program_level())
   end
 end
 
 -- Raise "bad argument #1 to 'fname' (<cls.__name> expected, got ...)" unless
--- 'self' is an instance of class 'cls' (its metatable), at 'level' (default
--- 3: the caller of the method that checks).
-function util.checkself(cls, self, fname, level)
+-- 'self' is an instance of class 'cls' (its metatable), at the program's line.
+function util.checkself(cls, self, fname)
   if getmetatable(self) ~= cls then
     error(("bad argument #1 to '%s' (%s)"):format(fname, util.typeerror(cls.__name, self)),
-      level or 3)
+      program_level())
   end
+end
+
+-- The type of 'value' in Lua's words: its metatable's __name, or type().
+function util.typename(value)
+  local mt = getmetatable(value)
+  return type(mt) == "table" and rawget(mt, "__name") or type(value)
 end
 
 -- "number expected, got string" in Lua's words (with __name for userdata).
 function util.typeerror(expected, value)
-  local mt = getmetatable(value)
-  local got = type(mt) == "table" and rawget(mt, "__name") or type(value)
-  return ("%s expected, got %s"):format(expected, got)
+  return ("%s expected, got %s"):format(expected, util.typename(value))
 end
 
 -- Check that argument 'n' of 'fname' is a delay in seconds (nil allowed if 'opt').
