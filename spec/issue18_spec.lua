@@ -825,4 +825,162 @@ describe("issue 18", function()
       assert.are.equal("7 42\n", out)
     end)
   end)
+
+  describe("misuse errors", function()
+    -- Each case is a one-line function making one mistake (not a tail
+    -- call: its frame must stay): its error must name that very line of
+    -- this file, and say which public function.
+    local function check(cases)
+      for _, case in ipairs(cases) do
+        local name, fn, what = case[1], case[2], case[3]
+        local line = debug.getinfo(fn, "S").linedefined
+        local ok, err = pcall(fn)
+        assert(not ok, name .. ": no error")
+        assert(type(err) == "string", name .. ": not a string: " .. tostring(err))
+        local at = err:match("^spec/issue18_spec%.lua:(%d+): ")
+        assert(tonumber(at) == line, ("%s: raised at the wrong place (want line %d): %s")
+          :format(name, line, err))
+        assert(err:find(what, 1, true), ("%s: %q does not say %q"):format(name, err, what))
+      end
+    end
+
+    it("outside a loop name the program's line", function()
+      local q = asyncio.Queue()
+      local loop = asyncio.new_event_loop()
+      check({
+        {"sleep", function() local _ = asyncio.sleep("x") end, "'sleep'"},
+        {"sleep NaN", function() local _ = asyncio.sleep(0 / 0) end, "delay is NaN"},
+        {"wait", function() local _ = asyncio.wait(5) end, "'wait'"},
+        {"wait_for", function() local _ = asyncio.wait_for(5, 1) end, "'wait_for'"},
+        {"timeout", function() local _ = asyncio.timeout(1, 5) end, "'timeout'"},
+        {"as_completed", function() local _ = asyncio.as_completed(5) end, "'as_completed'"},
+        {"Queue", function() local _ = asyncio.Queue(-1) end, "'Queue'"},
+        {"task_done", function() q:task_done() end, "task_done() called too many times"},
+        {"queue self", function() local _ = q.shutdown(5) end, "'shutdown'"},
+        {"join self", function() local _ = q.join(5) end, "'join'"},
+        {"Lock release", function() asyncio.Lock():release() end, "Lock.release"},
+        {"Event self", function() asyncio.Event().set(5) end, "'set'"},
+        {"Semaphore", function() local _ = asyncio.Semaphore(-1) end, "'Semaphore'"},
+        {"create_task", function() local _ = asyncio.create_task(print) end, "'create_task'"},
+        {"get_running_loop", function() local _ = asyncio.get_running_loop() end, "no running event loop"},
+        {"run", function() local _ = asyncio.run(5) end, "'run'"},
+        {"new_event_loop", function() local _ = asyncio.new_event_loop{clock = "x"} end, "'new_event_loop'"},
+        {"call_soon", function() local _ = loop:call_soon(5) end, "'call_soon'"},
+        {"call_later", function() local _ = loop:call_later("x", print) end, "'call_later'"},
+        {"ssl_context", function() local _ = asyncio.ssl_context{mode = "x"} end, "ssl_context"},
+        {"open_connection", function() local _ = asyncio.open_connection(5, 80) end, "'open_connection'"},
+        {"start_server", function() local _ = asyncio.start_server(5, "127.0.0.1", 0) end, "'start_server'"},
+        {"open_file", function() local _ = asyncio.open_file(5) end, "'open_file'"},
+        {"open_udp", function() local _ = asyncio.open_udp(5) end, "'open_udp'"},
+        {"exec", function() local _ = asyncio.create_subprocess_exec(5) end, "'create_subprocess_exec'"},
+        {"mkdir", function() local _ = asyncio.fs.mkdir(5) end, "'mkdir'"},
+        {"await outside", function() local _ = asyncio.await(asyncio.sleep(0)) end, "outside a running task"},
+        {"add_signal_handler", function() loop:add_signal_handler("SIGINT", print) end, "SIGINT"},
+      })
+      loop:close()
+      check({
+        {"closed loop", function() local _ = loop:call_soon(print) end, "closed event loop"},
+      })
+    end)
+
+    it("inside tasks, deep in the library, name the program's line", function()
+      support.run(function()
+        local srv = await(asyncio.start_server(function(r) await(r:read()) end, "127.0.0.1", 0))
+        local r, w = await(asyncio.open_connection("127.0.0.1", srv:sockets()[1]:getsockname()[2]))
+        local ep = await(asyncio.open_udp{local_addr = {"127.0.0.1", 0}})
+        local ep2 = await(asyncio.open_udp{remote_addr = {"127.0.0.1", 9}})
+        local path = os.tmpname()
+        local f = await(asyncio.open_file(path, "w"))
+        local running = asyncio.get_running_loop()
+        check({
+          {"await", function() local _ = await(5) end, "'await'"},
+          {"read", function() local _ = r:read("x") end, "'read'"},
+          {"readexactly", function() local _ = r:readexactly(-1) end, "'readexactly'"},
+          {"readuntil", function() local _ = r:readuntil("") end, "'readuntil'"},
+          {"write", function() w:write(5) end, "'write'"},
+          {"start_tls", function() local _ = w:start_tls(5) end, "'start_tls'"},
+          {"sendto", function() ep:sendto("x", 5, 1) end, "'sendto'"},
+          {"file read", function() local _ = f:read("x") end, "'read'"},
+          {"close running", function() running:close() end, "cannot close a running event loop"},
+          {"run running", function() running:run_forever() end, "cannot run an event loop"},
+          {"reader self", function() local _ = r.read(5) end, "'read'"},
+          {"stream loop", function() local _ = asyncio.run(function() end) end, "asyncio.run() cannot"},
+        })
+        w:close()
+        ep:close()
+        ep2:close()
+        await(f:close())
+        os.remove(path)
+        check({
+          {"write closed", function() w:write("x") end, "write: the stream is closed"},
+          {"write_eof closed", function() w:write_eof() end, "write_eof: the stream is closed"},
+          {"start_tls closed", function() await(w:start_tls(asyncio.ssl_context())) end,
+            "start_tls: the stream is closed"},
+          {"sendto closed", function() ep:sendto("x", "127.0.0.1", 9) end, "sendto: the endpoint is closed"},
+          {"send closed", function() ep2:send("x") end, "send: the endpoint is closed"},
+          {"file closed", function() local _ = f:read(1) end, "read: the file is closed"},
+        })
+        srv:close()
+        await(srv:wait_closed())
+      end)
+    end)
+
+    it("a huge read of a file reads to its end", function()
+      local path = os.tmpname()
+      local fh = assert(io.open(path, "w"))
+      fh:write("small file")
+      fh:close()
+      local data = support.run(function()
+        local f <close> = await(asyncio.open_file(path))
+        return await(f:read(1 << 40))
+      end)
+      os.remove(path)
+      assert.are.equal("small file", data)
+    end)
+
+    it("closing our own stream during start_tls is not blamed on the peer", function()
+      support.run(function()
+        local srv = await(asyncio.start_server(function(r) await(r:read()) end, "127.0.0.1", 0))
+        local _, w = await(asyncio.open_connection("127.0.0.1", srv:sockets()[1]:getsockname()[2]))
+        local t = asyncio.create_task(function() await(w:start_tls(asyncio.ssl_context{verify = false})) end)
+        support.ticks(2)
+        w:close()
+        local ok, err = pcall(await, t)
+        assert.is_false(ok)
+        assert.is_true(asyncio.ConnectionAbortedError:is(err), tostring(err))
+        assert.matches("the stream was closed during the TLS handshake", tostring(err))
+        srv:close()
+        srv:close_clients()
+        await(srv:wait_closed())
+      end)
+    end)
+
+    it("a client_cb error is reported with client_cb's own traceback", function()
+      local reports = {}
+      local loop = asyncio.new_event_loop()
+      loop:set_exception_handler(function(_, ctx) reports[#reports + 1] = ctx end)
+      local cb_line
+      loop:run_until_complete(asyncio.async(function()
+        local srv = await(asyncio.start_server(function(r)
+          await(r:readline())
+          cb_line = debug.getinfo(1, "l").currentline + 1
+          error("handler failed")
+        end, "127.0.0.1", 0))
+        local r, w = await(asyncio.open_connection("127.0.0.1", srv:sockets()[1]:getsockname()[2]))
+        w:write("hi\n")
+        await(r:read())
+        w:close()
+        srv:close()
+        await(srv:wait_closed())
+      end)())
+      collectgarbage()
+      collectgarbage()
+      loop:close()
+      assert.are.equal(1, #reports)
+      assert.matches("handler failed", reports[1].exception)
+      -- the first frame below error() is client_cb's line
+      local first = reports[1].traceback:match("\n%s*(spec/[^\n]*)")
+      assert.matches("^spec/issue18_spec%.lua:" .. cb_line .. ":", first)
+    end)
+  end)
 end)

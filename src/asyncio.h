@@ -162,6 +162,10 @@ void asyncio_io_wake (Loop *lp, lua_State **slot);
 int asyncio_pushuverror (lua_State *L, int err);
 uv_buf_t asyncio_buf (char *p, size_t n);
 int asyncio_checkrange (lua_State *L, int arg, lua_Integer lo, lua_Integer hi);
+void asyncio_set_libsource (const char *dir, size_t n);
+int asyncio_is_library (const char *source);
+int asyncio_error (lua_State *L, const char *fmt, ...);
+int asyncio_nomem (lua_State *L);
 int asyncio_optrange (lua_State *L, int arg, int def, lua_Integer lo, lua_Integer hi);
 #define asyncio_checkfd(L, arg)  asyncio_checkrange(L, arg, 0, INT32_MAX)
 

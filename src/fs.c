@@ -119,9 +119,9 @@ static FsReq *new_req (lua_State *L, Loop *lp, size_t extra) {
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   b->lp = lp;
-  if (extra > ((size_t)-1 >> 1) - sizeof *r) luaL_error(L, "request too large");
+  if (extra > ((size_t)-1 >> 1) - sizeof *r) asyncio_error(L, "request too large");
   r = (FsReq *)malloc(sizeof *r + extra);
-  if (r == NULL) luaL_error(L, "not enough memory");
+  if (r == NULL) asyncio_nomem(L);
   memset(r, 0, sizeof *r);
   r->box = b;
   r->len = extra;
@@ -306,7 +306,7 @@ static int fs_then_close (lua_State *L) {
     FsReq *r = b->r;
     if (n > 0) {
       char *t = (char *)malloc(n);
-      if (t == NULL) return luaL_error(L, "not enough memory");
+      if (t == NULL) return asyncio_nomem(L);
       memcpy(t, tail, n);
       free(r->tail);
       r->tail = t;
@@ -412,7 +412,7 @@ static int fs_result (lua_State *L) {
   FsBox *b = checkfs(L);
   FsReq *r = b->r;
   int n = 1;
-  if (r == NULL) return luaL_error(L, "file system request already consumed");
+  if (r == NULL) return asyncio_error(L, "file system request already consumed");
   if (!b->done) { lua_pushboolean(L, 0); return 1; }
   if (r->req.result < 0) n = asyncio_pushuverror(L, (int)r->req.result);
   else switch (r->req.fs_type) {

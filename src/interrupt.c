@@ -20,10 +20,6 @@
 static Loop *volatile watching = NULL;
 static struct sigaction saved;  /* the host's disposition, back after run() */
 
-/* Where the library's Lua files are ('@' + directory): the hook does not
-** stop a task inside them, where state may be half updated. */
-static char libprefix[512];
-
 /* The registry key of the function that makes the KeyboardInterrupt value. */
 static const char interrupt_key = 'K';
 
@@ -31,8 +27,7 @@ static const char interrupt_key = 'K';
 /* The hook set on the running task by the handler: raise KeyboardInterrupt
 ** there, once the task runs the program's own code. */
 static void interrupt_hook (lua_State *L, lua_Debug *ar) {
-  if (lua_getinfo(L, "S", ar) && libprefix[0] != '\0' &&
-      strncmp(ar->source, libprefix, strlen(libprefix)) == 0) {
+  if (lua_getinfo(L, "S", ar) && asyncio_is_library(ar->source)) {  /* state half updated? */
     lua_sethook(L, interrupt_hook, LUA_MASKCOUNT, 100);  /* a little later */
     return;
   }
@@ -106,17 +101,16 @@ void asyncio_interrupt_done (lua_State *co) {
 
 
 /* core.interrupt_config(make, libdir): make() returns the value raised in a
-** task that Ctrl-C stops; 'libdir' is where the library's files are. */
+** task that Ctrl-C stops; 'libdir' is where the library's files are (see
+** asyncio_is_library). */
 static int core_interrupt_config (lua_State *L) {
   size_t n;
   const char *dir;
   luaL_checktype(L, 1, LUA_TFUNCTION);
   dir = luaL_checklstring(L, 2, &n);
-  luaL_argcheck(L, n + 2 < sizeof libprefix, 2, "path too long");
   lua_pushvalue(L, 1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &interrupt_key);
-  libprefix[0] = '@';
-  memcpy(libprefix + 1, dir, n + 1);
+  asyncio_set_libsource(dir, n);
   return 0;
 }
 

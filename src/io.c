@@ -2,6 +2,9 @@
 ** io.c: what the I/O objects (stream.c, udp.c, process.c, resolve.c,
 ** fs.c) share: the one task that may wait on each of their events.
 */
+#include <stdarg.h>
+#include <string.h>
+
 #include "asyncio.h"
 
 /*
@@ -13,7 +16,7 @@
 int asyncio_io_wait (lua_State *L, Loop *lp, int idx, int uv, lua_State **slot, int loopidx) {
   if (asyncio_running(lp, L) == 0) return asyncio_refuse(L);
   if (*slot != NULL && *slot != L)
-    return luaL_error(L, "another task is already waiting for this event");
+    return asyncio_error(L, "another task is already waiting for this event");
   lua_pushthread(L);
   lua_setiuservalue(L, idx, uv);
   *slot = L;
@@ -70,4 +73,57 @@ int asyncio_checkrange (lua_State *L, int arg, lua_Integer lo, lua_Integer hi) {
 /* The same, 'def' when the argument is absent or nil. */
 int asyncio_optrange (lua_State *L, int arg, int def, lua_Integer lo, lua_Integer hi) {
   return lua_isnoneornil(L, arg) ? def : asyncio_checkrange(L, arg, lo, hi);
+}
+
+
+/* Where the library's Lua files are, as their debug sources begin ('@' and
+** the directory): errors name the program's line, not one of these. */
+static char libsource[512];
+
+
+/* core.interrupt_config tells it (interrupt.c). */
+void asyncio_set_libsource (const char *dir, size_t n) {
+  if (n + 2 > sizeof libsource) return;
+  libsource[0] = '@';
+  memcpy(libsource + 1, dir, n + 1);
+}
+
+
+/* Is debug source 'source' one of the library's files? */
+int asyncio_is_library (const char *source) {
+  return libsource[0] != '\0' && strncmp(source, libsource, strlen(libsource)) == 0;
+}
+
+
+/*
+** Raise the message made from 'fmt' as luaL_error does, but at the
+** program's own line: the first Lua frame outside the library. A misuse
+** found in C (a write to a closed stream) is reported where the program
+** made it, not inside streams.lua.
+*/
+int asyncio_error (lua_State *L, const char *fmt, ...) {
+  lua_Debug ar;
+  int level;
+  va_list ap;
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  for (level = 1; lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.currentline > 0 && !asyncio_is_library(ar.source)) {
+      lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+      lua_insert(L, -2);
+      lua_concat(L, 2);
+      break;
+    }
+  }
+  return lua_error(L);
+}
+
+
+/* Raise the error an allocation failure gives: "not enough memory", with
+** no position (as Lua's own). */
+int asyncio_nomem (lua_State *L) {
+  lua_pushliteral(L, "not enough memory");
+  return lua_error(L);
 }

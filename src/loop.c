@@ -109,7 +109,7 @@ static int loop_run (lua_State *L) {
   Loop *lp = asyncio_checkloop(L, 1);
   int watch = lua_toboolean(L, 2), status;
   if (lp->running)
-    return luaL_error(L, "this event loop is already running");
+    return asyncio_error(L, "this event loop is already running");
   lp->running = 1;
   lp->stopping = 0;
   lp->interrupted = 0;
@@ -229,7 +229,7 @@ static void close_loop (lua_State *L, Loop *lp, int loopidx) {
 static int loop_close (lua_State *L) {
   Loop *lp = asyncio_toloop(L, 1);
   if (lp->running)
-    return luaL_error(L, "cannot close a running event loop");
+    return asyncio_error(L, "cannot close a running event loop");
   close_loop(L, lp, 1);
   return 0;
 }

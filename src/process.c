@@ -104,7 +104,7 @@ static char **strings (lua_State *L, int idx, const char *what) {
   v = (char **)lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, idx, i);
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "%s must be strings", what);
+    if (lua_type(L, -1) != LUA_TSTRING) asyncio_error(L, "%s must be strings", what);
     v[i - 1] = (char *)lua_tostring(L, -1);  /* kept alive by the list itself */
     lua_pop(L, 1);
   }

@@ -53,7 +53,7 @@ static Queue *checkqueue (lua_State *L, const char *fname) {
   if (q == NULL) {
     const char *got = luaL_getmetafield(L, 1, "__name") == LUA_TSTRING
                       ? lua_tostring(L, -1) : luaL_typename(L, 1);
-    luaL_error(L, "bad argument #1 to '%s' (" ASYNCIO_QUEUE " expected, got %s)",
+    asyncio_error(L, "bad argument #1 to '%s' (" ASYNCIO_QUEUE " expected, got %s)",
                fname, got);
   }
   return q;
@@ -67,7 +67,7 @@ static Queue *checkqueue (lua_State *L, const char *fname) {
 */
 static void idle (lua_State *L, Queue *q, const char *fname) {
   if (q->comparing)
-    luaL_error(L, "%s: the queue is in use by its own comparison (a 'less' function or "
+    asyncio_error(L, "%s: the queue is in use by its own comparison (a 'less' function or "
                "__lt must not use the queue)", fname);
 }
 
@@ -85,7 +85,7 @@ static int qerror (lua_State *L, const char *name) {
 static void ring_copy (lua_State *L, int idx, lua_Integer head,
                        lua_Integer n, lua_Integer cap, lua_Integer ncap) {
   lua_Integer i;
-  if (ncap > (1 << 30)) luaL_error(L, "queue too large");  /* a Lua table's array limit */
+  if (ncap > (1 << 30)) asyncio_error(L, "queue too large");  /* a Lua table's array limit */
   lua_createtable(L, (int)ncap, 0);
   for (i = 0; i < n; i++) {
     lua_rawgeti(L, idx, (head + i) % cap + 1);
@@ -99,7 +99,7 @@ static void ring_copy (lua_State *L, int idx, lua_Integer head,
 ** of memory), changing nothing. */
 static void seqs_resize (lua_State *L, Queue *q, lua_Integer n, lua_Integer keep) {
   lua_Integer *s;
-  if ((size_t)n > ((size_t)-1 / 2) / sizeof *s) luaL_error(L, "queue too large");
+  if ((size_t)n > ((size_t)-1 / 2) / sizeof *s) asyncio_error(L, "queue too large");
   s = (lua_Integer *)lua_newuserdatauv(L, (size_t)n * sizeof *s, 0);
   if (keep > 0) memcpy(s, q->seqs, (size_t)keep * sizeof *s);
   lua_setiuservalue(L, 1, Q_SEQS);  /* the old array is garbage from now */
@@ -438,7 +438,7 @@ static int wait_on (lua_State *L, Queue *q, int w) {
   if (asyncio_running(lp, L) == 0) return asyncio_refuse(L);
   if (q->lp != lp) {  /* q->lp lives as long as user value Q_LOOP holds it */
     if (q->waiters[0].count + q->waiters[1].count > 0 && q->lp != NULL && !q->lp->closed)
-      return luaL_error(L, "queue is bound to a different event loop");
+      return asyncio_error(L, "queue is bound to a different event loop");
     lua_pushvalue(L, 3);
     lua_setiuservalue(L, 1, Q_LOOP);
     q->lp = lp;
@@ -602,7 +602,7 @@ static int queue_maxsize (lua_State *L) {
 static int queue_task_done (lua_State *L) {
   Queue *q = checkqueue(L, "task_done");
   if (q->unfinished <= 0)
-    return luaL_error(L, "task_done() called too many times");
+    return asyncio_error(L, "task_done() called too many times");
   lua_pushinteger(L, --q->unfinished);
   return 1;
 }

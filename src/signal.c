@@ -84,7 +84,7 @@ static int core_signal_start (lua_State *L) {
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   s = (Sig *)malloc(sizeof *s);
-  if (s == NULL) return luaL_error(L, "not enough memory");
+  if (s == NULL) return asyncio_nomem(L);
   memset(s, 0, sizeof *s);
   s->closer = on_close;
   s->lp = lp;

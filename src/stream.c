@@ -438,10 +438,10 @@ static int stream_write (lua_State *L) {
   Box *b = checkbox(L);
   size_t n;
   const char *p = luaL_checklstring(L, 2, &n);
-  if (b->s == NULL || b->closing) return luaL_error(L, "write: the stream is closed");
-  if (b->shut) return luaL_error(L, "write: the stream is shut for writing (write_eof)");
+  if (b->s == NULL || b->closing) return asyncio_error(L, "write: the stream is closed");
+  if (b->shut) return asyncio_error(L, "write: the stream is shut for writing (write_eof)");
   if (b->tls != NULL) {
-    if (b->tlsstate != T_OPEN) return luaL_error(L, "write: the TLS handshake is not done");
+    if (b->tlsstate != T_OPEN) return asyncio_error(L, "write: the TLS handshake is not done");
     if (b->werr == 0 && n > 0) {
       if (asyncio_tls_write(b->tls, p, n) != ASYNCIO_TLS_OK) b->werr = E_TLS;
       tls_flush(b);
@@ -451,7 +451,7 @@ static int stream_write (lua_State *L) {
     size_t done = try_write(b, p, n);
     if (done < n && b->werr == 0) {
       WriteReq *w = (WriteReq *)malloc(sizeof *w + (n - done));
-      if (w == NULL) return luaL_error(L, "not enough memory");
+      if (w == NULL) return asyncio_nomem(L);
       w->n = n - done;
       memcpy(w->data, p + done, n - done);
       queue_write(b, w, 0);
@@ -490,7 +490,7 @@ static void on_shutdown (uv_shutdown_t *req, int status) {
 static int stream_shutdown (lua_State *L) {
   Box *b = checkbox(L);
   int r;
-  if (b->s == NULL || b->closing) return luaL_error(L, "write_eof on a closed stream");
+  if (b->s == NULL || b->closing) return asyncio_error(L, "write_eof on a closed stream");
   if (b->shut) { lua_pushboolean(L, 1); return 1; }
   b->shut = 1;
   if (b->tlsstate == T_OPEN) {  /* close_notify first: TLS's own EOF */
@@ -582,10 +582,10 @@ static int stream_starttls (lua_State *L) {
   Box *b = checkbox(L);
   const char *host = luaL_optstring(L, 3, NULL);
   char err[256];
-  if (b->s == NULL || b->closing) return luaL_error(L, "start_tls: the stream is closed");
-  if (b->tls != NULL) return luaL_error(L, "start_tls: the stream uses TLS already");
+  if (b->s == NULL || b->closing) return asyncio_error(L, "start_tls: the stream is closed");
+  if (b->tls != NULL) return asyncio_error(L, "start_tls: the stream uses TLS already");
   if (b->cbuf == NULL && (b->cbuf = (char *)malloc(READ_CHUNK)) == NULL)
-    return luaL_error(L, "not enough memory");
+    return asyncio_nomem(L);
   b->tls = asyncio_tls_new(L, 2, host, err, sizeof err);
   if (b->tls == NULL) {
     lua_pushnil(L);
@@ -606,11 +606,17 @@ static int stream_starttls (lua_State *L) {
 /* s:_handshake() -> true (done) | false (wait W_OTHER) | nil, err, msg */
 static int stream_handshake (lua_State *L) {
   Box *b = checkbox(L);
-  if (b->tls == NULL) return luaL_error(L, "handshake: the stream does not use TLS");
+  if (b->tls == NULL) return asyncio_error(L, "handshake: the stream does not use TLS");
   if (b->cerr != 0) return push_error(L, b, b->cerr);
   if (b->tlsstate == T_OPEN) { lua_pushboolean(L, 1); return 1; }
   if (b->rerr != 0) return push_error(L, b, b->rerr);
-  if (b->s == NULL || b->closing || b->eof) return push_error(L, b, UV_ECONNRESET);
+  if (b->s == NULL || b->closing) {  /* closed on this side, not by the peer */
+    lua_pushnil(L);
+    lua_pushliteral(L, "ECONNABORTED");
+    lua_pushliteral(L, "the stream was closed during the TLS handshake");
+    return 3;
+  }
+  if (b->eof) return push_error(L, b, UV_ECONNRESET);
   lua_pushboolean(L, 0);
   return 1;
 }
@@ -667,7 +673,7 @@ static Box *new_box (lua_State *L, Loop *lp, int loopidx, int pipe, size_t limit
   lua_pushvalue(L, loopidx);
   lua_setiuservalue(L, -2, UV_LOOP);
   s = (Stream *)malloc(sizeof *s);
-  if (s == NULL) luaL_error(L, "not enough memory");
+  if (s == NULL) asyncio_nomem(L);
   memset(s, 0, sizeof *s);
   s->closer = on_close;
   s->u.h.data = s;

@@ -50,7 +50,7 @@ Loop *asyncio_toloop (lua_State *L, int idx) {
 Loop *asyncio_checkloop (lua_State *L, int idx) {
   Loop *lp = asyncio_toloop(L, idx);
   if (lp->closed)
-    luaL_error(L, "attempt to use a closed event loop");
+    asyncio_error(L, "attempt to use a closed event loop");
   return lp;
 }
 
@@ -83,11 +83,11 @@ static void slots_grow (lua_State *L, Loop *lp) {
   int32_t i, n = lp->nslots ? lp->nslots * 2 : 64;
   Slot *s;
   int32_t *r;
-  if (lp->nslots >= INT32_MAX / 4) luaL_error(L, "too many tasks and callbacks");
+  if (lp->nslots >= INT32_MAX / 4) asyncio_error(L, "too many tasks and callbacks");
   r = (int32_t *)malloc((size_t)n * sizeof *r);
-  if (r == NULL) luaL_error(L, "not enough memory");
+  if (r == NULL) asyncio_nomem(L);
   s = (Slot *)realloc(lp->slots, (size_t)n * sizeof *s);
-  if (s == NULL) { free(r); luaL_error(L, "not enough memory"); }
+  if (s == NULL) { free(r); asyncio_nomem(L); }
   for (i = 0; i < lp->rcount; i++)  /* keep the ring's order */
     r[i] = lp->ring[(lp->rhead + i) % lp->nslots];
   free(lp->ring);
@@ -458,7 +458,7 @@ void asyncio_run_one (lua_State *L, Loop *lp, int loopidx) {
 
 /* What a new task's coroutine runs if anyone but its loop resumes it. */
 static int refuse_start (lua_State *L) {
-  return luaL_error(L, "%s", foreign_msg);
+  return asyncio_error(L, "%s", foreign_msg);
 }
 
 
@@ -476,11 +476,11 @@ static int task_spawn (lua_State *L) {
   int32_t s;
   luaL_checkany(L, 2);
   luaL_checktype(L, 3, LUA_TFUNCTION);
-  if (n >= UINT16_MAX) return luaL_error(L, "too many arguments for a task");
+  if (n >= UINT16_MAX) return asyncio_error(L, "too many arguments for a task");
   if (lp->freeslot <= 0) slots_grow(L, lp);  /* may raise: nothing changed yet */
   co = lua_newthread(L);
   if (!lua_checkstack(co, n + 1))
-    return luaL_error(L, "too many arguments for a task");
+    return asyncio_error(L, "too many arguments for a task");
   lua_insert(L, 3);                    /* stack: loop, task, co, entry, args... */
   s = slot_new(L, lp, SLOT_TASK);      /* may raise: nothing changed yet */
   lua_xmove(L, co, n);
@@ -581,7 +581,7 @@ static int task_sleep (lua_State *L) {
   }
   else {
     int64_t id = asyncio_heap_add(&lp->heap, asyncio_now(lp) + (uint64_t)(d * 1e9 + 0.5), s);
-    if (id < 0) return luaL_error(L, "not enough memory for timers");
+    if (id < 0) return asyncio_nomem(L);
     lp->slots[s].timer = id;
   }
   return asyncio_suspend(L, lp, 1);
@@ -628,7 +628,7 @@ static int arm (lua_State *L, Loop *lp, uint64_t deadline) {
   id = asyncio_heap_add(&lp->heap, deadline, s);
   if (id < 0) {
     slot_free(L, lp, 1, s);
-    return luaL_error(L, "not enough memory for timers");
+    return asyncio_nomem(L);
   }
   lua_pushinteger(L, (lua_Integer)id);
   lua_pushnumber(L, (lua_Number)deadline / 1e9);

@@ -152,7 +152,7 @@ static int core_udp_open (lua_State *L) {
   lua_setiuservalue(L, -2, 1);
   b->lp = lp;
   u = (Udp *)malloc(sizeof *u);
-  if (u == NULL) return luaL_error(L, "not enough memory");
+  if (u == NULL) return asyncio_nomem(L);
   u->closer = on_close;
   u->box = NULL;
   if ((r = uv_udp_init(&lp->uv, &u->h)) < 0) { free(u); return asyncio_pushuverror(L, r); }
@@ -194,7 +194,8 @@ static int ep_send (lua_State *L) {
   const struct sockaddr *to = NULL;
   uv_buf_t ub = asyncio_buf((char *)p, n);  /* too long: EMSGSIZE, never cut */
   int r;
-  if (b->u == NULL || b->closing) return luaL_error(L, "send: the endpoint is closed");
+  if (b->u == NULL || b->closing)
+    return asyncio_error(L, "%s: the endpoint is closed", lua_isnoneornil(L, 3) ? "send" : "sendto");
   if (!lua_isnoneornil(L, 3)) {
     if ((r = parse(luaL_checkstring(L, 3), luaL_checkinteger(L, 4), &sa)) < 0)
       return asyncio_pushuverror(L, r);
@@ -203,7 +204,7 @@ static int ep_send (lua_State *L) {
   r = uv_udp_try_send(&b->u->h, &ub, 1, to);
   if (r == UV_EAGAIN) {
     SendReq *s = (SendReq *)malloc(sizeof *s + n);
-    if (s == NULL) return luaL_error(L, "not enough memory");
+    if (s == NULL) return asyncio_nomem(L);
     memcpy(s->data, p, n);
     ub = asyncio_buf(s->data, n);
     r = uv_udp_send(&s->req, &b->u->h, &ub, 1, to, on_sent);

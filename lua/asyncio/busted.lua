@@ -16,6 +16,7 @@ local asyncio = require "asyncio"
 local dump = require "asyncio.dump"
 local rt = require "asyncio.runtime"
 local util = require "asyncio.util"
+local raise = util.raise
 
 local argcheck, typeerror, pack, unpack = util.argcheck, util.typeerror, util.pack, util.unpack
 
@@ -34,7 +35,7 @@ function M.run(opts, fn, ...)
   opts = opts or {}
   local clock = opts.clock or M.defaults.clock
   local timeout = opts.timeout or M.defaults.timeout
-  if rt.loop ~= nil then error("asyncio.busted: a test cannot run inside a running loop", 2) end
+  if rt.loop ~= nil then raise("asyncio.busted: a test cannot run inside a running loop") end
   local loop = asyncio.new_event_loop{clock = clock}
   local reports = {}
   loop:set_exception_handler(function(_, ctx) reports[#reports + 1] = ctx end)

@@ -6,7 +6,8 @@
 
 local core = require "asyncio.core"
 local rt = require "asyncio.runtime"
-local text_of = require("asyncio.util").describe
+local util = require "asyncio.util"
+local text_of, raise = util.describe, util.raise
 
 local getmetatable, format, concat = core.metatable, string.format, table.concat
 local traceback = debug.traceback
@@ -97,7 +98,7 @@ end
 -- running one), as a tree of who awaits whom.
 function M.dump_tasks(loop)
   loop = loop or rt.loop
-  if loop == nil then error("dump_tasks: no running event loop (pass the loop)", 2) end
+  if loop == nil then raise("dump_tasks: no running event loop (pass the loop)") end
   if loop._core:is_closed() then return "no tasks (the loop is closed)\n" end
   local tasks = loop._core:tasks()
   local awaited, kids_of = {}, {}

@@ -11,6 +11,7 @@ local rt = require "asyncio.runtime"
 local streams = require "asyncio.streams"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
+local raise = util.raise
 local waiters = require "asyncio.waiters"
 
 local argcheck, typeerror = util.argcheck, util.typeerror
@@ -43,8 +44,8 @@ File.__index = File
 M.File = File
 
 local function checkfile(f, fname)
-  util.checkself(File, f, fname, 4)
-  if f._fd == nil then error(("%s: the file is closed"):format(fname), 3) end
+  util.checkself(File, f, fname)
+  if f._fd == nil then raise(("%s: the file is closed"):format(fname)) end
 end
 
 -- One task at a time uses a File: an operation of another task waits its
@@ -76,6 +77,7 @@ end
 -- the program goes on (one write in the pool at a time). A copy loop of
 -- 64 KiB reads and writes so makes 32 times fewer trips to the pool.
 local BLOCK = 1 << 20
+local MAX_READ = 1 << 30  -- the most one request asks of the pool
 
 -- A File's fields: _fd; _pos, the position the program sees; _buf and
 -- _off, the read buffer (the file's bytes from _pos on are _buf:sub(_off));
@@ -99,6 +101,7 @@ local function fill(t, f, want)
   local pos = f._pos + buffered(f)
   local a, req = f._ahead
   local size = want > BLOCK and want or BLOCK
+  if size > MAX_READ then size = MAX_READ end  -- read(1 << 40) reads on until the end
   if a and a.pos == pos then req, size = a.req, a.n
   else
     req = start(t, "read", READ, f._fd, size, pos)

@@ -6,6 +6,7 @@
 local errors = require "asyncio.errors"
 local rt = require "asyncio.runtime"
 local util = require "asyncio.util"
+local raise = util.raise
 
 local CancelledError = errors.CancelledError
 local InvalidStateError = errors.InvalidStateError
@@ -81,7 +82,7 @@ local function schedule_callbacks(fut)
   fut._callbacks, fut._morecbs = false, false
   local loop = fut._loop or rt.loop
   if not loop then  -- a closed loop: the core itself refuses
-    error("Future has waiters but no event loop to run them", 3)
+    raise("Future has waiters but no event loop to run them")
   end
   local core = loop._core
   if cb then schedule_one(core, fut, cb) end
@@ -101,8 +102,8 @@ local function checkfuture(self, fname)
     future_mts[mt] = true
     return
   end
-  error(("bad argument #1 to '%s' (%s)"):format(fname,
-    util.typeerror("asyncio.Future", self)), 3)
+  raise(("bad argument #1 to '%s' (%s)"):format(fname,
+    util.typeerror("asyncio.Future", self)))
 end
 
 function Future:done()
@@ -136,7 +137,7 @@ Future._resolve = resolve
 function Future:set_result(...)
   checkfuture(self, "set_result")
   if self._state ~= PENDING then
-    error(InvalidStateError("set_result: future is already done"), 2)
+    raise(InvalidStateError("set_result: future is already done"))
   end
   resolve(self, select("#", ...), ...)
 end
@@ -156,7 +157,7 @@ function Future:set_exception(err)
   checkfuture(self, "set_exception")
   argcheck(err ~= nil, 1, "set_exception", "error value expected, got nil")
   if self._state ~= PENDING then
-    error(InvalidStateError("set_exception: future is already done"), 2)
+    raise(InvalidStateError("set_exception: future is already done"))
   end
   self:_set_exception(err)
 end
@@ -187,7 +188,7 @@ function Future:result()
   end
   checkfuture(self, "result")
   if state == CANCELLED then error(cancelled_error(self), 0) end
-  error(InvalidStateError("result is not set yet"), 2)
+  raise(InvalidStateError("result is not set yet"))
 end
 
 -- Did it finish with an error? The one way to tell error(nil) from a nil
@@ -199,9 +200,9 @@ end
 
 function Future:exception()
   checkfuture(self, "exception")
-  if self._state == CANCELLED then error(cancelled_error(self), 2) end
+  if self._state == CANCELLED then raise(cancelled_error(self)) end
   if self._state == PENDING then
-    error(InvalidStateError("exception is not set yet"), 2)
+    raise(InvalidStateError("exception is not set yet"))
   end
   self._guard = nil
   return self._exc
@@ -223,7 +224,7 @@ function Future:add_done_callback(fn)
   end
   if self._state ~= PENDING then
     local loop = self._loop or rt.loop
-    if loop == nil then error("no running event loop to call the callback", 2) end
+    if loop == nil then raise("no running event loop to call the callback") end
     loop._core:call_soon(fn, self)
     return
   end

@@ -8,6 +8,7 @@ local errors = require "asyncio.errors"
 local Future = require "asyncio.future"
 local rt = require "asyncio.runtime"
 local task = require "asyncio.task"
+local raise = require("asyncio.util").raise
 
 local PENDING, CANCELLED = Future.PENDING, Future.CANCELLED
 local add_callback, cancelled_error = Future._add_callback, Future._cancelled_error
@@ -134,7 +135,7 @@ local function futures_of(list, n)
     loop = loop or fut._loop
     children[i] = fut
   end
-  if loop == nil then error("'gather' called with no running event loop", 3) end
+  if loop == nil then raise("'gather' called with no running event loop") end
   return loop, children
 end
 

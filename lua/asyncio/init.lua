@@ -10,6 +10,7 @@ local task = require "asyncio.task"
 local gather = require "asyncio.gather"
 local queue = require "asyncio.queue"
 local util = require "asyncio.util"
+local raise = util.raise
 local timeouts = require "asyncio.timeouts"
 local sync = require "asyncio.sync"
 local taskgroup = require "asyncio.taskgroup"
@@ -95,7 +96,7 @@ function asyncio.isfuture(x)
 end
 
 function asyncio.get_running_loop()
-  if rt.loop == nil then error("no running event loop", 2) end
+  if rt.loop == nil then raise("no running event loop") end
   return rt.loop
 end
 
@@ -114,7 +115,7 @@ end
 -- "virtual"}, {debug = true}) gives them to the loop instead of main.
 function asyncio.run(main, ...)
   if rt.loop ~= nil then
-    error("asyncio.run() cannot be called from a running event loop", 2)
+    raise("asyncio.run() cannot be called from a running event loop")
   end
   argcheck(type(main) == "function" or task.iscoroutine(main), 1, "run",
            typeerror("coroutine object or function", main))
@@ -150,8 +151,8 @@ function asyncio.run(main, ...)
     error(EventLoop._interruption(main_task), 0)
   end
   if err == "deadlock" then
-    error("asyncio.run: deadlock: main waits for something that no task, timer or I/O can " ..
-      "complete\n" .. stuck, 2)
+    raise("asyncio.run: deadlock: main waits for something that no task, timer or I/O can " ..
+      "complete\n" .. stuck)
   end
   if not cleanup_ok then error(cleanup_err, 0) end
   return main_task:result()

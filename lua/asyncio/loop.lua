@@ -8,6 +8,7 @@ local gather = require "asyncio.gather"
 local rt = require "asyncio.runtime"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
+local raise = util.raise
 
 local argcheck, typeerror, pack, unpack = util.argcheck, util.typeerror, util.pack, util.unpack
 
@@ -46,14 +47,14 @@ end
 
 local function checkself(self, fname)
   if getmetatable(self) ~= EventLoop then
-    error(("bad argument #1 to '%s' (%s)"):format(fname,
-      typeerror("asyncio.EventLoop", self)), 4)
+    raise(("bad argument #1 to '%s' (%s)"):format(fname,
+      typeerror("asyncio.EventLoop", self)))
   end
 end
 
 local function checkloop(self, fname)
   checkself(self, fname)
-  if self._core:is_closed() then error("attempt to use a closed event loop", 3) end
+  if self._core:is_closed() then raise("attempt to use a closed event loop") end
 end
 
 -- The C core keeps every pending task (loop._core:tasks()), so that run()
@@ -93,7 +94,7 @@ function rt.new_event_loop(opts)
     collectgarbage()
     c, name, msg = core.new_loop(hooks, virtual)
   end
-  if not c then error(("cannot create event loop: %s"):format(msg or name), 2) end
+  if not c then raise(("cannot create event loop: %s"):format(msg or name)) end
   loop._core = c
   -- the metatable (with __gc) after the core loop: finalizers run newest
   -- first, so EventLoop.__gc sees the core loop still open
@@ -182,7 +183,7 @@ end
 
 function EventLoop:close()
   checkself(self, "close")
-  if self._core:is_running() then error("cannot close a running event loop", 2) end
+  if self._core:is_running() then raise("cannot close a running event loop") end
   if self._debug and not self._core:is_closed() then  -- they can never finish now
     for _, t in ipairs(self._core:tasks()) do
       if not t:done() then
@@ -197,7 +198,7 @@ end
 -- Run the core with this loop as the running one; returns the C status.
 local function run_core(self, watch_sigint)
   if rt.loop ~= nil then
-    error("cannot run an event loop while another loop is running", 3)
+    raise("cannot run an event loop while another loop is running")
   end
   rt.loop = self
   local debug = self._debug
@@ -238,7 +239,7 @@ EventLoop._interruption = interruption
 function EventLoop:run_forever()
   checkloop(self, "run_forever")
   local status = run_core(self, true)
-  if status == "interrupted" then error(interruption(nil), 2) end
+  if status == "interrupted" then raise(interruption(nil)) end
   return status
 end
 
@@ -291,15 +292,15 @@ end
 -- can be closed or run again.
 function EventLoop:run_until_complete(aw)
   checkloop(self, "run_until_complete")
-  if rt.loop ~= nil then error("cannot run an event loop while another loop is running", 2) end
+  if rt.loop ~= nil then raise("cannot run an event loop while another loop is running") end
   local fut = task.ensure_future(aw, "run_until_complete", 1, self)
   local status = self:_run_until(fut, true)
-  if status == "interrupted" then error(interruption(fut), 2) end
+  if status == "interrupted" then raise(interruption(fut)) end
   if not fut:done() then
     if status == "idle" then
-      error("run_until_complete: deadlock: the future is not done and nothing is left that could complete it", 2)
+      raise("run_until_complete: deadlock: the future is not done and nothing is left that could complete it")
     end
-    error("event loop stopped before the future completed", 2)
+    raise("event loop stopped before the future completed")
   end
   return fut:result()
 end
@@ -340,8 +341,8 @@ local function run_signal(h) h._fn(unpack(h, 1, h.n)) end
 local function checksignal(sig, fname)
   local num, name = core.signal_number(sig)
   if num == nil then
-    error(("bad argument #1 to '%s' (%s)"):format(fname, type(sig) == "string" and
-      ("unknown signal '%s'"):format(sig) or typeerror("signal name or number", sig)), 3)
+    raise(("bad argument #1 to '%s' (%s)"):format(fname, type(sig) == "string" and
+      ("unknown signal '%s'"):format(sig) or typeerror("signal name or number", sig)))
   end
   return num, name
 end
@@ -354,16 +355,16 @@ function EventLoop:add_signal_handler(sig, fn, ...)
   local num, name = checksignal(sig, "add_signal_handler")
   argcheck(type(fn) == "function", 2, "add_signal_handler", typeerror("function", fn))
   if name == "SIGINT" then
-    error("add_signal_handler: SIGINT is the loop's own (Ctrl-C raises KeyboardInterrupt)", 2)
+    raise("add_signal_handler: SIGINT is the loop's own (Ctrl-C raises KeyboardInterrupt)")
   end
   if name == "SIGKILL" or name == "SIGSTOP" then
-    error(("add_signal_handler: %s cannot be caught"):format(name), 2)
+    raise(("add_signal_handler: %s cannot be caught"):format(name))
   end
   self._signals = self._signals or {}
   local old = self._signals[num]
   local h = newhandle(self, fn, ...)
   local box, ename, msg = core.signal_start(self._core, num, run_signal, h)
-  if not box then error(("add_signal_handler: %s: %s"):format(ename, msg), 2) end
+  if not box then raise(("add_signal_handler: %s: %s"):format(ename, msg)) end
   if old then old:_stop() end
   self._signals[num] = box
 end

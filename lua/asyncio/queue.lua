@@ -10,6 +10,7 @@ local Future = require "asyncio.future"
 local rt = require "asyncio.runtime"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
+local raise = util.raise
 
 local raise_cancel, REFUSED = task.raise_cancel, task.REFUSED
 local argcheck, typeerror = util.argcheck, util.typeerror
@@ -40,7 +41,7 @@ local function wait(q, which)
   local woken, item = c_wait(q, which, t._loop._core)
   rt.current = t
   t._waiting = false
-  if woken == REFUSED then error(item, 3) end
+  if woken == REFUSED then raise(item) end
   return t, woken, item
 end
 
@@ -55,7 +56,7 @@ function GetOp.__await(op)
   ok, item = c_wait(q, GET, t._loop._core)
   rt.current = t
   t._waiting = false
-  if ok == REFUSED then error(item, 2) end
+  if ok == REFUSED then raise(item) end
   if t._must_cancel then
     -- the item goes to the next getter, or back to the front; if it cannot
     -- go back (a PriorityQueue whose 'less' fails), the get happened: the
@@ -69,7 +70,7 @@ end
 local PutOp = {__name = "asyncio.Queue.put"}
 function PutOp.__await(op)
   local q, item = op[1], op[2]
-  if op.awaited then error("await: this put was already awaited", 3) end
+  if op.awaited then raise("await: this put was already awaited") end
   op.awaited = true
   if try_put(q, item) then return end
   local t, woken = wait(q, PUT)
@@ -120,7 +121,7 @@ local QUEUE_MT = getmetatable(core.new_queue("fifo", 0, nil, false))
 
 function methods.join(q)
   if getmetatable(q) ~= QUEUE_MT then
-    error(("bad argument #1 to 'join' (%s)"):format(typeerror("asyncio.Queue", q)), 2)
+    raise(("bad argument #1 to 'join' (%s)"):format(typeerror("asyncio.Queue", q)))
   end
   return setmetatable({q}, JoinOp)
 end

@@ -5,6 +5,7 @@
 local core = require "asyncio.core"
 local errors = require "asyncio.errors"
 local util = require "asyncio.util"
+local raise = util.raise
 
 local argcheck, typeerror = util.argcheck, util.typeerror
 
@@ -30,7 +31,7 @@ local function checkfile(path, key)
   local f, msg, code = io.open(path, "r")
   if not f then
     local name = code == 2 and "ENOENT" or code == 13 and "EACCES" or "EIO"
-    error(errors.oserror(name, msg, ("ssl_context %s"):format(key)), 3)
+    raise(errors.oserror(name, msg, ("ssl_context %s"):format(key)))
   end
   f:close()
 end
@@ -62,7 +63,7 @@ function M.ssl_context(opts)
     "a server that verifies clients needs cafile")
   local ctx, reason = core.ssl_context(mode == "server", opts.cafile, opts.certfile,
     opts.keyfile, verify)
-  if not ctx then error(errors.SSLError(reason, {errno = "ESSL", reason = reason}), 2) end
+  if not ctx then raise(errors.SSLError(reason, {errno = "ESSL", reason = reason})) end
   return setmetatable({_ctx = ctx, mode = mode, verify = verify}, SSLContext)
 end
 

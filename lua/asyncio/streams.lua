@@ -11,6 +11,7 @@ local rt = require "asyncio.runtime"
 local ssl = require "asyncio.ssl"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
+local raise = util.raise
 local waiters = require "asyncio.waiters"
 
 local argcheck, typeerror, checkself = util.argcheck, util.typeerror, util.checkself
@@ -66,9 +67,9 @@ function Wait:_abort_wait() c_abort(self[1].box, self[2]) end
 
 local function running_task(conn, fname)
   local t = rt.current
-  if t == nil then error(("'%s' called outside a running task"):format(fname), 4) end
+  if t == nil then raise(("'%s' called outside a running task"):format(fname)) end
   if t._loop ~= conn.loop then
-    error(("'%s': the stream belongs to a different event loop"):format(fname), 4)
+    raise(("'%s': the stream belongs to a different event loop"):format(fname))
   end
   return t
 end
@@ -92,7 +93,7 @@ local function wait_event(conn, kind, fname)
   t._waiting = false
   list.busy = false
   if list[1] then waiters.wake_all(list) end
-  if r == REFUSED then c_abort(conn.box, kind); error(msg, 3) end
+  if r == REFUSED then c_abort(conn.box, kind); raise(msg) end
   if t._must_cancel then raise_cancel(t) end
 end
 
@@ -116,7 +117,7 @@ local StreamReader = {__name = "asyncio.StreamReader"}
 StreamReader.__index = StreamReader
 M.StreamReader = StreamReader
 
-local function checkreader(r, fname) checkself(StreamReader, r, fname, 4) end
+local function checkreader(r, fname) checkself(StreamReader, r, fname) end
 
 local function read_all(conn)
   local parts, n = {}, 0
@@ -267,7 +268,7 @@ local StreamWriter = {__name = "asyncio.StreamWriter"}
 StreamWriter.__index = StreamWriter
 M.StreamWriter = StreamWriter
 
-local function checkwriter(w, fname) checkself(StreamWriter, w, fname, 4) end
+local function checkwriter(w, fname) checkself(StreamWriter, w, fname) end
 
 -- writer:write(data): buffer 'data' (a string); never waits.
 function StreamWriter:write(data)
@@ -283,7 +284,7 @@ function StreamWriter:writelines(list)
     argcheck(type(list[i]) == "string", 2, "writelines", "list of strings expected")
   end
   local conn = self._conn
-  if c_state(conn.box) then error("writelines: the stream is closed", 2) end
+  if c_state(conn.box) then raise("writelines: the stream is closed") end
   c_write(conn.box, concat(list))
 end
 
@@ -345,7 +346,7 @@ end
 function StreamWriter:write_eof()
   checkwriter(self, "write_eof")
   local conn = self._conn
-  if c_state(conn.box) then error("write_eof: the stream is closed", 2) end
+  if c_state(conn.box) then raise("write_eof: the stream is closed") end
   local ok, name, msg = conn.box:_shutdown()
   if not ok then raise_oserror(name, msg, "write_eof") end
 end
@@ -451,7 +452,7 @@ local function await_request(t, what, req)
     if a == nil then raise_oserror(b, c, what) end
     if a ~= false then return a, b end
     local refused = wait_object(t, req)
-    if refused then error(refused, 3) end
+    if refused then raise(refused) end
     if t._must_cancel then raise_cancel(t) end
   end
 end
@@ -689,7 +690,7 @@ local Server = {__name = "asyncio.Server"}
 Server.__index = Server
 M.Server = Server
 
-local function checkserver(s, fname) checkself(Server, s, fname, 4) end
+local function checkserver(s, fname) checkself(Server, s, fname) end
 
 -- The server is closed and its last client gone: wake wait_closed.
 local function check_closed(srv)
@@ -698,24 +699,32 @@ local function check_closed(srv)
   end
 end
 
--- The task of one connection: client_cb(reader, writer) (awaiting what it
--- returns if that is awaitable); the stream is closed when it ends.
-local function serve_client(srv, conn)
-  local reader, writer = pair(conn)
-  local ok, err = pcall(function()
-    if srv._ssl then handshake(conn, srv._ssl, nil, srv._hs_timeout, "TLS handshake") end
-    local r = srv._cb(reader, writer)
-    if task.isawaitable(r) then await(r) end
-  end)
+-- When a connection's task ends, however it ends, its stream is closed
+-- and the server forgets it: a <close> variable of serve_client, so that
+-- an error of client_cb propagates untouched (its traceback is client_cb's).
+local ClientEnd = {__close = function(e)
+  local srv, conn = e[1], e[2]
   close_conn(conn)
   srv._clients[conn] = nil
   check_closed(srv)
-  if not ok then
+end}
+
+-- The task of one connection: client_cb(reader, writer) (awaiting what it
+-- returns if that is awaitable); the stream is closed when it ends.
+local function serve_client(srv, conn)
+  local _ <close> = setmetatable({srv, conn}, ClientEnd)
+  local reader, writer = pair(conn)
+  if srv._ssl then
+    local ok, err = pcall(handshake, conn, srv._ssl, nil, srv._hs_timeout, "TLS handshake")
     -- a client whose handshake failed is dropped quietly, as CPython does
-    -- for OSErrors (SSLError is one); client_cb never saw it
-    if srv._ssl and not conn.handshaken and errors.OSError:is(err) then return end
-    error(err, 0)
+    -- for OSErrors (SSLError is one); client_cb never sees it
+    if not ok then
+      if errors.OSError:is(err) then return end
+      error(err, 0)
+    end
   end
+  local r = srv._cb(reader, writer)
+  if task.isawaitable(r) then await(r) end
 end
 
 -- Out of descriptors or memory, a listener stops accepting for this long

@@ -8,6 +8,7 @@ local errors = require "asyncio.errors"
 local streams = require "asyncio.streams"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
+local raise = util.raise
 local waiters = require "asyncio.waiters"
 
 local argcheck, typeerror = util.argcheck, util.typeerror
@@ -32,7 +33,7 @@ Process.__index = function(p, k)
 end
 M.Process = Process
 
-local function checkproc(p, fname) util.checkself(Process, p, fname, 4) end
+local function checkproc(p, fname) util.checkself(Process, p, fname) end
 
 local function wait_impl(p)
   local t = task.current("wait")
@@ -44,7 +45,7 @@ local function wait_impl(p)
   while p.returncode == nil do
     -- one task waits in C, the others each on their own (waiters.lua)
     local refused = waiters.wait_c(p._waiters, t, "child process to exit", wait_object, t, p._box)
-    if refused then error(refused, 3) end
+    if refused then raise(refused) end
     if t._must_cancel then raise_cancel(t) end
   end
   return p.returncode
@@ -100,7 +101,7 @@ function Process:communicate(input)
   checkproc(self, "communicate")
   argcheck(input == nil or type(input) == "string", 2, "communicate", typeerror("string", input))
   if input and not self.stdin then
-    error("communicate: input given but stdin is not a pipe", 2)
+    raise("communicate: input given but stdin is not a pipe")
   end
   return op(communicate_impl, self, input)
 end
@@ -108,8 +109,8 @@ end
 local function signum(sig, fname)
   local num = core.signal_number(sig)
   if not num then
-    error(("bad argument #1 to '%s' (%s)"):format(fname, type(sig) == "string" and
-      ("unknown signal '%s'"):format(sig) or typeerror("signal name or number", sig)), 3)
+    raise(("bad argument #1 to '%s' (%s)"):format(fname, type(sig) == "string" and
+      ("unknown signal '%s'"):format(sig) or typeerror("signal name or number", sig)))
   end
   return num
 end

@@ -8,6 +8,7 @@ local Future = require "asyncio.future"
 local rt = require "asyncio.runtime"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
+local raise = util.raise
 
 local CancelledError, BrokenBarrierError = errors.CancelledError, errors.BrokenBarrierError
 local await = task.await
@@ -139,7 +140,7 @@ end
 
 function Lock:release()
   checkself(Lock, self, "release")
-  if not self._locked then error("Lock.release: lock is not acquired", 2) end
+  if not self._locked then raise("Lock.release: lock is not acquired") end
   self._locked = false
   wake_first(self._waiters)
 end
@@ -174,7 +175,7 @@ end})
 local function checksem(self, fname)
   local mt = getmetatable(self)
   if mt ~= Semaphore and mt ~= BoundedSemaphore then
-    error(("bad argument #1 to '%s' (%s)"):format(fname, typeerror("asyncio.Semaphore", self)), 3)
+    raise(("bad argument #1 to '%s' (%s)"):format(fname, typeerror("asyncio.Semaphore", self)))
   end
 end
 
@@ -218,7 +219,7 @@ end
 function Semaphore:release()
   checksem(self, "release")
   if getmetatable(self) == BoundedSemaphore and self._value >= self._bound then
-    error("BoundedSemaphore.release: released too many times", 2)
+    raise("BoundedSemaphore.release: released too many times")
   end
   self._value = self._value + 1
   wake_next(self)
@@ -309,13 +310,13 @@ end
 
 function Condition:notify(n)
   checkself(Condition, self, "notify")
-  if not self._lock._locked then error("Condition.notify: cannot notify on an un-acquired lock", 2) end
+  if not self._lock._locked then raise("Condition.notify: cannot notify on an un-acquired lock") end
   notify(self, n or 1)
 end
 
 function Condition:notify_all()
   checkself(Condition, self, "notify_all")
-  if not self._lock._locked then error("Condition.notify_all: cannot notify on an un-acquired lock", 2) end
+  if not self._lock._locked then raise("Condition.notify_all: cannot notify on an un-acquired lock") end
   notify(self, #self._waiters)
 end
 

@@ -9,6 +9,7 @@ local errors = require "asyncio.errors"
 local Future = require "asyncio.future"
 local rt = require "asyncio.runtime"
 local util = require "asyncio.util"
+local raise = util.raise
 
 local CancelledError = errors.CancelledError
 local argcheck, typeerror, unpack, describe = util.argcheck, util.typeerror, util.unpack,
@@ -120,7 +121,7 @@ end
 local function claim(c, fname)
   local n = c[1]
   if not n then
-    error(("%s: cannot reuse already awaited coroutine"):format(fname), 3)
+    raise(("%s: cannot reuse already awaited coroutine"):format(fname))
   end
   c[1] = false
   return n
@@ -139,7 +140,7 @@ end
 local function current(fname)
   local task = rt.current
   if task == nil then
-    error(("'%s' called outside a running task"):format(fname or "await"), 3)
+    raise(("'%s' called outside a running task"):format(fname or "await"))
   end
   return task
 end
@@ -158,7 +159,7 @@ M.raise_cancel = raise_cancel
 local function await_future(fut)
   if fut._state == PENDING then
     local task = rt.current
-    if fut == task then error("a task cannot await itself", 3) end
+    if fut == task then raise("a task cannot await itself") end
     fut:_add_waiter(task)
     task._waiting = fut
     rt.current = nil
@@ -167,7 +168,7 @@ local function await_future(fut)
     task._waiting = false
     if v == REFUSED then
       fut:_remove_waiter(task)
-      error(msg, 3)
+      raise(msg)
     end
     if fut._state == PENDING then fut:_remove_waiter(task)  -- cancelled meanwhile
     elseif task._must_cancel then
@@ -199,7 +200,7 @@ local function await_sleep(s)
   rt.current = nil
   local v, msg = c_sleep(task._loop._core, s[1])
   rt.current = task
-  if v == REFUSED then error(msg, 3) end
+  if v == REFUSED then raise(msg) end
   if task._must_cancel then raise_cancel(task) end
   if s == SLEEP0 then return end
   local n = s.n
@@ -243,7 +244,7 @@ M.DONE = DONE
 AWAIT[Done] = false
 
 local function await(aw)
-  if not rt.current then error("'await' called outside a running task", 2) end
+  if not rt.current then raise("'await' called outside a running task") end
   if aw == DONE then return end
   local f = INSTANCES[aw]
   if f == nil then
@@ -252,7 +253,7 @@ local function await(aw)
     if f == nil then
       f = type(mt) == "table" and mt.__await
       if not f then
-        error(("bad argument #1 to 'await' (%s)"):format(typeerror("awaitable", aw)), 2)
+        raise(("bad argument #1 to 'await' (%s)"):format(typeerror("awaitable", aw)))
       end
     end
   end
@@ -358,13 +359,13 @@ local function spawn_for(loop, fname, what, ...)
   elseif type(mt) == "table" and mt.__await then
     return spawn(loop, await, what)
   end
-  error(("bad argument #1 to '%s' (%s)"):format(fname,
-    typeerror("coroutine object or function", what)), 3)
+  raise(("bad argument #1 to '%s' (%s)"):format(fname,
+    typeerror("coroutine object or function", what)))
 end
 
 function M.create_task(what, ...)
   local loop = rt.loop
-  if not loop then error("'create_task' called with no running event loop", 2) end
+  if not loop then raise("'create_task' called with no running event loop") end
   if isfunction(what) then return spawn(loop, async_body[what] or what, ...) end
   return spawn_for(loop, "create_task", what, ...)
 end
@@ -381,11 +382,11 @@ function M.ensure_future(aw, fname, n, loop)
   if mt ~= Coro then
     if type(mt) == "table" and mt.__isfuture then return aw end
     if type(mt) ~= "table" or not mt.__await then
-      error(("bad argument #%d to '%s' (%s)"):format(n or 1, fname, typeerror("awaitable", aw)), 3)
+      raise(("bad argument #%d to '%s' (%s)"):format(n or 1, fname, typeerror("awaitable", aw)))
     end
   end
   loop = loop or rt.loop
-  if loop == nil then error(("'%s' called with no running event loop"):format(fname), 3) end
+  if loop == nil then raise(("'%s' called with no running event loop"):format(fname)) end
   if mt == Coro then
     local nargs = claim(aw, fname)
     return spawn(loop, aw[2], unpack(aw, 3, nargs + 2))
@@ -395,7 +396,7 @@ end
 
 local function checktask(self, fname)
   if getmetatable(self) ~= Task then
-    error(("bad argument #1 to '%s' (%s)"):format(fname, typeerror("asyncio.Task", self)), 3)
+    raise(("bad argument #1 to '%s' (%s)"):format(fname, typeerror("asyncio.Task", self)))
   end
 end
 

@@ -8,6 +8,7 @@ local errors = require "asyncio.errors"
 local Future = require "asyncio.future"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
+local raise = util.raise
 
 local CancelledError = errors.CancelledError
 local await, current = task.await, task.current
@@ -52,10 +53,10 @@ end
 -- tg:create_task(coro_or_fn, ...): a child task of the group.
 function TaskGroup:create_task(what, ...)
   if getmetatable(self) ~= TaskGroup then
-    error(("bad argument #1 to 'create_task' (%s)"):format(typeerror("asyncio.TaskGroup", self)), 2)
+    raise(("bad argument #1 to 'create_task' (%s)"):format(typeerror("asyncio.TaskGroup", self)))
   end
-  if self._exited then error("TaskGroup.create_task: the task group is finished", 2) end
-  if self._aborting then error("TaskGroup.create_task: the task group is shutting down", 2) end
+  if self._exited then raise("TaskGroup.create_task: the task group is finished") end
+  if self._aborting then raise("TaskGroup.create_task: the task group is shutting down") end
   local t = self._parent._loop:create_task(what, ...)
   self._tasks[t] = true
   self._ntasks = self._ntasks + 1

@@ -3,6 +3,7 @@
 
 local rt = require "asyncio.runtime"
 local util = require "asyncio.util"
+local raise = util.raise
 
 local argcheck, typeerror = util.argcheck, util.typeerror
 
@@ -15,7 +16,7 @@ function M.advance(seconds, loop)
   argcheck(type(seconds) == "number" and seconds >= 0 and seconds == seconds, 1, "advance",
     type(seconds) == "number" and "seconds must not be negative" or typeerror("number", seconds))
   loop = loop or rt.loop
-  if loop == nil then error("advance: no running event loop (pass the loop)", 2) end
+  if loop == nil then raise("advance: no running event loop (pass the loop)") end
   argcheck(loop._core:is_virtual(), 2, "advance",
     "the loop's clock is not virtual (new_event_loop{clock = \"virtual\"})")
   loop._core:advance(seconds)

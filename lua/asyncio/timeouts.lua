@@ -8,6 +8,7 @@ local Future = require "asyncio.future"
 local rt = require "asyncio.runtime"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
+local raise = util.raise
 
 local CancelledError, TimeoutError = errors.CancelledError, errors.TimeoutError
 local await, current, async = task.await, task.current, task.async
@@ -78,7 +79,7 @@ local function wait_for_end(w, t, baseline, timer, ok, ...)
 end
 
 function WaitFor.__await(w)
-  if w[TASK] then error("await: this wait_for was already awaited", 3) end
+  if w[TASK] then raise("await: this wait_for was already awaited") end
   local aw, timeout = w[AW], w[TIMEOUT]
   if not timeout then
     w[TASK] = true
@@ -115,8 +116,8 @@ local function futures_of(fs, fname, wrap_coroutines)
   for i = 1, #fs do
     local f = fs[i]
     if not wrap_coroutines and task.iscoroutine(f) then
-      error(("bad argument #1 to '%s' (coroutine objects are not accepted: create tasks for them)")
-        :format(fname), 3)
+      raise(("bad argument #1 to '%s' (coroutine objects are not accepted: create tasks for them)")
+        :format(fname))
     end
     f = task.ensure_future(f, fname, 1)
     if not seen[f] then seen[f] = true; list[#list + 1] = f end

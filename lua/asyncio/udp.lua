@@ -7,6 +7,7 @@ local errors = require "asyncio.errors"
 local streams = require "asyncio.streams"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
+local raise = util.raise
 
 local argcheck, typeerror = util.argcheck, util.typeerror
 local raise_cancel, wait_object = task.raise_cancel, streams.wait_object
@@ -19,7 +20,7 @@ local Endpoint = {__name = "asyncio.DatagramEndpoint"}
 Endpoint.__index = Endpoint
 M.Endpoint = Endpoint
 
-local function checkep(e, fname) util.checkself(Endpoint, e, fname, 4) end
+local function checkep(e, fname) util.checkself(Endpoint, e, fname) end
 
 local function recvfrom_impl(e)
   local t = task.current("recvfrom")
@@ -35,7 +36,7 @@ local function recvfrom_impl(e)
     e._waiting = true
     local refused = wait_object(t, e._box)
     e._waiting = false
-    if refused then error(refused, 3) end
+    if refused then raise(refused) end
     if t._must_cancel then raise_cancel(t) end
   end
 end
@@ -50,9 +51,9 @@ end
 function Endpoint:send(data)
   checkep(self, "send")
   argcheck(type(data) == "string", 2, "send", typeerror("string", data))
-  if not self._remote then error("send: the endpoint has no remote_addr (use sendto)", 2) end
+  if not self._remote then raise("send: the endpoint has no remote_addr (use sendto)") end
   local ok, name, msg = self._box:_send(data)
-  if not ok then error(errors.oserror(name, msg, "send"), 2) end
+  if not ok then raise(errors.oserror(name, msg, "send")) end
 end
 
 -- endpoint:sendto(data, host, port): host a numeric address.
@@ -61,16 +62,16 @@ function Endpoint:sendto(data, host, port)
   argcheck(type(data) == "string", 2, "sendto", typeerror("string", data))
   argcheck(type(host) == "string", 3, "sendto", typeerror("string", host))
   argcheck(mtype(port) == "integer", 4, "sendto", typeerror("integer", port))
-  if self._remote then error("sendto: the endpoint is connected (use send)", 2) end
+  if self._remote then raise("sendto: the endpoint is connected (use send)") end
   local ok, name, msg = self._box:_send(data, host, port)
-  if not ok then error(errors.oserror(name, msg, ("sendto %s:%d"):format(host, port)), 2) end
+  if not ok then raise(errors.oserror(name, msg, ("sendto %s:%d"):format(host, port))) end
 end
 
 -- endpoint:getsockname() -> {host, port}
 function Endpoint:getsockname()
   checkep(self, "getsockname")
   local host, port, msg = self._box:_sockname()
-  if not host then error(errors.oserror(port, msg, "getsockname"), 2) end
+  if not host then raise(errors.oserror(port, msg, "getsockname")) end
   return {host, port}
 end
 

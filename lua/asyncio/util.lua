@@ -58,10 +58,10 @@ function util.checkdelay(d, n, fname, opt)
   if d == nil and opt then return nil end
   if type(d) ~= "number" then
     error(("bad argument #%d to '%s' (%s)"):format(n, fname,
-      util.typeerror("number", d)), 3)
+      util.typeerror("number", d)), program_level())
   end
   if d ~= d then
-    error(("bad argument #%d to '%s' (delay is NaN)"):format(n, fname), 3)
+    error(("bad argument #%d to '%s' (delay is NaN)"):format(n, fname), program_level())
   end
   return d
 end
