@@ -121,7 +121,7 @@ static FsReq *new_req (lua_State *L, Loop *lp, size_t extra) {
   b->lp = lp;
   if (extra > ((size_t)-1 >> 1) - sizeof *r) asyncio_error(L, "request too large");
   r = (FsReq *)malloc(sizeof *r + extra);
-  if (r == NULL) asyncio_nomem(L);
+  if (r == NULL) { asyncio_nomem(L); return NULL; }
   memset(r, 0, sizeof *r);
   r->box = b;
   r->len = extra;

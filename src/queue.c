@@ -144,13 +144,12 @@ static int compare_lt (lua_State *L) {
 */
 static int lt (lua_State *L, int a, int b) {
   Queue *q = (Queue *)lua_touserdata(L, 1);
-  int r, ta, tb, status;
+  int r, status;
   a = lua_absindex(L, a);
   b = lua_absindex(L, b);
   if (lua_getiuservalue(L, 1, Q_LESS) == LUA_TNIL) {
+    int ta = lua_type(L, a), tb = lua_type(L, b);
     lua_pop(L, 1);
-    ta = lua_type(L, a);
-    tb = lua_type(L, b);
     if (ta == tb && (ta == LUA_TNUMBER || ta == LUA_TSTRING))  /* no metamethod */
       return lua_compare(L, a, b, LUA_OPLT);
     lua_pushcfunction(L, compare_lt);

@@ -66,7 +66,7 @@ static ResBox *new_box (lua_State *L, Loop *lp) {
   lua_setiuservalue(L, -2, 1);
   b->lp = lp;
   b->req = (Req *)malloc(sizeof *b->req);
-  if (b->req == NULL) asyncio_nomem(L);
+  if (b->req == NULL) { asyncio_nomem(L); return NULL; }
   b->req->box = b;
   return b;
 }

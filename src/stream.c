@@ -673,7 +673,7 @@ static Box *new_box (lua_State *L, Loop *lp, int loopidx, int pipe, size_t limit
   lua_pushvalue(L, loopidx);
   lua_setiuservalue(L, -2, UV_LOOP);
   s = (Stream *)malloc(sizeof *s);
-  if (s == NULL) asyncio_nomem(L);
+  if (s == NULL) { asyncio_nomem(L); return NULL; }
   memset(s, 0, sizeof *s);
   s->closer = on_close;
   s->u.h.data = s;
@@ -823,7 +823,7 @@ static void on_listen_ready (uv_poll_t *h, int status, int events) {
 ** the descriptor, or a libuv error. As libuv binds TCP: SO_REUSEADDR, and
 ** an IPv6 socket takes IPv4 connections too. */
 static int listen_socket (const struct sockaddr *sa, socklen_t len, int reuseport, int backlog) {
-  int one = 1, zero = 0, e;
+  int one = 1, zero = 0;
   int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return uv_translate_sys_error(errno);
   if ((sa->sa_family != AF_UNIX &&
@@ -832,7 +832,7 @@ static int listen_socket (const struct sockaddr *sa, socklen_t len, int reusepor
       (sa->sa_family == AF_INET6 &&
        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) < 0) ||
       bind(fd, sa, len) < 0 || listen(fd, backlog) < 0) {
-    e = uv_translate_sys_error(errno);
+    int e = uv_translate_sys_error(errno);
     close(fd);
     return e;
   }
