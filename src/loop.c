@@ -110,16 +110,16 @@ static int loop_run (lua_State *L) {
   int watch = lua_toboolean(L, 2), status;
   if (lp->running)
     return asyncio_error(L, "this event loop is already running");
-  lp->running = 1;
-  lp->stopping = 0;
-  lp->interrupted = 0;
-  if (watch) asyncio_sigint_watch(lp);  /* the host's handler comes back when we are done */
   lua_settop(L, 1);
   lua_pushvalue(L, ASYNCIO_LOOP_MT);   /* the module's upvalues, as everywhere */
   lua_pushvalue(L, ASYNCIO_QUEUE_MT);
   lua_pushvalue(L, lua_upvalueindex(3));
-  lua_pushcclosure(L, run_inner, 3);
+  lua_pushcclosure(L, run_inner, 3);   /* allocates: before any state changes */
   lua_insert(L, 1);
+  lp->running = 1;
+  lp->stopping = 0;
+  lp->interrupted = 0;
+  if (watch) asyncio_sigint_watch(lp);  /* the host's handler comes back when we are done */
   status = lua_pcall(L, 1, 1, 0);
   if (watch) asyncio_sigint_unwatch(lp);
   lp->running = 0;

@@ -79,11 +79,20 @@ void asyncio_slots_free (Loop *lp) {
 ** its capacity is the number of slots and a push never fails). Raises a
 ** memory error with nothing changed.
 */
-static void slots_grow (lua_State *L, Loop *lp) {
+static void slots_grow (lua_State *L, Loop *lp, int loopidx) {
   int32_t i, n = lp->nslots ? lp->nslots * 2 : 64;
+  int uv;
   Slot *s;
   int32_t *r;
   if (lp->nslots >= INT32_MAX / 4) asyncio_error(L, "too many tasks and callbacks");
+  for (uv = LOOP_FIRST; uv <= LOOP_SECOND; uv++) {  /* room in the anchor tables first */
+    lua_getiuservalue(L, loopidx, uv);
+    for (i = lp->nslots; i < n; i++) {  /* a key kept 'false' never allocates again */
+      lua_pushboolean(L, 0);
+      lua_rawseti(L, -2, i);
+    }
+    lua_pop(L, 1);
+  }
   r = (int32_t *)malloc((size_t)n * sizeof *r);
   if (r == NULL) asyncio_nomem(L);
   s = (Slot *)realloc(lp->slots, (size_t)n * sizeof *s);
@@ -103,11 +112,12 @@ static void slots_grow (lua_State *L, Loop *lp) {
 }
 
 
-/* A free slot of 'kind', not yet anchored; may raise with nothing changed. */
-static int32_t slot_new (lua_State *L, Loop *lp, int kind) {
+/* A free slot of 'kind', not yet anchored; may raise with nothing changed.
+** Anchoring it (anchor) cannot fail: slots_grow made room for every slot. */
+static int32_t slot_new (lua_State *L, Loop *lp, int loopidx, int kind) {
   int32_t s;
   Slot *sl;
-  if (lp->freeslot <= 0) slots_grow(L, lp);
+  if (lp->freeslot <= 0) slots_grow(L, lp, loopidx);
   s = lp->freeslot;
   sl = &lp->slots[s];
   lp->freeslot = sl->nextfree;
@@ -121,7 +131,8 @@ static int32_t slot_new (lua_State *L, Loop *lp, int kind) {
 }
 
 
-/* Anchor the value at 'idx' at key 's' of user value 'uv' of the loop. */
+/* Anchor the value at 'idx' at key 's' of user value 'uv' of the loop
+** (the key exists already: see slots_grow). */
 static void anchor (lua_State *L, int loopidx, int uv, int32_t s, int idx) {
   idx = lua_absindex(L, idx);
   lua_getiuservalue(L, loopidx, uv);
@@ -146,10 +157,10 @@ static void push_anchored (lua_State *L, int loopidx, int32_t s) {
 static void slot_free (lua_State *L, Loop *lp, int loopidx, int32_t s) {
   Slot *sl = &lp->slots[s];
   lua_getiuservalue(L, loopidx, LOOP_FIRST);
-  lua_pushnil(L);
+  lua_pushboolean(L, 0);  /* not nil: the key stays, so anchoring again cannot fail */
   lua_rawseti(L, -2, s);
   lua_getiuservalue(L, loopidx, LOOP_SECOND);
-  lua_pushnil(L);
+  lua_pushboolean(L, 0);
   lua_rawseti(L, -2, s);
   lua_pop(L, 2);
   if (sl->kind == SLOT_TASK) lp->ntasks--;
@@ -236,7 +247,7 @@ void asyncio_wake0 (Loop *lp, lua_State *co) {
 ** The slot stays until asyncio_sticky_free; posting a queued one is a no-op.
 */
 int32_t asyncio_sticky_new (lua_State *L, Loop *lp, int loopidx, int fnidx, int argidx) {
-  int32_t s = slot_new(L, lp, SLOT_CALLBACK);
+  int32_t s = slot_new(L, lp, loopidx, SLOT_CALLBACK);
   anchor(L, loopidx, LOOP_FIRST, s, fnidx);
   anchor(L, loopidx, LOOP_SECOND, s, argidx);
   lp->slots[s].state = CALLBACK_STICKY;
@@ -284,22 +295,42 @@ void asyncio_expire (Loop *lp) {
 
 /* Running the ring ---------------------------------------------------------- */
 
+/* Did a call fail for want of memory (its status, its error on top)? */
+static int out_of_memory (lua_State *L, int status) {
+  const char *msg;
+  if (status == LUA_ERRMEM) return 1;
+  msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  return msg != NULL && strcmp(msg, "not enough memory") == 0;  /* re-raised in Lua */
+}
+
+
 /*
-** Call hook 'h' of the loop with the 'n' values on top of 'L', protected.
-** A hook that fails has nowhere left to report: it goes to stderr.
+** Call hook 'h' of the loop with the 'n' values on top of 'L' (popped),
+** protected. A hook that runs out of memory is called again after a full
+** collection (task.lua's hooks finish their work when called twice): a
+** task's end must not be lost to a passing shortage. A hook that still
+** fails has nowhere left to report: it goes to stderr.
 */
 static void call_hook (lua_State *L, int loopidx, int h, int n) {
-  lua_getiuservalue(L, loopidx, LOOP_HOOKS);
-  lua_rawgeti(L, -1, h);
-  lua_remove(L, -2);
-  lua_insert(L, -(n + 1));
-  if (lua_pcall(L, n, 0, 0) != LUA_OK) {
-    const char *msg = lua_tostring(L, -1);
+  int base = lua_gettop(L) - n, tries, i, status = LUA_ERRMEM;
+  for (tries = 0; tries < 3 && lua_checkstack(L, n + 2); tries++) {
+    lua_getiuservalue(L, loopidx, LOOP_HOOKS);
+    lua_rawgeti(L, -1, h);
+    lua_remove(L, -2);
+    for (i = 1; i <= n; i++) lua_pushvalue(L, base + i);
+    status = lua_pcall(L, n, 0, 0);
+    if (status == LUA_OK || !out_of_memory(L, status)) break;
+    lua_pop(L, 1);
+    lua_gc(L, LUA_GCCOLLECT, 0);
+  }
+  if (status != LUA_OK) {
+    const char *msg = status == LUA_ERRMEM && lua_gettop(L) == base + n ? "not enough memory"
+                      : lua_tostring(L, -1);
     fprintf(stderr, "asyncio: error in an internal hook: %s\n",
             msg ? msg : "(error object is not a string)");
     fflush(stderr);
-    lua_pop(L, 1);
   }
+  lua_settop(L, base);
 }
 
 
@@ -477,12 +508,12 @@ static int task_spawn (lua_State *L) {
   luaL_checkany(L, 2);
   luaL_checktype(L, 3, LUA_TFUNCTION);
   if (n >= UINT16_MAX) return asyncio_error(L, "too many arguments for a task");
-  if (lp->freeslot <= 0) slots_grow(L, lp);  /* may raise: nothing changed yet */
+  if (lp->freeslot <= 0) slots_grow(L, lp, 1);  /* may raise: nothing changed yet */
   co = lua_newthread(L);
   if (!lua_checkstack(co, n + 1))
     return asyncio_error(L, "too many arguments for a task");
   lua_insert(L, 3);                    /* stack: loop, task, co, entry, args... */
-  s = slot_new(L, lp, SLOT_TASK);      /* may raise: nothing changed yet */
+  s = slot_new(L, lp, 1, SLOT_TASK);   /* cannot raise: a slot is free (above) */
   lua_xmove(L, co, n);
   lua_pushcfunction(co, refuse_start);  /* a light function: no allocation */
   anchor(L, 1, LOOP_FIRST, s, 3);
@@ -602,7 +633,7 @@ static int task_wake (lua_State *L) {
 static int32_t callback_slot (lua_State *L, Loop *lp) {
   int32_t s;
   luaL_checktype(L, 2, LUA_TFUNCTION);
-  s = slot_new(L, lp, SLOT_CALLBACK);
+  s = slot_new(L, lp, 1, SLOT_CALLBACK);
   anchor(L, 1, LOOP_FIRST, s, 2);
   anchor(L, 1, LOOP_SECOND, s, 3);
   return s;

@@ -284,28 +284,52 @@ end
 -- both happen when it ends, in that order (fs.c's _then_close), so an
 -- appended tail never lands before it. Returns the error of a write that
 -- failed, if one is known now.
-local function close_now(f)
-  local fd = f._fd
-  if fd == nil then return end
+-- What close_now writes: the gathered bytes, after the write in the pool
+-- if there is one (then that request closes 'fd' once done: true). May
+-- raise (out of memory): the caller closes 'fd' then.
+local function write_rest(f, fd, w)
   local data, off = concat(f._wq), f._append and -1 or f._wpos
-  local w = f._wreq
-  f._fd, f._ahead, f._wq, f._wn, f._wreq, f._guard = nil, nil, {}, 0, nil, nil
-  if w and w.req:_then_close(fd, data, off) then return end
-  local err
+  if w and w.req:_then_close(fd, data, off) then return true end
   if w then  -- done in the pool, its answer not taken yet
     local n, name, msg = w.req:_result()
-    if n == nil then err = errors.oserror(name, msg, "write")
-    elseif n < w.n then  -- a short write: its rest goes first
+    if n == nil then return false, errors.oserror(name, msg, "write") end
+    if n < w.n then  -- a short write: its rest goes first
       data = concat(w.data):sub(n + 1) .. data
       off = w.off < 0 and -1 or w.off + n
     end
   end
-  if #data > 0 and not err then
+  if #data > 0 then
     local ok, name, msg = core.fs_now(WRITE, fd, data, off)
-    if not ok then err = errors.oserror(name, msg, "write") end
+    if not ok then return false, errors.oserror(name, msg, "write") end
   end
-  core.fs_now(CLOSE, fd)
+  return false
+end
+
+-- Close 'f' where nothing can wait: what is gathered is written now, on
+-- this thread, and the descriptor closed; if a write is still in the pool,
+-- both happen when it ends, in that order (fs.c's _then_close), so an
+-- appended tail never lands before it. The descriptor is closed whatever
+-- fails. Returns the error of a write that failed, if one is known now.
+local function close_now(f)
+  local fd = f._fd
+  if fd == nil then return end
+  local w = f._wreq
+  f._fd, f._ahead, f._wreq, f._guard = nil, nil, nil, nil  -- nils: nothing to allocate
+  local ok, handed, err = pcall(write_rest, f, fd, w)
+  f._wn = 0
+  if not (ok and handed) then core.fs_now(CLOSE, fd) end
+  if not ok then return handed end
   return err
+end
+
+-- Close 'fd' in the pool, or here if the request cannot even be made.
+local function close_fd(t, fd)
+  local ok, req = pcall(start, t, "close", CLOSE, fd)
+  if not ok then
+    core.fs_now(CLOSE, fd)
+    error(req, 0)
+  end
+  finish(t, "close", req)
 end
 
 local close_impl = exclusive("close", function(f, t)
@@ -313,8 +337,8 @@ local close_impl = exclusive("close", function(f, t)
   if fd == nil then return end
   local ok, err = pcall(flush, t, f)
   if not ok and errors.CancelledError:is(err) then error(err, 0) end  -- still open: close again
-  f._fd, f._ahead, f._wq, f._wn, f._wreq, f._guard = nil, nil, {}, 0, nil, nil
-  call("close", "close", CLOSE, fd)
+  f._fd, f._ahead, f._wreq, f._guard, f._wn = nil, nil, nil, nil, 0
+  close_fd(t, fd)
   if not ok then error(err, 0) end
 end)
 
@@ -385,12 +409,16 @@ local function open_fd(path, mode)
   error(fd, 0)
 end
 
+-- The File is made whole before the open: once the descriptor exists,
+-- nothing may fail (a memory error) and leave it with no File to close it.
 local function open_impl(path, mode)
-  local fd = open_fd(path, mode)
-  local f = setmetatable({_fd = fd, _pos = 0, _buf = "", _off = 1, _wq = {}, _wn = 0, _wpos = 0,
-                          _append = mode:sub(1, 1) == "a", _path = path, _busy = false,
-                          _waiters = {}, _loop = rt.loop}, File)
-  guard(f)
+  local f = setmetatable({_fd = false, _pos = 0, _buf = "", _off = 1, _wq = {}, _wn = 0,
+                          _wpos = 0, _append = mode:sub(1, 1) == "a", _path = path,
+                          _busy = false, _waiters = {}, _loop = rt.loop, _guard = false,
+                          _ahead = false, _wreq = false}, File)
+  local g = setmetatable({f}, Guard)
+  f._fd = open_fd(path, mode)
+  f._guard = g
   return f
 end
 

@@ -75,19 +75,30 @@ local function schedule_one(core, fut, cb)
   else core:wake(cb._co) end  -- a task waiting in await
 end
 
--- Hand every waiter and done callback to the loop; clear the list.
+-- Hand every waiter and done callback to the loop; clear the list. Each
+-- leaves the list only once it is handed over: if handing one over fails
+-- (out of memory), a second call hands over the rest, each once.
 local function schedule_callbacks(fut)
   local cb, more = fut._callbacks, fut._morecbs
   if not cb and not more then return end
-  fut._callbacks, fut._morecbs = false, false
   local loop = fut._loop or rt.loop
   if not loop then  -- a closed loop: the core itself refuses
     raise("Future has waiters but no event loop to run them")
   end
   local core = loop._core
-  if cb then schedule_one(core, fut, cb) end
+  if cb then
+    schedule_one(core, fut, cb)
+    fut._callbacks = false
+  end
   if more then
-    for i = 1, #more do schedule_one(core, fut, more[i]) end
+    for i = 1, #more do
+      local x = more[i]
+      if x then
+        schedule_one(core, fut, x)
+        more[i] = false
+      end
+    end
+    fut._morecbs = false
   end
 end
 Future._schedule_callbacks = schedule_callbacks
@@ -145,11 +156,12 @@ end
 -- Record 'err' as the outcome; 'tb' a traceback string. 'err' may be nil
 -- (a task's body ran error(nil)): _failed, not _exc, says it failed.
 function Future:_set_exception(err, tb)
+  local guard = setmetatable({self}, Guard)  -- first: what allocates comes before the state
   self._exc = err
   self._failed = true
   self._tb = tb
+  self._guard = guard
   self._state = FINISHED
-  self._guard = setmetatable({self}, Guard)
   schedule_callbacks(self)
 end
 

@@ -12,6 +12,7 @@ local raise = require("asyncio.util").raise
 
 local PENDING, CANCELLED = Future.PENDING, Future.CANCELLED
 local add_callback, cancelled_error = Future._add_callback, Future._cancelled_error
+local schedule_callbacks = Future._schedule_callbacks
 local select, type = select, type
 local getmetatable = require("asyncio.core").metatable  -- raw, and cheaper than Lua's
 
@@ -69,25 +70,23 @@ local function complete(self)
   end
 end
 
--- A child is done (called by the child's completion, see future.lua).
+-- A child is done (called by the child's completion, see future.lua). It
+-- is counted last: if anything before runs out of memory, the child's
+-- completion calls this again (see schedule_callbacks), and it must count
+-- once.
 function GatheringFuture:_on_done(child)
   local left = self._left - 1
-  self._left = left
   if self._state ~= PENDING then
-    if child._state ~= CANCELLED then child._guard = nil end  -- seen: no report
-    return
+    schedule_callbacks(self)  -- called again: the gather's own waiters not reached yet
+  elseif not self._return_exceptions and child._state == CANCELLED then
+    self:_set_exception(cancelled_error(child))
+  elseif not self._return_exceptions and child._failed then
+    self:_set_exception(child._exc, child._tb)
+  elseif left == 0 then
+    complete(self)
   end
-  if not self._return_exceptions then
-    if child._state == CANCELLED then
-      self:_set_exception(cancelled_error(child))
-      return
-    elseif child._failed then
-      child._guard = nil
-      self:_set_exception(child._exc, child._tb)
-      return
-    end
-  end
-  if left == 0 then complete(self) end
+  self._left = left
+  if child._state ~= CANCELLED then child._guard = nil end  -- its outcome reached the gather
 end
 
 -- Every method of Future copied in, no class above: see task.lua's Task.

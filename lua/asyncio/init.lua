@@ -109,10 +109,45 @@ local function run_options(x)
   return true
 end
 
+-- Run 'main_task' on 'loop' to its end: nothing, or how it ended
+-- ("interrupted", "abandoned" after a second Ctrl-C, "deadlock" and the
+-- task dump).
+local function run_to_end(loop, main_task)
+  local status = loop:_run_until(main_task, true)
+  if status == "interrupted" then
+    main_task:cancel("interrupted")
+    status = loop:_run_until(main_task, true)
+    return status == "interrupted" and "abandoned" or "interrupted"
+  elseif status == "idle" and not main_task:done() then
+    return "deadlock", dump.dump_tasks(loop)
+  end
+end
+
+-- Everything asyncio.run does with its loop but close it: main's task,
+-- how the run ended (see run_to_end), and how the cancellation of what was
+-- left went (ok, err).
+local function run_main(loop, opts, main, ...)
+  local main_task
+  if opts then main_task = loop:create_task(main) else main_task = loop:create_task(main, ...) end
+  -- Ctrl-\ (SIGQUIT) prints the task dump while the loop runs
+  local quit = core.signal_start(loop._core, core.signal_number("SIGQUIT"), function()
+    dump.print_tasks(loop, io.stderr)
+  end, nil, true)
+  local ok, how, stuck = pcall(run_to_end, loop, main_task)
+  if quit then quit:_stop() end
+  local cleanup_ok, cleanup_err = true, nil
+  if how ~= "abandoned" then  -- a second Ctrl-C leaves the stragglers be
+    cleanup_ok, cleanup_err = pcall(loop._cancel_all, loop, true, true)
+  end
+  if not ok then error(how, 0) end
+  return main_task, how, stuck, cleanup_ok, cleanup_err
+end
+
 -- run(main, ...): run 'main' (coroutine object or function called with '...')
 -- as a task on a new loop; return its results or raise its error.
 -- run(main, opts) with opts a table of loop options only ({clock =
 -- "virtual"}, {debug = true}) gives them to the loop instead of main.
+-- The loop is closed however the run ends (out of memory included).
 function asyncio.run(main, ...)
   if rt.loop ~= nil then
     raise("asyncio.run() cannot be called from a running event loop")
@@ -121,36 +156,14 @@ function asyncio.run(main, ...)
            typeerror("coroutine object or function", main))
   local opts = select("#", ...) == 1 and run_options(...) and ... or nil
   local loop = rt.new_event_loop(opts)
-  local main_task
-  if opts then main_task = loop:create_task(main) else main_task = loop:create_task(main, ...) end
-  -- Ctrl-\ (SIGQUIT) prints the task dump while the loop runs
-  local quit = core.signal_start(loop._core, core.signal_number("SIGQUIT"), function()
-    dump.print_tasks(loop, io.stderr)
-  end, nil, true)
-  local stuck
-  local ok, err = pcall(function()
-    local status = loop:_run_until(main_task, true)
-    if status == "interrupted" then
-      main_task:cancel("interrupted")
-      status = loop:_run_until(main_task, true)
-      return status == "interrupted" and "abandoned" or "interrupted"
-    elseif status == "idle" and not main_task:done() then
-      stuck = dump.dump_tasks(loop)
-      return "deadlock"
-    end
-  end)
-  if quit then quit:_stop() end
-  local cleanup_ok, cleanup_err = true, nil
-  if err ~= "abandoned" then  -- a second Ctrl-C leaves the stragglers be
-    cleanup_ok, cleanup_err = pcall(loop._cancel_all, loop, true, true)
-  end
+  local ok, main_task, how, stuck, cleanup_ok, cleanup_err = pcall(run_main, loop, opts, main, ...)
   loop:close()
-  if not ok then error(err, 0) end
-  if err == "interrupted" or err == "abandoned" then
+  if not ok then error(main_task, 0) end
+  if how == "interrupted" or how == "abandoned" then
     -- never a normal return: main may have caught the cancellation
     error(EventLoop._interruption(main_task), 0)
   end
-  if err == "deadlock" then
+  if how == "deadlock" then
     raise("asyncio.run: deadlock: main waits for something that no task, timer or I/O can " ..
       "complete\n" .. stuck)
   end

@@ -84,7 +84,9 @@ function rt.new_event_loop(opts)
   local slow = opts.slow_callback_duration
   argcheck(slow == nil or (type(slow) == "number" and slow > 0 and slow < 1e6), 1,
     "new_event_loop", "slow_callback_duration must be a positive number of seconds")
-  local loop = {}
+  -- every field the loop gets at once: once the core loop exists nothing
+  -- here allocates (a memory error now would leave it open)
+  local loop = {_core = false, _debug = false, slow_callback_duration = slow or 0.1}
   local hooks, virtual = task.hooks(loop), opts.clock == "virtual"
   local c, name, msg = core.new_loop(hooks, virtual)
   if not c and (name == "EMFILE" or name == "ENFILE") then
@@ -100,7 +102,6 @@ function rt.new_event_loop(opts)
   -- first, so EventLoop.__gc sees the core loop still open
   setmetatable(loop, EventLoop)
   if opts.debug == nil then loop._debug = env_debug() else loop._debug = opts.debug end
-  loop.slow_callback_duration = slow or 0.1
   return loop
 end
 rt.LOOP_OPTIONS = LOOP_OPTIONS

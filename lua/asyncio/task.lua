@@ -319,9 +319,14 @@ end
 
 -- The loop reports how the body of 'task' ended: the number of results
 -- and the results, or false, the error and the dead coroutine (for the
--- traceback).
+-- traceback). Called again after running out of memory, it only hands the
+-- outcome decided the first time to the waiters it has not reached yet.
 local function finish(task, n, ...)
   rt.current = nil
+  if task._state ~= PENDING then  -- called again (task.c retries out of memory)
+    schedule_callbacks(task)
+    return
+  end
   if n then
     if task._must_cancel then  -- cancelled right before it returned
       task._must_cancel = false
