@@ -24,12 +24,13 @@ CORE := build/asyncio/core.so
 ASAN_CORE := build/asan/asyncio/core.so
 SANITIZE  := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer
 # the interpreter is not instrumented: preload the runtimes, run busted under lua5.4 itself
-SAN_ENV   := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+SAN_OPTS  := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+SAN_ENV   := $(SAN_OPTS) \
              LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)"
 BUSTED54  := $(LUA) $$(command -v $(BUSTED)) --ignore-lua
 RUN  := LUA_PATH="lua/?.lua;lua/?/init.lua;./?.lua;;" LUA_CPATH="build/?.so;;"
 
-.PHONY: all setup demo test repl repl-async install uninstall clean check lint asan gcstress memcheck soak fuzz bench bench-smoke bench-profile bench-scale
+.PHONY: all setup demo test repl repl-async install uninstall clean check lint asan gcstress memcheck soak fuzz allocfail bench bench-smoke bench-profile bench-scale
 
 all: $(CORE)
 
@@ -54,12 +55,13 @@ test:
 	@$(MAKE) --no-print-directory all
 	$(BUSTED)
 
-# make check: static checks, then the whole suite under ASan+UBSan, under
-# GC stress, and under valgrind. Any report fails the run.
+# make check: static checks, then the whole suite under ASan+UBSan, the
+# allocation-failure harness, the suite under GC stress and under valgrind.
+# Any report fails the run.
 check:
 	@sh scripts/setup.sh check
 	@$(MAKE) --no-print-directory all $(ASAN_CORE)
-	@$(MAKE) --no-print-directory lint asan gcstress memcheck soak bench-smoke
+	@$(MAKE) --no-print-directory lint asan allocfail gcstress memcheck soak bench-smoke
 
 lint:
 	$(LUACHECK) -q lua spec examples bench
@@ -79,6 +81,23 @@ memcheck: all
 # a million tasks, 100k timers, memory over ten runs
 soak: all
 	$(BUSTED) --run=soak
+
+# the allocation-failure harness (spec/alloc/host.c), under ASan+UBSan:
+# each scenario with its k-th allocation failing, for every k
+ALLOCFAIL := build/asan/allocfail
+ALLOC_SCENARIOS := $(wildcard spec/alloc/*.lua)
+
+$(ALLOCFAIL): spec/alloc/host.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -pedantic $(SANITIZE) \
+	  $(shell $(PKG_CONFIG) --cflags lua$(LUA_VER)) -o $@ $< $(shell $(PKG_CONFIG) --libs lua$(LUA_VER))
+
+# (what the scenarios report on the way goes to build/allocfail.err)
+allocfail: $(ASAN_CORE) $(ALLOCFAIL)
+	@for s in $(ALLOC_SCENARIOS); do \
+	  $(SAN_OPTS) LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/asan/?.so;;" \
+	    $(ALLOCFAIL) $$s 2>build/allocfail.err || { grep -v '^asyncio: ' build/allocfail.err | tail -40; exit 1; }; \
+	done
 
 # a longer random-program run than the suite's (set ASYNCIO_SEED to replay)
 fuzz: all
