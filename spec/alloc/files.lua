@@ -25,9 +25,7 @@ function S.run()
       local g <close> = await(asyncio.open_file(path, "a"))
       await(g:write("tail;"))
     end
-    local h = await(asyncio.open_file(path))
-    local data = await(h:read())
-    h = nil  -- dropped open: its finalizer closes it
+    local data = await(await(asyncio.open_file(path)):read())  -- dropped open: collected
     collectgarbage()
     return data
   end)

@@ -13,7 +13,7 @@ function S.run()
   return asyncio.run(function()
     local lock, ev = asyncio.Lock(), asyncio.Event()
     local function worker(i)
-      local held <close> = await(lock:acquire())
+      local _ <close> = await(lock:acquire())
       holders = holders + 1
       if holders > max_holders then max_holders = holders end
       await(asyncio.sleep(0))
