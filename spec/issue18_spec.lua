@@ -48,6 +48,7 @@ describe("issue 18", function()
           local ok, err = pcall(function()
             for _ = 1, 400 do p.stdin:write(string.rep("x", 65536)); await(p.stdin:drain()) end
           end)
+          p.stdin:close()
           print(ok, asyncio.BrokenPipeError:is(err))
         end)
         print("alive")
