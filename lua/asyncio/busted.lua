@@ -80,7 +80,7 @@ end
 -- timeout (seconds of loop time, default 5).
 local function async(fn, opts)
   argcheck(type(fn) == "function", 1, "async", typeerror("function", fn))
-  argcheck(opts == nil or type(opts) == "table", 2, "async", typeerror("table", opts))
+  util.checkopts(opts, {clock = true, timeout = true}, 2, "async")
   if opts then
     argcheck(opts.clock == nil or opts.clock == "real" or opts.clock == "virtual", 2, "async",
       "clock must be \"real\" or \"virtual\"")

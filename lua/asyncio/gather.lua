@@ -8,7 +8,10 @@ local errors = require "asyncio.errors"
 local Future = require "asyncio.future"
 local rt = require "asyncio.runtime"
 local task = require "asyncio.task"
-local raise = require("asyncio.util").raise
+local util = require "asyncio.util"
+local raise = util.raise
+
+local OPTIONS = {return_exceptions = true}
 
 local PENDING, CANCELLED = Future.PENDING, Future.CANCELLED
 local add_callback, cancelled_error = Future._add_callback, Future._cancelled_error
@@ -158,6 +161,9 @@ local function gather(...)
       list[n] = nil
       n = n - 1
     end
+  end
+  if opts ~= nil then  -- gather({a}, {b}) meant two lists: refused as options
+    util.checkopts(opts, OPTIONS, list == first and 2 or nargs, "gather")
   end
   local return_exceptions = opts ~= nil and opts.return_exceptions and true or false
   local loop, children = futures_of(list, n)

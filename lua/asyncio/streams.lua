@@ -476,8 +476,7 @@ function M.getaddrinfo(host, port, opts)
   argcheck(host == nil or type(host) == "string", 1, "getaddrinfo", typeerror("string", host))
   argcheck(port == nil or mtype(port) == "integer" or type(port) == "string", 2, "getaddrinfo",
     typeerror("integer or string", port))
-  argcheck(opts == nil or type(opts) == "table", 3, "getaddrinfo", typeerror("table", opts))
-  opts = opts or {}
+  opts = util.checkopts(opts, {family = true, type = true, passive = true}, 3, "getaddrinfo")
   argcheck(FAMILIES[opts.family or 0] ~= nil, 3, "getaddrinfo", "family must be 4 or 6")
   argcheck(opts.type == nil or SOCKTYPES[opts.type], 3, "getaddrinfo",
     "type must be \"stream\" or \"dgram\"")
@@ -569,8 +568,8 @@ function StreamWriter:start_tls(ctx, opts)
   checkwriter(self, "start_tls")
   argcheck(getmetatable(ctx) == ssl.SSLContext, 2, "start_tls",
     typeerror("asyncio.SSLContext", ctx))
-  argcheck(opts == nil or type(opts) == "table", 3, "start_tls", typeerror("table", opts))
-  opts = opts or {}
+  opts = util.checkopts(opts, {server_hostname = true, ssl_handshake_timeout = true}, 3,
+    "start_tls")
   argcheck(opts.server_hostname == nil or type(opts.server_hostname) == "string", 3, "start_tls",
     "server_hostname must be a string")
   local timeout = checktimeout(opts.ssl_handshake_timeout, 3, "start_tls")
@@ -601,9 +600,19 @@ end
 -- Check the options every open and start function takes: limit, and for
 -- TLS ssl, server_hostname (clients) and ssl_handshake_timeout. Returns a
 -- copy, with 'ctx' the SSLContext (or nil) and 'timeout' its handshake's.
+local OPTIONS = {
+  open_connection = {limit = true, local_addr = true, family = true, ssl = true,
+                     server_hostname = true, ssl_handshake_timeout = true,
+                     happy_eyeballs_delay = true},
+  open_unix_connection = {limit = true, ssl = true, server_hostname = true,
+                          ssl_handshake_timeout = true},
+  start_server = {limit = true, backlog = true, reuse_port = true, family = true, ssl = true,
+                  ssl_handshake_timeout = true},
+  start_unix_server = {limit = true, backlog = true, ssl = true, ssl_handshake_timeout = true},
+}
+
 local function checkopts(opts, n, fname, mode)
-  argcheck(opts == nil or type(opts) == "table", n, fname, typeerror("table", opts))
-  opts = opts or {}
+  opts = util.checkopts(opts, OPTIONS[fname], n, fname)
   local limit = opts.limit
   argcheck(limit == nil or (mtype(limit) == "integer" and limit > 0), n, fname,
     "limit must be a positive integer")

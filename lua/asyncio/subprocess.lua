@@ -186,9 +186,10 @@ local function checkenv(env, n, fname)
   end
 end
 
+local OPTIONS = {stdin = true, stdout = true, stderr = true, cwd = true, env = true, limit = true}
+
 local function checkopts(opts, n, fname)
-  argcheck(opts == nil or type(opts) == "table", n, fname, typeerror("table", opts))
-  opts = opts or {}
+  opts = util.checkopts(opts, OPTIONS, n, fname)
   local o = {cwd = opts.cwd, env = opts.env, limit = opts.limit}
   argcheck(o.cwd == nil or type(o.cwd) == "string", n, fname, "cwd must be a string")
   argcheck(o.cwd == nil or nulfree(o.cwd), n, fname, "cwd has an embedded null byte")

@@ -243,8 +243,11 @@ local DONE = setmetatable({}, Done)
 M.DONE = DONE
 AWAIT[Done] = false
 
-local function await(aw)
+local function await(aw, extra)
   if not rt.current then raise("'await' called outside a running task") end
+  if extra ~= nil then
+    raise("bad argument #2 to 'await' (one awaitable expected: gather awaits several)")
+  end
   if aw == DONE then return end
   local f = INSTANCES[aw]
   if f == nil then

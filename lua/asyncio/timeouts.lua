@@ -128,8 +128,7 @@ end
 -- wait(list, {timeout=, return_when=}): an awaitable giving done, pending as
 -- sets {[fut] = true}. Nothing is cancelled when the time runs out.
 function M.wait(fs, opts)
-  opts = opts or {}
-  argcheck(type(opts) == "table", 2, "wait", typeerror("table", opts))
+  opts = util.checkopts(opts, {timeout = true, return_when = true}, 2, "wait")
   local timeout = util.checkdelay(opts.timeout, 2, "wait", true)
   local when = opts.return_when or "ALL_COMPLETED"
   argcheck(RETURN_WHEN[when], 2, "wait", "return_when must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED")
@@ -168,8 +167,7 @@ end
 -- i-th gives the results of the i-th future to finish (or raises its
 -- error, or TimeoutError once the time is up).
 function M.as_completed(fs, opts)
-  opts = opts or {}
-  argcheck(type(opts) == "table", 2, "as_completed", typeerror("table", opts))
+  opts = util.checkopts(opts, {timeout = true}, 2, "as_completed")
   local timeout = util.checkdelay(opts.timeout, 2, "as_completed", true)
   local list = futures_of(fs, "as_completed", true)
   local finished, waiters, timed_out = {}, {}, false

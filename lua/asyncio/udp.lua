@@ -108,8 +108,8 @@ end
 -- open_udp([opts]) -> awaitable: a DatagramEndpoint. opts: local_addr =
 -- {host, port}, remote_addr = {host, port}, reuse_port, broadcast.
 function M.open_udp(opts)
-  argcheck(opts == nil or type(opts) == "table", 1, "open_udp", typeerror("table", opts))
-  opts = opts or {}
+  opts = util.checkopts(opts, {local_addr = true, remote_addr = true, reuse_port = true,
+    broadcast = true}, 1, "open_udp")
   checkaddr(opts.local_addr, "open_udp", "local_addr")
   checkaddr(opts.remote_addr, "open_udp", "remote_addr")
   return op(open_impl, opts)

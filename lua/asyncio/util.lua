@@ -47,6 +47,25 @@ function util.typename(value)
   return type(mt) == "table" and rawget(mt, "__name") or type(value)
 end
 
+-- Check argument 'n' of 'fname', an options table (nil allowed): a table
+-- whose keys are all in the set 'known' ({name = true}). A typo ('sll' for
+-- 'ssl') must not pass in silence. Returns the table, or {} for nil.
+function util.checkopts(opts, known, n, fname)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" or getmetatable(opts) ~= nil then
+    error(("bad argument #%d to '%s' (%s)"):format(n, fname,
+      util.typeerror("table", opts)), program_level())
+  end
+  for k in pairs(opts) do
+    if not known[k] then
+      local what = type(k) == "string" and ("unknown option '%s'"):format(k) or
+        ("options table expected, got a list (key %s)"):format(tostring(k))
+      error(("bad argument #%d to '%s' (%s)"):format(n, fname, what), program_level())
+    end
+  end
+  return opts
+end
+
 -- "number expected, got string" in Lua's words (with __name for userdata).
 function util.typeerror(expected, value)
   return ("%s expected, got %s"):format(expected, util.typename(value))

@@ -1,0 +1,57 @@
+-- Issue 19: a newcomer's mistakes are caught and errors say where they
+-- came from. Each spec failed before its fix.
+local asyncio = require "asyncio"
+local support = require "spec.support"
+local await = asyncio.await
+
+describe("issue 19", function()
+  after_each(support.assert_clean)
+
+  describe("options tables", function()
+    it("refuse unknown keys, naming the option", function()
+      assert.has_error(function() asyncio.open_connection("h", 1, {sll = true}) end,
+        "bad argument #3 to 'open_connection' (unknown option 'sll')")
+      assert.has_error(function() asyncio.open_unix_connection("/p", {limt = 1}) end,
+        "bad argument #2 to 'open_unix_connection' (unknown option 'limt')")
+      assert.has_error(function() asyncio.gather({}, {return_exception = true}) end,
+        "bad argument #2 to 'gather' (unknown option 'return_exception')")
+      assert.has_error(function() asyncio.wait({}, {retrun_when = "FIRST_COMPLETED"}) end,
+        "bad argument #2 to 'wait' (unknown option 'retrun_when')")
+      assert.has_error(function() asyncio.wait({}, {timout = 1}) end,
+        "bad argument #2 to 'wait' (unknown option 'timout')")
+      assert.has_error(function() asyncio.as_completed({}, {timout = 1}) end,
+        "bad argument #2 to 'as_completed' (unknown option 'timout')")
+      assert.has_error(function() asyncio.start_server(print, "h", 1, {backlg = 1}) end,
+        "bad argument #4 to 'start_server' (unknown option 'backlg')")
+      assert.has_error(function() asyncio.start_unix_server(print, "/p", {reuse_port = true}) end,
+        "bad argument #3 to 'start_unix_server' (unknown option 'reuse_port')")
+      assert.has_error(function() asyncio.create_subprocess_shell("x", {stdot = "pipe"}) end,
+        "bad argument #2 to 'create_subprocess_shell' (unknown option 'stdot')")
+      assert.has_error(function() asyncio.create_subprocess_exec("x", "a", {cdw = "/"}) end,
+        "bad argument #3 to 'create_subprocess_exec' (unknown option 'cdw')")
+      assert.has_error(function() asyncio.open_udp{local_adr = {"127.0.0.1", 0}} end,
+        "bad argument #1 to 'open_udp' (unknown option 'local_adr')")
+      assert.has_error(function() asyncio.getaddrinfo("localhost", 80, {famly = 4}) end,
+        "bad argument #3 to 'getaddrinfo' (unknown option 'famly')")
+      assert.has_error(function() require("asyncio.busted")(print, {timout = 1}) end,
+        "bad argument #2 to 'async' (unknown option 'timout')")
+    end)
+
+    it("refuse a second list given to gather, and a second awaitable given to await", function()
+      assert.has_error(function() asyncio.gather({1}, {2}) end,
+        "bad argument #2 to 'gather' (options table expected, got a list (key 1))")
+      support.run(function()
+        assert.has_error(function() await(asyncio.sleep(0), asyncio.sleep(0)) end,
+          "bad argument #2 to 'await' (one awaitable expected: gather awaits several)")
+      end)
+    end)
+
+    it("still take what is right", function()
+      local r = support.run(function()
+        return await(asyncio.gather({asyncio.sleep(0, 1)}, {return_exceptions = true}))
+      end)
+      assert.are.equal(1, r.n)
+      assert.are.equal(1, r[1])
+    end)
+  end)
+end)
