@@ -141,7 +141,8 @@ bench-scale: all
 	$(LUA) bench/run.lua --scale
 
 repl: all
-	@$(RUN) $(LUA) -i -e 'print("asyncio ready: asyncio = require \"asyncio\"")'
+	@$(RUN) $(LUA) -i -e 'asyncio = require "asyncio"; await = asyncio.await' \
+	  -e 'print("asyncio and await are ready: asyncio.run(function() ... await(...) ... end)")'
 
 # a prompt inside a running loop: await(...) at top level (lua/asyncio/repl.lua)
 repl-async: all

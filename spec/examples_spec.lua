@@ -133,7 +133,8 @@ describe("examples/producer_consumer.lua", function()
     assert.equal(0, code)
     local n = check_items(out)
     assert.is_true(n > 0)
-    assert.matches(("Program completed in [%%d.]+ seconds %%(%d items produced, %d consumed%%)"):format(n, n), out)
+    assert.matches(("Program completed in [%%d.]+ seconds %%([%%d.]+ demo seconds at " ..
+      "%%-%%-scale [%%d.]+%%) %%(%d items produced, %d consumed%%)"):format(n, n), out)
     assert.matches("Producer 2 sleeping for %d+ seconds%.", out)
   end)
 

@@ -54,4 +54,53 @@ describe("issue 19", function()
       assert.are.equal(1, r[1])
     end)
   end)
+
+  describe("small things", function()
+    it("after its loop closed, a writer is closing and a server is not serving", function()
+      local w, srv
+      asyncio.run(function()
+        srv = await(asyncio.start_server(function() end, "127.0.0.1", 0))
+        local _
+        _, w = await(asyncio.open_connection("127.0.0.1", srv:sockets()[1]:getsockname()[2]))
+        assert.is_false(w:is_closing())
+        assert.is_true(srv:is_serving())
+      end)
+      assert.is_true(w:is_closing())
+      assert.is_false(srv:is_serving())
+    end)
+
+    it("make repl defines asyncio and await", function()
+      local out = support.sh("printf 'print(type(asyncio), type(await))\\n' | make -s repl")
+      assert.matches("table\tfunction", out)
+    end)
+
+    it("wait_for with a time limit already up never starts a coroutine", function()
+      local ran = false
+      local ok, err = pcall(asyncio.run, function()
+        return await(asyncio.wait_for(asyncio.async(function() ran = true; return 1 end)(), 0))
+      end)
+      assert.is_false(ok)
+      assert.is_true(asyncio.TimeoutError:is(err))
+      assert.is_false(ran)
+      assert.are.equal(5, asyncio.run(function()
+        local f = asyncio.Future()
+        f:set_result(5)
+        return await(asyncio.wait_for(f, -1))  -- done already: its result
+      end))
+    end)
+
+    it("require on another Lua says it needs Lua 5.4", function()
+      local out = support.sh('LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/?.so;;" ' ..
+        "lua5.1 -e 'require \"asyncio\"'")
+      assert.matches("asyncio needs Lua 5.4, this is Lua 5.1", out)
+    end)
+
+    it("asyncio.run at the async REPL's prompt names the line and says to await", function()
+      local out = support.with_file("asyncio.run(function() end)\n", function(f)
+        return (support.sh(support.LUA .. " -l asyncio.repl < " .. f))
+      end)
+      assert.matches("^stdin:1: asyncio.run%(%) cannot be called from a running event loop " ..
+        "%(the async REPL runs one: await the coroutine or task instead%)", out)
+    end)
+  end)
 end)

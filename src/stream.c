@@ -122,7 +122,7 @@ static void on_close (uv_handle_t *h) {
   if (s->lfd >= 0) close(s->lfd);  /* a listener the loop closed (close_walk) */
   if (b != NULL) {
     b->s = NULL;
-    b->closed = 1;
+    b->closing = b->closed = 1;  /* closed by its loop's close too: is_closing says so */
     b->eof = 1;
     b->connecting = 0;
     wake_all(b);

@@ -1,6 +1,12 @@
 -- asyncio: Python's asyncio model for Lua 5.4 coroutines. This file is the
 -- public table and asyncio.run; the parts live in the modules beside it.
 
+-- Before anything else (this file parses under any Lua): another Lua would
+-- fail to load the C core with an undefined symbol that says nothing.
+if _VERSION ~= "Lua 5.4" then
+  error(("asyncio needs Lua 5.4, this is %s (busted: busted --lua=lua5.4)"):format(_VERSION), 2)
+end
+
 local core = require "asyncio.core"
 local errors = require "asyncio.errors"
 local Future = require "asyncio.future"
@@ -150,7 +156,8 @@ end
 -- The loop is closed however the run ends (out of memory included).
 function asyncio.run(main, ...)
   if rt.loop ~= nil then
-    raise("asyncio.run() cannot be called from a running event loop")
+    raise("asyncio.run() cannot be called from a running event loop" .. (rt.repl and
+      " (the async REPL runs one: await the coroutine or task instead)" or ""))
   end
   argcheck(type(main) == "function" or task.iscoroutine(main), 1, "run",
            typeerror("coroutine object or function", main))

@@ -43,7 +43,9 @@ M.unlocal = unlocal
 -- statements. Returns the function, or nil and the message, and whether
 -- the source is incomplete (more lines may finish it).
 local function compile(src, env)
-  local fn = load("return " .. src, "=stdin", "t", env)
+  -- an expression's values are packed inside the chunk: 'return f(x)'
+  -- would be a tail call, and an error in f would lose the line it came from
+  local fn = load("return _ENV.__repl_pack(" .. src .. "\n)", "=stdin", "t", env)
   if fn then return fn end
   local msg
   fn, msg = load(unlocal(src), "=stdin", "t", env)
@@ -88,8 +90,15 @@ end
 
 -- The REPL's main task. 'state.running' is the task of the line being
 -- run (Ctrl-C cancels it); 'state.pending' the lines of an unfinished chunk.
+local PACKED = {}  -- a key that marks the values of an expression line
+
 local function session(state, interactive)
   local env = setmetatable({asyncio = asyncio, await = await}, {__index = _G})
+  rawset(env, "__repl_pack", function(...)  -- see compile
+    local t = pack(...)
+    t[PACKED] = true
+    return t
+  end)
   local next_line = line_reader()
   if interactive then
     io.write(("lua-asyncio REPL on %s: await(...) works here; tasks run between lines.\n")
@@ -120,7 +129,11 @@ local function session(state, interactive)
       if not fn then
         io.stderr:write(msg, "\n")
       else
-        local t = asyncio.create_task(function() return pack(fn()) end)
+        local t = asyncio.create_task(function()
+          local res = pack(fn())
+          if res.n == 1 and type(res[1]) == "table" and rawget(res[1], PACKED) then return res[1] end
+          return res
+        end)
         t:set_name("stdin")
         state.running = t
         local ok, res = pcall(await, t)
@@ -148,6 +161,8 @@ function M.run()
   local state = {}
   local main = loop:create_task(session, state, interactive)
   local ok, err = true, nil
+  local rt = require "asyncio.runtime"
+  rt.repl = true  -- asyncio.run at the prompt says to await instead
   while not main:done() do
     local run_ok, status = pcall(loop._run_until, loop, main, true)
     if not run_ok then ok, err = false, status; break end
@@ -168,6 +183,7 @@ function M.run()
   end
   if ok then ok, err = pcall(main.result, main) end
   pcall(loop._cancel_all, loop, false, true)  -- what was left running
+  rt.repl = false
   loop:close()
   if not ok then io.stderr:write(describe(err), "\n") end
   return ok

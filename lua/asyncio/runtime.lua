@@ -3,6 +3,7 @@
 
 local rt = {
   loop = nil,  -- the running EventLoop, or nil
+  repl = false,  -- the async REPL runs (its loop is rt.loop then)
 }
 
 local describe = require("asyncio.util").describe

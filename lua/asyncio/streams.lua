@@ -798,7 +798,7 @@ end
 
 function Server:is_serving()
   checkserver(self, "is_serving")
-  return self._serving
+  return self._serving and not self._loop._core:is_closed()
 end
 
 -- server:wait_closed(): an awaitable done when the server is closed and

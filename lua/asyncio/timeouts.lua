@@ -78,12 +78,29 @@ local function wait_for_end(w, t, baseline, timer, ok, ...)
   return ...
 end
 
+-- A time limit already up (<= 0), as CPython's wait_for: 'aw' becomes a
+-- task that is cancelled before it can start (a future done already gives
+-- its result): TimeoutError unless it is done.
+local function wait_expired(aw)
+  local fut = task.ensure_future(aw, "wait_for", 1)
+  if not fut:done() then
+    fut:cancel()
+    pcall(await, fut)
+  end
+  if fut:cancelled() then error(TimeoutError(), 0) end
+  return fut:result()
+end
+
 function WaitFor.__await(w)
   if w[TASK] then raise("await: this wait_for was already awaited") end
   local aw, timeout = w[AW], w[TIMEOUT]
   if not timeout then
     w[TASK] = true
     return await(aw)
+  end
+  if timeout <= 0 then
+    w[TASK] = true
+    return wait_expired(aw)
   end
   local t = rt.current  -- await checked that a task runs
   w[TASK] = t
