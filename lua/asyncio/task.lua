@@ -313,9 +313,12 @@ end
 -- A new task on 'loop' running fn(...), started on a later step. The
 -- fields a task usually gets are in the constructor (false until set), so
 -- that its table is allocated once, with room for two more (8 slots).
+local ntasks = 0  -- tasks made so far: the default names are Task-1, Task-2, ... (CPython)
+
 local function spawn(loop, fn, ...)
+  ntasks = ntasks + 1
   local task = setmetatable({_state = PENDING, _loop = loop, _co = false, _v = false,
-    _callbacks = false, _must_cancel = false}, Task)
+    _callbacks = false, _must_cancel = false, _id = ntasks}, Task)
   task._co = loop._core:spawn(task, enter, task, fn, ...)
   return task
 end
@@ -357,15 +360,27 @@ end
 -- What create_task(what, ...) runs, for 'fname': fn and its arguments.
 -- (Coroutine objects are told first: they need no type() call, and
 -- create_task has already tried the function case.)
-local function spawn_for(loop, fname, what, ...)
+-- The options of create_task(coro, opts): only after a coroutine object or
+-- an awaitable (a function takes what follows as its arguments).
+local TASK_OPTIONS = {name = true}
+
+local function named(t, opts)
+  if opts ~= nil and opts.name ~= nil then t._name = tostring(opts.name) end
+  return t
+end
+
+local function spawn_for(loop, fname, what, opts, ...)
   local mt = getmetatable(what)
-  if mt == Coro then
+  if mt == Coro or (not isfunction(what) and type(mt) == "table" and mt.__await) then
+    if select("#", ...) > 0 then
+      raise(("bad argument #3 to '%s' (a coroutine object takes no arguments)"):format(fname))
+    end
+    util.checkopts(opts, TASK_OPTIONS, 2, fname)
+    if mt ~= Coro then return named(spawn(loop, await, what), opts) end
     local nargs = claim(what, fname)
-    return spawn(loop, what[2], unpack(what, 3, nargs + 2))
+    return named(spawn(loop, what[2], unpack(what, 3, nargs + 2)), opts)
   elseif isfunction(what) then
-    return spawn(loop, async_body[what] or what, ...)
-  elseif type(mt) == "table" and mt.__await then
-    return spawn(loop, await, what)
+    return spawn(loop, async_body[what] or what, opts, ...)
   end
   raise(("bad argument #1 to '%s' (%s)"):format(fname,
     typeerror("coroutine object or function", what)))
@@ -454,9 +469,7 @@ end
 
 function Task:get_name()
   checktask(self, "get_name")
-  if self._name == nil then
-    self._name = ("Task-%s"):format(("%p"):format(self):gsub("^0x", ""))
-  end
+  if self._name == nil then self._name = "Task-" .. self._id end
   return self._name
 end
 

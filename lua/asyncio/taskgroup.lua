@@ -50,7 +50,8 @@ local function on_task_done(tg, t)
   end
 end
 
--- tg:create_task(coro_or_fn, ...): a child task of the group.
+-- tg:create_task(coro_or_fn, ...): a child task of the group (a coroutine
+-- object may be followed by {name = ...}, as create_task's).
 function TaskGroup:create_task(what, ...)
   if getmetatable(self) ~= TaskGroup then
     raise(("bad argument #1 to 'create_task' (%s)"):format(typeerror("asyncio.TaskGroup", self)))
@@ -77,6 +78,7 @@ local function run_group(fn, ...)
   end
   while tg._ntasks > 0 do
     tg._completed = Future._new(Future, parent._loop)
+    tg._completed._what = "task group's children to finish"
     local ok, err = pcall(await, tg._completed)
     if not ok and CancelledError:is(err) and not tg._aborting then
       propagate = err  -- our parent is being cancelled: cancel the children
