@@ -131,4 +131,56 @@ describe("issue 19", function()
       end)
     end)
   end)
+
+  describe("asyncio.pcall and asyncio.xpcall", function()
+    it("catch errors but let the task's cancellation through", function()
+      support.run(function()
+        assert.are.same({false, "boom"}, {asyncio.pcall(error, "boom", 0)})
+        assert.are.same({true, 1, 2}, {asyncio.pcall(function() return 1, 2 end)})
+        assert.are.same({false, "handled boom"},
+          {asyncio.xpcall(error, function(e) return "handled " .. e end, "boom", 0)})
+        local steps = 0
+        local t = asyncio.create_task(function()
+          while true do  -- what a plain pcall would turn into a task that cannot be cancelled
+            asyncio.pcall(await, asyncio.sleep(10))
+            steps = steps + 1
+          end
+        end)
+        support.ticks(1)
+        t:cancel()
+        local ok, err = pcall(await, t)
+        assert.is_false(ok)
+        assert.is_true(asyncio.CancelledError:is(err))
+        assert.are.equal(0, steps)
+        local seen
+        local x = asyncio.create_task(function()
+          asyncio.xpcall(await, function(e) seen = e end, asyncio.sleep(10))
+        end)
+        support.ticks(1)
+        x:cancel()
+        assert.is_false(pcall(await, x))
+        assert.is_true(x:cancelled())
+        assert.is_nil(seen)  -- msgh never saw the cancellation
+      end)
+    end)
+
+    it("in debug mode, a task that swallowed its cancellation is reported", function()
+      local reports = {}
+      local loop = asyncio.new_event_loop{debug = true}
+      loop:set_exception_handler(function(_, ctx) reports[#reports + 1] = ctx.message end)
+      loop:run_until_complete(asyncio.async(function()
+        local t = asyncio.create_task(function()
+          pcall(await, asyncio.sleep(10))  -- the pitfall
+          return "went on"
+        end, nil)
+        t:set_name("stubborn")
+        support.ticks(1)
+        t:cancel()
+        assert.are.equal("went on", await(t))
+      end)())
+      loop:close()
+      assert.are.equal(1, #reports)
+      assert.matches("^stubborn returned normally after a cancellation was raised in it", reports[1])
+    end)
+  end)
 end)

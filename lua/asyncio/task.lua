@@ -152,6 +152,32 @@ local function raise_cancel(task)
 end
 M.raise_cancel = raise_cancel
 
+-- pcall and xpcall that catch errors but let a cancellation (and Ctrl-C)
+-- through: a plain pcall around await swallows the CancelledError, and
+-- the task can never be cancelled again.
+local KeyboardInterrupt = errors.KeyboardInterrupt
+
+local function passes(e)
+  return CancelledError:is(e) or KeyboardInterrupt:is(e)
+end
+
+local function pass_on(ok, ...)
+  if not ok and passes((...)) then error((...), 0) end
+  return ok, ...
+end
+
+function M.pcall(fn, ...)
+  return pass_on(pcall(fn, ...))
+end
+
+function M.xpcall(fn, msgh, ...)
+  argcheck(type(msgh) == "function", 2, "xpcall", typeerror("function", msgh))
+  return pass_on(xpcall(fn, function(e)
+    if passes(e) then return e end  -- left as it is, to be raised again
+    return msgh(e)
+  end, ...))
+end
+
 -- await ---------------------------------------------------------------------
 
 -- Awaiting a future: its results, or its error raised. The task waits in
@@ -323,6 +349,17 @@ local function spawn(loop, fn, ...)
   return task
 end
 
+-- Debug mode: 'task' returned normally although a cancellation was
+-- raised in it and never taken back (uncancel): it caught its
+-- CancelledError (a plain pcall around await) and went on.
+local function swallowed(task)
+  local loop = task._loop
+  pcall(loop.call_exception_handler, loop, {task = task, message = ("%s returned normally " ..
+    "after a cancellation was raised in it: it caught its CancelledError (a pcall around " ..
+    "await?) and cannot be cancelled that way; use asyncio.pcall, or raise it again")
+    :format(task:get_name())})
+end
+
 -- The loop reports how the body of 'task' ended: the number of results
 -- and the results, or false, the error and the dead coroutine (for the
 -- traceback). Called again after running out of memory, it only hands the
@@ -334,6 +371,9 @@ local function finish(task, n, ...)
     return
   end
   if n then
+    if DEBUG and not task._must_cancel and (task._num_cancels_requested or 0) > 0 then
+      swallowed(task)
+    end
     if task._must_cancel then  -- cancelled right before it returned
       task._must_cancel = false
       task._state = CANCELLED
