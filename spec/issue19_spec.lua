@@ -183,4 +183,38 @@ describe("issue 19", function()
       assert.matches("^stubborn returned normally after a cancellation was raised in it", reports[1])
     end)
   end)
+
+  describe("an error escaping asyncio.run", function()
+    local script = [[
+      local asyncio = require "asyncio"
+      local await = asyncio.await
+      local inner = asyncio.async(function()
+        local t = nil
+        return t.field                        -- line 5
+      end)
+      local middle = asyncio.async(function()
+        local r = await(inner())              -- line 8
+        return r
+      end)
+      local function main()
+        local r = await(asyncio.create_task(middle()))   -- line 12
+        return r
+      end
+    ]]
+
+    it("shows the frames of the tasks it went through", function()
+      local out, code = support.lua_run(script .. "asyncio.run(main)\n")
+      assert.are_not.equal(0, code)
+      assert.matches("the tasks it went through, first to last:\n" ..
+        "  task Task%-2:\n    [^\n]*:5: in function [^\n]*\n    [^\n]*:8: in function [^\n]*\n" ..
+        "  task Task%-1:\n    [^\n]*:12: in function", out)
+      assert.matches(":5: attempt to index a nil value %(local 't'%)", out)
+    end)
+
+    it("is the very same value under pcall, and nothing is printed", function()
+      local out = support.lua_run(script ..
+        "local ok, err = pcall(asyncio.run, main)\nprint(ok, type(err), err)\n")
+      assert.matches("^false\tstring\t[^\n]*:5: attempt to index a nil value %(local 't'%)\n$", out)
+    end)
+  end)
 end)

@@ -117,6 +117,39 @@ local function run_options(x)
   return true
 end
 
+-- Would an error raised by asyncio.run now reach the host uncaught? Not if
+-- a pcall or xpcall, or a coroutine's resumer, is up the stack: its caller
+-- handles the error.
+local function escapes()
+  local level = 3
+  while true do
+    local info = debug.getinfo(level, "f")
+    if info == nil then return not coroutine.isyieldable() end
+    if info.func == pcall or info.func == xpcall then return false end
+    level = level + 1
+  end
+end
+
+-- main_task failed and its error escapes asyncio.run: say on stderr where
+-- it came from, the tasks' own frames, from the task that raised it to main
+-- through each task that awaited the next (CPython prints that chain). The
+-- error itself goes on untouched.
+local function report_chain(main_task)
+  local chain, t, seen = {}, main_task, {}
+  while t and not seen[t] and t._tb do
+    seen[t] = true
+    local lines = {("  %s:"):format(t._is_task and "task " .. t:get_name() or tostring(t))}
+    for _, frame in ipairs(dump.program_frames(t._tb)) do
+      if frame ~= t._tb:match("^[^\n]*") then lines[#lines + 1] = "    " .. frame end
+    end
+    table.insert(chain, 1, table.concat(lines, "\n"))
+    t = t._awaited
+  end
+  if #chain == 0 then return end
+  io.stderr:write("asyncio.run: an error escaped from the main task; the tasks it went " ..
+    "through, first to last:\n", table.concat(chain, "\n"), "\n")
+end
+
 -- Run 'main_task' on 'loop' to its end: nothing, or how it ended
 -- ("interrupted", "abandoned" after a second Ctrl-C, "deadlock" and the
 -- task dump).
@@ -177,6 +210,7 @@ function asyncio.run(main, ...)
       "complete\n" .. stuck)
   end
   if not cleanup_ok then error(cleanup_err, 0) end
+  if main_task._failed and escapes() then pcall(report_chain, main_task) end
   return main_task:result()
 end
 

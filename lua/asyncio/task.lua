@@ -202,6 +202,7 @@ local function await_future(fut)
     end
     if task._must_cancel then raise_cancel(task) end
   end
+  if fut._failed then rt.current._awaited = fut end  -- for the chain of an uncaught error
   return fut:result()
 end
 Future.__await = await_future
