@@ -217,4 +217,27 @@ describe("issue 19", function()
       assert.matches("^false\tstring\t[^\n]*:5: attempt to index a nil value %(local 't'%)\n$", out)
     end)
   end)
+
+  describe("asyncio's own error objects", function()
+    it("name the program's line and keep the traceback of where they were raised", function()
+      local line
+      local ok, err = pcall(asyncio.run, function()
+        line = debug.getinfo(1, "l").currentline + 1
+        await(asyncio.wait_for(asyncio.sleep(1), 0.001))
+      end)
+      assert.is_false(ok)
+      assert.is_true(asyncio.TimeoutError:is(err))
+      assert.are.equal(("spec/issue19_spec.lua:%d:"):format(line), err.where)
+      assert.are.equal(("spec/issue19_spec.lua:%d: TimeoutError: the operation timed out"):format(line),
+        tostring(err))
+      assert.matches("timeouts%.lua", err.traceback)  -- raised inside the library
+      local q = asyncio.Queue(1)
+      q:put_nowait(1)
+      ok, err = pcall(q.put_nowait, q, 2)
+      assert.is_false(ok)
+      assert.matches("^spec/issue19_spec%.lua:%d+: QueueFull: queue is full$", tostring(err))
+      -- made by the program: no place (it is the program's to raise)
+      assert.are.equal("TimeoutError: too slow", tostring(asyncio.TimeoutError("too slow")))
+    end)
+  end)
 end)

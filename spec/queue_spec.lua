@@ -51,7 +51,7 @@ describe("Queue", function()
     local ok, err = pcall(q.put_nowait, q, 3)
     assert.is_false(ok)
     assert.is_true(asyncio.QueueFull:is(err))
-    assert.equal("QueueFull: queue is full", tostring(err))
+    assert.equal("spec/queue_spec.lua:51: QueueFull: queue is full", tostring(err))  -- where it was called
     drain(q)
     ok, err = pcall(q.get_nowait, q)
     assert.is_false(ok)

@@ -6,9 +6,13 @@ local describe = require("asyncio.util").describe
 
 local errors = {}
 
+-- "Name: message", after the place of the program's call the library
+-- raised it from, when it knows one ("app.lua:12: TimeoutError: ...").
 local function message_of(e)
-  if e.message == nil or e.message == "" then return e.name end
-  return e.name .. ": " .. describe(e.message)
+  local where = rawget(e, "where")
+  local text = (e.message == nil or e.message == "") and e.name or e.name .. ": " .. describe(e.message)
+  if where then return where .. " " .. text end
+  return text
 end
 
 local function class(name, parent, default)
@@ -63,8 +67,9 @@ end
 function errors.ExceptionGroup.__tostring(e)
   local parts = {}
   for i = 1, e.errors.n or #e.errors do parts[i] = describe(e.errors[i]) end
-  return ("%s: %s (%d sub-error%s: %s)"):format(e.name, describe(e.message),
-    #parts, #parts == 1 and "" or "s", table.concat(parts, "; "))
+  local where = rawget(e, "where")
+  return ("%s%s: %s (%d sub-error%s: %s)"):format(where and where .. " " or "", e.name,
+    describe(e.message), #parts, #parts == 1 and "" or "s", table.concat(parts, "; "))
 end
 
 -- OSError and its kinds: 'errno' is libuv's name ("ECONNREFUSED"),

@@ -11,7 +11,7 @@ local rt = require "asyncio.runtime"
 local streams = require "asyncio.streams"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
-local raise = util.raise
+local raise, throw = util.raise, util.throw
 local waiters = require "asyncio.waiters"
 
 local argcheck, typeerror = util.argcheck, util.typeerror
@@ -26,7 +26,7 @@ local M = {}
 -- Start fs operation 'code' in the pool: the request.
 local function start(t, what, code, ...)
   local req, name, msg = core.fs(t._loop._core, code, ...)
-  if not req then error(errors.oserror(name, msg, what), 0) end
+  if not req then throw(errors.oserror(name, msg, what)) end
   return req
 end
 
@@ -262,7 +262,7 @@ local seek_impl = exclusive("seek", function(f, t, whence, offset)
   elseif whence == "cur" then base = f._pos
   else base = call("seek", "seek", FSTAT, f._fd).size end
   local pos = base + offset
-  if pos < 0 then error(errors.oserror("EINVAL", "invalid argument", "seek"), 0) end
+  if pos < 0 then throw(errors.oserror("EINVAL", "invalid argument", "seek")) end
   f._pos = pos
   drop_reads(f)
   return pos

@@ -203,7 +203,7 @@ function asyncio.run(main, ...)
   if not ok then error(main_task, 0) end
   if how == "interrupted" or how == "abandoned" then
     -- never a normal return: main may have caught the cancellation
-    error(EventLoop._interruption(main_task), 0)
+    raise(EventLoop._interruption(main_task))
   end
   if how == "deadlock" then
     raise("asyncio.run: deadlock: main waits for something that no task, timer or I/O can " ..

@@ -221,7 +221,7 @@ EventLoop._run_core = run_core
 -- Ctrl-C stops a task that computes without awaiting by raising this in
 -- it (interrupt.c), once it runs code outside these files.
 local KeyboardInterrupt = errors.KeyboardInterrupt
-core.interrupt_config(function() return KeyboardInterrupt() end,
+core.interrupt_config(function() return util.stamp(KeyboardInterrupt()) end,
   (debug.getinfo(1, "S").source:match("^@(.*)loop%.lua$") or "\0"))
 
 -- The KeyboardInterrupt to raise after a Ctrl-C: the one raised in 'fut'

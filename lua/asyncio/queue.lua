@@ -10,7 +10,7 @@ local Future = require "asyncio.future"
 local rt = require "asyncio.runtime"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
-local raise = util.raise
+local raise, throw = util.raise, util.throw
 
 local raise_cancel, REFUSED = task.raise_cancel, task.REFUSED
 local argcheck, typeerror = util.argcheck, util.typeerror
@@ -63,7 +63,7 @@ function GetOp.__await(op)
     -- item is returned and the cancellation waits for the next await
     if not ok or pcall(unget, q, item) then raise_cancel(t) end
   end
-  if not ok then error(errors.QueueShutDown(), 0) end
+  if not ok then throw(errors.QueueShutDown()) end
   return item
 end
 
@@ -78,7 +78,7 @@ function PutOp.__await(op)
     if woken then release(q) end  -- the reserved slot goes to the next putter
     raise_cancel(t)
   end
-  if not woken then error(errors.QueueShutDown(), 0) end
+  if not woken then throw(errors.QueueShutDown()) end
   local done, err = pcall(put_woken, q, item)
   if not done then  -- the item could not be stored: the slot goes to the next putter
     release(q)
@@ -90,7 +90,7 @@ task.register_awaitable(GetOp)
 task.register_awaitable(PutOp)
 
 core.queue_config(PutOp, DONE, function(name)
-  error(errors[name](), 0)
+  throw(errors[name]())
 end)
 
 -- join(): an awaitable done when every item put has been marked task_done.

@@ -11,7 +11,7 @@ local rt = require "asyncio.runtime"
 local ssl = require "asyncio.ssl"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
-local raise = util.raise
+local raise, throw = util.raise, util.throw
 local waiters = require "asyncio.waiters"
 
 local argcheck, typeerror, checkself = util.argcheck, util.typeerror, util.checkself
@@ -108,7 +108,7 @@ end
 M.new_conn = new_conn
 
 local function raise_oserror(name, msg, what)
-  error(oserror(name, msg, what), 0)
+  throw(oserror(name, msg, what))
 end
 
 -- StreamReader --------------------------------------------------------------
@@ -158,7 +158,7 @@ local function readexactly_impl(r, n)
     if s then return s end
     if state == "wait" then wait_event(conn, W_READ, "readexactly")
     elseif state == "eof" then
-      error(IncompleteReadError(c_read(conn.box, -1) or "", n), 0)
+      throw(IncompleteReadError(c_read(conn.box, -1) or "", n))
     else raise_oserror(name, msg, "read") end
   end
 end
@@ -180,9 +180,9 @@ local function readuntil_impl(r, sep, fname)
     local s, state, a, b = c_readuntil(conn.box, sep)
     if s then return s end
     if state == "wait" then wait_event(conn, W_READ, fname or "readuntil")
-    elseif state == "eof" then error(IncompleteReadError(c_read(conn.box, -1) or "", nil), 0)
+    elseif state == "eof" then throw(IncompleteReadError(c_read(conn.box, -1) or "", nil))
     elseif state == "limit" then
-      error(LimitOverrunError(b and OVER_FOUND or OVER_NOT_FOUND, a), 0)
+      throw(LimitOverrunError(b and OVER_FOUND or OVER_NOT_FOUND, a))
     else raise_oserror(a, b, "read") end
   end
 end
@@ -301,7 +301,7 @@ local function drain_impl(w)
     pending, name, msg = c_pending(conn.box)
     if name then raise_oserror(name, msg, "write") end
     if c_state(conn.box) then
-      error(errors.ConnectionResetError("connection lost", {errno = "ECONNRESET"}), 0)
+      throw(errors.ConnectionResetError("connection lost", {errno = "ECONNRESET"}))
     end
   until pending <= conn.low
 end
@@ -507,7 +507,7 @@ local function addresses(host, port, family, passive)
   if isnumeric(host) then return {{host = host, port = port}} end
   local list = getaddrinfo_impl(host, port, {family = family, type = "stream", passive = passive})
   if #list == 0 then
-    error(errors.gaierror(("no address for %s"):format(host), {errno = "EAI_NONAME"}), 0)
+    throw(errors.gaierror(("no address for %s"):format(host), {errno = "EAI_NONAME"}))
   end
   return list
 end

@@ -8,7 +8,7 @@ local errors = require "asyncio.errors"
 local streams = require "asyncio.streams"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
-local raise = util.raise
+local raise, throw = util.raise, util.throw
 local waiters = require "asyncio.waiters"
 
 local argcheck, typeerror = util.argcheck, util.typeerror
@@ -157,7 +157,7 @@ local function spawn_impl(fname, file, argv, opts)
   local box, si, so, se = core.spawn(loop._core, file, argv, env, opts.cwd,
     {opts._in, opts._out, opts._err}, opts.limit)
   if not box then
-    error(errors.oserror(si, so, ("%s %s"):format(fname, file)), 0)
+    throw(errors.oserror(si, so, ("%s %s"):format(fname, file)))
   end
   local p = setmetatable({_box = box, _loop = loop, _waiters = {busy = false},
                           pid = (box:_status())}, Process)

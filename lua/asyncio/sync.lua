@@ -8,7 +8,7 @@ local Future = require "asyncio.future"
 local rt = require "asyncio.runtime"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
-local raise = util.raise
+local raise, throw = util.raise, util.throw
 
 local CancelledError, BrokenBarrierError = errors.CancelledError, errors.BrokenBarrierError
 local await = task.await
@@ -350,7 +350,7 @@ local BarrierWait = {__name = "asyncio.Barrier.wait", __await = function(op)
   local b = op[1]
   -- a barrier that drains or resets lets no one in until it is done
   wait_until(b, function() return b._state ~= "draining" and b._state ~= "resetting" end)
-  if b._state == "broken" then error(BrokenBarrierError("barrier aborted"), 0) end
+  if b._state == "broken" then throw(BrokenBarrierError("barrier aborted")) end
   local index = b._count
   b._count = b._count + 1
   local ok, err = pcall(function()
@@ -360,7 +360,7 @@ local BarrierWait = {__name = "asyncio.Barrier.wait", __await = function(op)
     else
       wait_until(b, function() return b._state ~= "filling" end)
       if b._state == "broken" or b._state == "resetting" then
-        error(BrokenBarrierError("barrier aborted or reset"), 0)
+        throw(BrokenBarrierError("barrier aborted or reset"))
       end
     end
   end)

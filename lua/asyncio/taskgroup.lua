@@ -8,7 +8,7 @@ local errors = require "asyncio.errors"
 local Future = require "asyncio.future"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
-local raise = util.raise
+local raise, throw = util.raise, util.throw
 
 local CancelledError = errors.CancelledError
 local await, current = task.await, task.current
@@ -94,7 +94,7 @@ local function run_group(fn, ...)
   if not r[1] and not CancelledError:is(r[2]) then add_error(tg, r[2]) end
   if tg._errors.n > 0 then
     if parent:cancelling() > 0 then parent:uncancel(); parent:cancel() end
-    error(errors.ExceptionGroup("unhandled errors in a task group", tg._errors), 0)
+    throw(errors.ExceptionGroup("unhandled errors in a task group", tg._errors))
   end
   return unpack(r, 2, r.n)
 end

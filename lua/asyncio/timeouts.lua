@@ -8,7 +8,7 @@ local Future = require "asyncio.future"
 local rt = require "asyncio.runtime"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
-local raise = util.raise
+local raise, throw = util.raise, util.throw
 
 local CancelledError, TimeoutError = errors.CancelledError, errors.TimeoutError
 local await, current, async = task.await, task.current, task.async
@@ -38,7 +38,7 @@ local function run_with_timeout(delay, fn, ...)
   if expired then
     -- our own cancellation becomes TimeoutError; one from outside stays
     if t:uncancel() <= baseline and not r[1] and CancelledError:is(r[2]) then
-      error(TimeoutError(), 0)
+      throw(TimeoutError())
     end
   end
   if not r[1] then error(r[2], 0) end
@@ -72,7 +72,7 @@ local function wait_for_end(w, t, baseline, timer, ok, ...)
   w[OVER] = true
   if timer then t._loop._core:untimer(timer) end
   if w[EXPIRED] and t:uncancel() <= baseline and not ok and CancelledError:is((...)) then
-    error(TimeoutError(), 0)
+    throw(TimeoutError())
   end
   if not ok then error((...), 0) end
   return ...
@@ -87,7 +87,7 @@ local function wait_expired(aw)
     fut:cancel()
     pcall(await, fut)
   end
-  if fut:cancelled() then error(TimeoutError(), 0) end
+  if fut:cancelled() then throw(TimeoutError()) end
   return fut:result()
 end
 
@@ -214,7 +214,7 @@ function M.as_completed(fs, opts)
       await(w)
     end
     local f = table.remove(finished, 1)
-    if f == nil then error(TimeoutError(), 0) end
+    if f == nil then throw(TimeoutError()) end
     return f:result()
   end}
   local i = 0

@@ -7,7 +7,7 @@ local errors = require "asyncio.errors"
 local streams = require "asyncio.streams"
 local task = require "asyncio.task"
 local util = require "asyncio.util"
-local raise = util.raise
+local raise, throw = util.raise, util.throw
 
 local argcheck, typeerror = util.argcheck, util.typeerror
 local raise_cancel, wait_object = task.raise_cancel, streams.wait_object
@@ -29,8 +29,8 @@ local function recvfrom_impl(e)
     local data, a, b = e._box:_recv()
     if data then return data, a, b end
     if a ~= "wait" then
-      if a == "closed" then error(errors.oserror("EBADF", "the endpoint is closed", "recvfrom"), 0) end
-      error(errors.oserror(a, b, "recvfrom"), 0)
+      if a == "closed" then throw(errors.oserror("EBADF", "the endpoint is closed", "recvfrom")) end
+      throw(errors.oserror(a, b, "recvfrom"))
     end
     if e._waiting then error("recvfrom: another task is already waiting on this endpoint", 0) end
     e._waiting = true
@@ -85,7 +85,7 @@ local function resolve(addr, fname)
   local host, port = addr[1], addr[2]
   if host:find(":", 1, true) or host:match("^%d+%.%d+%.%d+%.%d+$") then return host, port end
   local list = task.await(streams.getaddrinfo(host, port, {type = "dgram"}))
-  if #list == 0 then error(errors.gaierror(("%s: no address for %s"):format(fname, host)), 0) end
+  if #list == 0 then throw(errors.gaierror(("%s: no address for %s"):format(fname, host))) end
   return list[1].host, port
 end
 
@@ -96,7 +96,7 @@ local function open_impl(opts)
   if opts.remote_addr then rhost, rport = resolve(opts.remote_addr, "open_udp") end
   local box, name, msg = core.udp_open(t._loop._core, lhost, lport, rhost, rport,
     opts.reuse_port, opts.broadcast)
-  if not box then error(errors.oserror(name, msg, "open_udp"), 0) end
+  if not box then throw(errors.oserror(name, msg, "open_udp")) end
   return setmetatable({_box = box, _loop = t._loop, _remote = rhost ~= nil}, Endpoint)
 end
 

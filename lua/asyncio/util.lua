@@ -19,9 +19,31 @@ local function program_level()
   end
 end
 
--- Raise 'msg' (a string) at the program's own line that called into the
--- library, however deep inside the library the mistake is found.
+-- Give asyncio error object 'err' (a table of errors.lua) the place of the
+-- program's call that it comes out of ('where', "file:line:", which its
+-- tostring shows, as Lua's own errors show theirs) and the traceback of
+-- where the library raised it ('traceback'). Once: an error awaited again
+-- keeps its first place. Returns 'err'.
+function util.stamp(err)
+  if type(err) == "table" and rawget(err, "where") == nil and getmetatable(err) ~= nil then
+    local info = debug.getinfo(program_level(), "Sl")
+    err.where = info and info.currentline > 0 and ("%s:%d:"):format(info.short_src,
+      info.currentline) or false
+    err.traceback = debug.traceback("", 2):sub(2)
+  end
+  return err
+end
+
+-- Raise asyncio error object 'err' from the library, stamped (see stamp).
+function util.throw(err)
+  error(util.stamp(err), 0)
+end
+
+-- Raise 'msg' at the program's own line that called into the library,
+-- however deep inside the library the mistake is found: a string gets the
+-- position in its text, an error object is stamped.
 function util.raise(msg)
+  if type(msg) == "table" then error(util.stamp(msg), 0) end
   error(msg, program_level())
 end
 
