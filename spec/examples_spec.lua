@@ -210,9 +210,11 @@ describe("the Lua REPL", function()
     local out = repl({
       'asyncio = require "asyncio"',
       'demo = require "examples.producer_consumer"',
-      -- every sleep is 0 to 1000 seconds: only an interrupt ends this run
-      'ok, err = pcall(asyncio.run, demo.main, {producers = 3, consumers = 5, scale = 100})',
-      '--SIGINT-- sleeping for',
+      -- seed 1: producer 1 first sleeps 1 "second", 100 s at this scale:
+      -- only an interrupt ends this run (unseeded, all three producers could
+      -- have nothing to do and the run end before the Ctrl-C)
+      'ok, err = pcall(asyncio.run, demo.main, {producers = 3, consumers = 5, scale = 100, seed = 1})',
+      '--SIGINT-- Producer 1 sleeping for 1 seconds',
       'print("after", ok, tostring(err), require("asyncio.runtime").loop)',
       'print("again", asyncio.run(function() return 42 end))',
     })
