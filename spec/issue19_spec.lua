@@ -240,4 +240,39 @@ describe("issue 19", function()
       assert.are.equal("TimeoutError: too slow", tostring(asyncio.TimeoutError("too slow")))
     end)
   end)
+
+  describe("a child in a session of its own", function()
+    -- the state of process 'pid' ("S" sleeping, "Z" a zombie, "" gone)
+    local function state(pid)
+      return (support.sh("ps -o stat= -p " .. pid):gsub("%s", ""):sub(1, 1))
+    end
+
+    it("can be signalled with its whole group, grandchildren included", function()
+      support.run(function()
+        local function start(new_session)
+          local p = await(asyncio.create_subprocess_shell("sleep 30 & echo $!; wait",
+            {stdout = "pipe", start_new_session = new_session}))
+          return p, tonumber(await(p.stdout:readline()))
+        end
+        local p1, kept = start(false)
+        p1:terminate()                    -- the shell only
+        await(p1:wait())
+        local p2, killed = start(true)
+        p2:send_signal_group("SIGTERM")   -- the shell and its sleep
+        assert.are.equal(-15, await(p2:wait()))
+        assert.are.equal("", await(p2.stdout:read()))  -- the sleep held the pipe: gone too
+        assert.are.equal("S", state(kept))  -- left running: terminate() reached the shell alone
+        assert.are_not.equal("S", state(killed))
+        os.execute("kill " .. kept)
+        assert.are.equal("", await(p1.stdout:read()))
+      end)
+      assert.has_error(function()
+        support.run(function()
+          local p = await(asyncio.create_subprocess_exec("true"))
+          await(p:wait())
+          p:send_signal_group("SIGTERM")
+        end)
+      end)
+    end)
+  end)
 end)

@@ -114,7 +114,7 @@ static char **strings (lua_State *L, int idx, const char *what) {
 
 
 /*
-** core.spawn(loop, file, args, env|nil, cwd|nil, {in, out, err}, limit)
+** core.spawn(loop, file, args, env|nil, cwd|nil, {in, out, err}, limit, new_session)
 **   -> process, stdin|false, stdout|false, stderr|false | nil, err, msg
 ** args is the full argv (args[1] the program's name); a kind per stdio
 ** stream (IO_INHERIT...); a pipe comes back as a stream.
@@ -133,6 +133,7 @@ static int core_spawn (lua_State *L) {
   luaL_checktype(L, 3, LUA_TTABLE);
   luaL_checktype(L, 6, LUA_TTABLE);
   luaL_argcheck(L, limit > 0, 7, "limit must be positive");
+  int new_session = lua_toboolean(L, 8);
   lua_settop(L, 7);
   args = strings(L, 3, "arguments");      /* index 8 */
   env = strings(L, 4, "environment entries");  /* index 9, if any */
@@ -199,6 +200,7 @@ static int core_spawn (lua_State *L) {
   o.cwd = cwd;
   o.stdio = io;
   o.stdio_count = 3;
+  if (new_session) o.flags |= UV_PROCESS_DETACHED;  /* setsid(): a session and group of its own */
   r = uv_spawn(&lp->uv, &p->h, &o);
   if (devnull >= 0) close(devnull);
   if (shared[1] >= 0) close(shared[1]);
@@ -261,11 +263,14 @@ static int proc_status (lua_State *L) {
 }
 
 
-/* p:_kill(signum) -> true | nil, err, msg (ESRCH once it has exited) */
+/* p:_kill(signum, [group]) -> true | nil, err, msg (ESRCH once it has
+** exited). 'group': the whole process group the child leads (a child
+** started in a new session), grandchildren included. */
 static int proc_kill (lua_State *L) {
   PBox *b = checkproc(L);
   int sig = asyncio_checkrange(L, 2, 0, 64), r;
-  if (b->exited || b->p == NULL) r = UV_ESRCH;
+  if (lua_toboolean(L, 3)) r = b->pid > 0 ? uv_kill(-b->pid, sig) : UV_ESRCH;
+  else if (b->exited || b->p == NULL) r = UV_ESRCH;
   else r = uv_process_kill(&b->p->h, sig);
   if (r < 0) return asyncio_pushuverror(L, r);
   lua_pushboolean(L, 1);

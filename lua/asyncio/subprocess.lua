@@ -121,6 +121,17 @@ function Process:send_signal(sig)
   self._box:_kill(signum(sig, "send_signal"))
 end
 
+-- process:send_signal_group(sig): to the process group the child leads
+-- (started with start_new_session): its own children too, a shell's say.
+function Process:send_signal_group(sig)
+  checkproc(self, "send_signal_group")
+  if not self._session then
+    raise("send_signal_group: the process was not started with start_new_session")
+  end
+  local ok, name, msg = self._box:_kill(signum(sig, "send_signal_group"), true)
+  if not ok and name ~= "ESRCH" then throw(errors.oserror(name, msg, "send_signal_group")) end
+end
+
 function Process:terminate()
   checkproc(self, "terminate")
   self._box:_kill(signum("SIGTERM", "terminate"))
@@ -155,11 +166,12 @@ local function spawn_impl(fname, file, argv, opts)
     table.sort(env)
   end
   local box, si, so, se = core.spawn(loop._core, file, argv, env, opts.cwd,
-    {opts._in, opts._out, opts._err}, opts.limit)
+    {opts._in, opts._out, opts._err}, opts.limit, opts.start_new_session)
   if not box then
     throw(errors.oserror(si, so, ("%s %s"):format(fname, file)))
   end
   local p = setmetatable({_box = box, _loop = loop, _waiters = {busy = false},
+                          _session = opts.start_new_session,
                           pid = (box:_status())}, Process)
   if si then p.stdin = select(2, streams.pair(streams.new_conn(si, loop, opts.limit))) end
   if so then p.stdout = (streams.pair(streams.new_conn(so, loop, opts.limit))) end
@@ -186,11 +198,13 @@ local function checkenv(env, n, fname)
   end
 end
 
-local OPTIONS = {stdin = true, stdout = true, stderr = true, cwd = true, env = true, limit = true}
+local OPTIONS = {stdin = true, stdout = true, stderr = true, cwd = true, env = true, limit = true,
+                 start_new_session = true}
 
 local function checkopts(opts, n, fname)
   opts = util.checkopts(opts, OPTIONS, n, fname)
-  local o = {cwd = opts.cwd, env = opts.env, limit = opts.limit}
+  local o = {cwd = opts.cwd, env = opts.env, limit = opts.limit,
+             start_new_session = opts.start_new_session and true or false}
   argcheck(o.cwd == nil or type(o.cwd) == "string", n, fname, "cwd must be a string")
   argcheck(o.cwd == nil or nulfree(o.cwd), n, fname, "cwd has an embedded null byte")
   if o.env ~= nil then checkenv(o.env, n, fname) end
