@@ -30,7 +30,7 @@ SAN_ENV   := $(SAN_OPTS) \
 BUSTED54  := $(LUA) $$(command -v $(BUSTED)) --ignore-lua
 RUN  := LUA_PATH="lua/?.lua;lua/?/init.lua;./?.lua;;" LUA_CPATH="build/?.so;;"
 
-.PHONY: all setup demo test repl repl-async install uninstall clean check lint asan gcstress memcheck soak fuzz allocfail bench bench-smoke bench-profile bench-scale
+.PHONY: all setup demo test repl repl-async install uninstall dist clean check lint asan gcstress memcheck soak fuzz allocfail bench bench-smoke bench-profile bench-scale
 
 all: $(CORE)
 
@@ -153,8 +153,26 @@ install: all
 	install -m 755 $(CORE) $(DESTDIR)$(LUA_LIBDIR)/asyncio/core.so
 	install -m 644 $(LUAS) $(DESTDIR)$(LUA_SHARE)/asyncio/
 
+# only the files install put there (and their directories, if left empty)
 uninstall:
-	rm -rf $(DESTDIR)$(LUA_LIBDIR)/asyncio $(DESTDIR)$(LUA_SHARE)/asyncio
+	rm -f $(DESTDIR)$(LUA_LIBDIR)/asyncio/core.so $(addprefix $(DESTDIR)$(LUA_SHARE)/asyncio/,$(notdir $(LUAS)))
+	-rmdir $(DESTDIR)$(LUA_LIBDIR)/asyncio $(DESTDIR)$(LUA_SHARE)/asyncio 2>/dev/null
+
+# make dist: the source archive of this commit (git archive), the release
+# rockspec, and the .src.rock holding both, in build/dist: `luarocks
+# --lua-version 5.4 install build/dist/lua-asyncio-$(VERSION)-1.src.rock`
+# installs offline, docs and examples included.
+VERSION := 0.1.0
+DIST    := build/dist
+dist:
+	@rm -rf $(DIST) && mkdir -p $(DIST)
+	git archive --format=tar.gz --prefix=lua-asyncio-$(VERSION)/ -o $(DIST)/lua-asyncio-$(VERSION).tar.gz HEAD
+	cp rockspec/lua-asyncio-$(VERSION)-1.rockspec $(DIST)/
+	@# a .src.rock is a zip of the rockspec and its source archive (luarocks
+	@# pack would fetch the archive from a temporary directory)
+	cd $(DIST) && zip -q lua-asyncio-$(VERSION)-1.src.rock \
+	  lua-asyncio-$(VERSION)-1.rockspec lua-asyncio-$(VERSION).tar.gz
+	@ls $(DIST)
 
 clean:
 	rm -rf build

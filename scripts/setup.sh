@@ -11,13 +11,15 @@ purpose=${1:-build}
 net="redis-server:redis-server openssl:openssl curl:curl socat:socat netcat-openbsd:nc python3:python3"
 # another Lua, for the spec that asyncio refuses it clearly
 other_lua="lua5.1:lua5.1"
+# make dist (zip packs the .src.rock) and installing it (luarocks unpacks with unzip)
+dist="zip:zip unzip:unzip git:git"
 
 # package:probe pairs; the probe is a command name or pkg-config module (pc:NAME).
 need="pkg-config:pkg-config gcc:cc make:make lua5.4:lua5.4 liblua5.4-dev:pc:lua5.4 libuv1-dev:pc:libuv libssl-dev:pc:openssl"
 case "$purpose" in
   build|demo) ;;
-  test)  need="$need lua-busted:busted luarocks:luarocks $net $other_lua" ;;
-  check) need="$need lua-busted:busted luarocks:luarocks lua-check:luacheck valgrind:valgrind cppcheck:cppcheck $net $other_lua" ;;
+  test)  need="$need lua-busted:busted luarocks:luarocks $net $other_lua $dist" ;;
+  check) need="$need lua-busted:busted luarocks:luarocks lua-check:luacheck valgrind:valgrind cppcheck:cppcheck $net $other_lua $dist" ;;
   bench) need="$need python3:python3 nodejs:node wrk:wrk lua5.1:lua5.1 lua-http:lua5.1-module:http.server lua-cqueues:lua5.4-module:_cqueues lua-luv:lua5.4-module:luv valgrind:valgrind" ;;
   *) echo "setup.sh: unknown purpose '$purpose' (build, demo, test, check, bench)" >&2; exit 2 ;;
 esac

@@ -30,7 +30,7 @@ local dump = require "asyncio.dump"
 local argcheck, typeerror = util.argcheck, util.typeerror
 
 local asyncio = {
-  _VERSION = "lua-asyncio scm",
+  _VERSION = "lua-asyncio 0.1.0",
   async = task.async,
   await = task.await,
   iscoroutine = task.iscoroutine,
