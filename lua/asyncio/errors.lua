@@ -35,10 +35,14 @@ end
 errors.Error = class("Error", nil)
 local Error = errors.Error
 
+-- The metatable of 'x' itself (getmetatable would answer a __metatable
+-- field instead: any error value must do, a locked one too).
+local rawmetatable = debug.getmetatable
+
 -- Class:is(err): is 'err' an instance of this class or of a subclass?
 function Error.is(cls, err)
   if type(err) ~= "table" then return false end
-  local mt = getmetatable(err)
+  local mt = rawmetatable(err)
   while mt ~= nil do
     if mt == cls then return true end
     mt = rawget(mt, "_parent")

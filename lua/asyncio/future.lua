@@ -262,6 +262,13 @@ end
 
 function Future:get_loop() return self._loop end
 
+-- The task waiting on this future will never run again (task.lua's
+-- abandon): the primitive that made the future (sync.lua) undoes the wait.
+function Future:_abandon()
+  local f = rawget(self, "_on_abandon")
+  if f then f(self) end
+end
+
 function Future:__tostring()
   local s = self._state
   if s == FINISHED and self._failed then s = "FINISHED error" end

@@ -64,6 +64,13 @@ local Wait = {__name = "asyncio.StreamWait"}
 Wait.__index = Wait
 function Wait._cancel_wait() return false end
 function Wait:_abort_wait() c_abort(self[1].box, self[2]) end
+-- Its task will never run again: free the wait in C for the next one.
+function Wait:_abandon()
+  c_abort(self[1].box, self[2])
+  local list = self[1].waiters[self[2] + 1]
+  list.busy = false
+  waiters.wake_all(list)
+end
 
 local function running_task(conn, fname)
   local t = rt.current
@@ -430,12 +437,21 @@ local ObjectWait = {__name = "asyncio.ObjectWait"}
 ObjectWait.__index = ObjectWait
 function ObjectWait._cancel_wait() return false end
 function ObjectWait:_abort_wait() self[1]:_abort() end
+function ObjectWait:_abandon()  -- see Wait:_abandon
+  self[1]:_abort()
+  local list = self[2]
+  if list then
+    list.busy = false
+    waiters.wake_all(list)
+  end
+end
 
 -- Suspend task 't' until C object 'obj' wakes it (or a cancellation:
--- the caller checks t._must_cancel). Returns the refusal message if 't'
--- is not running in its own coroutine, for the caller to raise.
-local function wait_object(t, obj)
-  t._waiting = setmetatable({obj}, ObjectWait)
+-- the caller checks t._must_cancel); 'list', the waiters.lua list of the
+-- tasks behind it, if any. Returns the refusal message if 't' is not
+-- running in its own coroutine, for the caller to raise.
+local function wait_object(t, obj, list)
+  t._waiting = setmetatable({obj, list}, ObjectWait)
   rt.current = nil
   local r, msg = obj:_wait(t._loop._core)
   rt.current = t

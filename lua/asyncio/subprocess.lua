@@ -44,7 +44,8 @@ local function wait_impl(p)
   end
   while p.returncode == nil do
     -- one task waits in C, the others each on their own (waiters.lua)
-    local refused = waiters.wait_c(p._waiters, t, "child process to exit", wait_object, t, p._box)
+    local refused = waiters.wait_c(p._waiters, t, "child process to exit", wait_object, t, p._box,
+      p._waiters)
     if refused then raise(refused) end
     if t._must_cancel then raise_cancel(t) end
   end

@@ -33,14 +33,30 @@ end
 
 -- Wait on a new future appended to 'waiters' of primitive 'what' (named
 -- in task dumps); remove it whatever happens. Returns true, or false plus
--- the error (cancellation) with the future.
-local function wait_in(waiters, what)
+-- the error (cancellation) with the future. Making the future and the room
+-- for it may run a collection, and so a finalizer that sets the event or
+-- releases the lock after the caller looked: 'enqueued(fut)', if given, is
+-- asked once the future is in the list, and the wait is skipped (true) if
+-- it says there is no need any more. (Condition releases its lock there.)
+-- 'on_abandon(fut)' undoes the wait if the task never runs again.
+local function wait_in(waiters, what, enqueued, on_abandon)
   local fut = Future._new(Future, rt.loop)
   fut._what = what
+  fut._on_abandon = on_abandon  -- its task closed by hand (Future:_abandon)
   waiters[#waiters + 1] = fut
+  if enqueued and not enqueued(fut) then
+    remove(waiters, fut)
+    return true, nil, fut
+  end
   local ok, err = pcall(await, fut)
   remove(waiters, fut)
   return ok, err, fut
+end
+
+-- Is any waiter of 'list' but 'fut' still waiting or woken (not cancelled)?
+local function others(list, fut)
+  for _, w in ipairs(list) do if w ~= fut and not w:cancelled() then return true end end
+  return false
 end
 
 -- Awaitables that are already done: what acquire() returns on its fast path.
@@ -83,7 +99,8 @@ end
 local EventWait = {__name = "asyncio.Event.wait", __await = function(op)
   local ev = op[1]
   if ev._value then return true end
-  local ok, err = wait_in(ev._waiters, "Event")
+  local ok, err = wait_in(ev._waiters, "Event", function() return not ev._value end,
+    function(fut) remove(ev._waiters, fut) end)
   if not ok then error(err, 0) end
   return true
 end}
@@ -120,7 +137,12 @@ end
 local LockAcquire = {__name = "asyncio.Lock.acquire", __await = function(op)
   local lock = op[1]
   if lock_free(lock) then lock._locked = true; return Held.new(lock) end
-  local ok, err = wait_in(lock._waiters, "Lock")
+  local ok, err = wait_in(lock._waiters, "Lock", function(fut)
+    return lock._locked or others(lock._waiters, fut)
+  end, function(fut)
+    remove(lock._waiters, fut)
+    if fut:done() and not fut:cancelled() and not lock._locked then wake_first(lock._waiters) end
+  end)
   if not ok then
     if CancelledError:is(err) and not lock._locked then wake_first(lock._waiters) end
     error(err, 0)
@@ -202,7 +224,22 @@ local SemAcquire = {__name = "asyncio.Semaphore.acquire", __await = function(op)
     sem._value = sem._value - 1
     return Held.new(sem)
   end
-  local ok, err, fut = wait_in(sem._waiters, "Semaphore")
+  local skipped = false
+  local ok, err, fut = wait_in(sem._waiters, "Semaphore", function(f)
+    if sem._value > 0 and not others(sem._waiters, f) then  -- released meanwhile: ours
+      sem._value = sem._value - 1
+      skipped = true
+      return false
+    end
+    return true
+  end, function(f)
+    remove(sem._waiters, f)
+    if f:done() and not f:cancelled() then  -- woken: the value it took goes on
+      sem._value = sem._value + 1
+      while sem._value > 0 and wake_next(sem) do end
+    end
+  end)
+  if skipped then return Held.new(sem) end
   if not ok and fut:done() and not fut:cancelled() then
     sem._value = sem._value + 1  -- woken, but not taking it: undo, pass on
   end
@@ -271,8 +308,15 @@ end
 local CondWait = {__name = "asyncio.Condition.wait", __await = function(op)
   local cond = op[1]
   if not cond._lock._locked then error("Condition.wait: cannot wait on an un-acquired lock", 0) end
-  cond._lock:release()
-  local ok, err = wait_in(cond._waiters, "Condition")
+  -- the lock is released once this waiter is in the list: a notify after
+  -- the release cannot miss it
+  local ok, err = wait_in(cond._waiters, "Condition", function()
+    cond._lock:release()
+    return true
+  end, function(fut)
+    remove(cond._waiters, fut)
+    if fut:done() then notify(cond, 1) end  -- notified: pass it on
+  end)
   -- the lock must be held again on the way out, even when cancelled
   local reacquire_err
   while true do
@@ -341,7 +385,7 @@ end
 
 local function wait_until(b, pred)
   while not pred() do
-    local ok, err = wait_in(b._waiters, "Barrier")
+    local ok, err = wait_in(b._waiters, "Barrier", function() return not pred() end)
     if not ok then error(err, 0) end
   end
 end

@@ -350,6 +350,18 @@ local function spawn(loop, fn, ...)
   return task
 end
 
+-- task.c's error for a task whose coroutine the program closed or resumed.
+local TAMPERED = "asyncio: the task's coroutine was closed or resumed outside its event loop"
+
+-- Such a task never runs again, so the code that would leave what it waits
+-- on (a stream's queue of readers, a lock's waiters) never runs: its wait
+-- record does that instead (_abandon), so that nobody waits for it.
+local function abandon(task)
+  local w = task._waiting
+  task._waiting = false
+  if w and w._abandon then pcall(w._abandon, w, task) end
+end
+
 -- Debug mode: 'task' returned normally although a cancellation was
 -- raised in it and never taken back (uncancel): it caught its
 -- CancelledError (a plain pcall around await) and went on.
@@ -389,6 +401,7 @@ local function finish(task, n, ...)
     return
   end
   local e, co = ...
+  if e == TAMPERED then abandon(task) end
   if CancelledError:is(e) then
     task._state = CANCELLED
     task._cancel_error = e
