@@ -503,6 +503,49 @@ describe("issue 18", function()
       end)
     end)
 
+    it("closed while it waits, lets go of what it waited on (the fuzzer's finds)", function()
+      support.run(function()
+        -- a stream read waiting in C: the next reader takes its place
+        local accepted = asyncio.Future()
+        local srv = await(asyncio.start_server(function(r, w)
+          accepted:set_result(w)
+          await(r:read())
+        end, "127.0.0.1", 0))
+        local r, w = await(asyncio.open_connection("127.0.0.1", srv:sockets()[1]:getsockname()[2]))
+        local sw = await(accepted)
+        local first = asyncio.create_task(function() return await(r:read(100)) end)
+        support.ticks(1)
+        local second = asyncio.create_task(function() return await(r:read(100)) end)
+        support.ticks(1)
+        coroutine.close(first:get_coro())
+        sw:write("hello")
+        assert.are.equal("hello", await(asyncio.wait_for(second, 5)))
+        assert.are.same({false, TAMPERED}, {pcall(await, first)})
+        w:close()
+        srv:close()
+        await(srv:wait_closed())
+        -- a lock woken for a closed waiter passes on to the next
+        local lock = asyncio.Lock()
+        await(lock:acquire())
+        local dead = asyncio.create_task(function() await(lock:acquire()) end)
+        local next_one = asyncio.create_task(function() await(lock:acquire()); lock:release(); return "got it" end)
+        support.ticks(1)
+        lock:release()                      -- hands the lock to 'dead'...
+        coroutine.close(dead:get_coro())    -- ...which will never run
+        assert.are.equal("got it", await(asyncio.wait_for(next_one, 5)))
+        assert.is_false(pcall(await, dead))
+        -- a semaphore's value too
+        local sem = asyncio.Semaphore(0)
+        local dead2 = asyncio.create_task(function() await(sem:acquire()) end)
+        local next2 = asyncio.create_task(function() await(sem:acquire()); return "got it" end)
+        support.ticks(1)
+        sem:release()
+        coroutine.close(dead2:get_coro())
+        assert.are.equal("got it", await(asyncio.wait_for(next2, 5)))
+        assert.is_false(pcall(await, dead2))
+      end)
+    end)
+
     it("is never handed to another task, so keeping it cannot harm one", function()
       support.run(function()
         local kept = {}
@@ -580,6 +623,48 @@ describe("issue 18", function()
         assert.is_false(ok)
         assert.matches("get_nowait: the queue is in use by its own comparison", err)
         assert.are.equal(1, q2:qsize())
+      end)
+    end)
+  end)
+
+  describe("errors and finalizers (the fuzzer's finds)", function()
+    it("an error value whose metatable is locked (__metatable) still ends its task", function()
+      for _, locked in ipairs({false, "locked"}) do
+        local e = setmetatable({}, {__metatable = locked})
+        local ok, err = pcall(asyncio.run, function()
+          local t = asyncio.create_task(function() error(e) end)
+          local ok2, err2 = pcall(await, t)
+          return not ok2 and rawequal(err2, e)
+        end)
+        assert.is_true(ok)
+        assert.is_true(err)
+      end
+    end)
+
+    it("an Event set, a Lock released by a finalizer while a waiter enqueues, wakes it", function()
+      local Future = require "asyncio.future"
+      -- a full collection right when the waiter's future is made, as an
+      -- allocation may run one
+      local function collect_at_next_future(fn)
+        debug.sethook(function()
+          if debug.getinfo(2, "f").func == Future._new then
+            debug.sethook()
+            collectgarbage()
+          end
+        end, "c")
+        local ok, err = pcall(fn)
+        debug.sethook()
+        return ok, err
+      end
+      support.run(function()
+        local ev = asyncio.Event()
+        setmetatable({}, {__gc = function() ev:set() end})
+        assert.is_true(collect_at_next_future(function() await(asyncio.wait_for(ev:wait(), 5)) end))
+        local lock = asyncio.Lock()
+        await(lock:acquire())
+        setmetatable({}, {__gc = function() lock:release() end})
+        assert.is_true(collect_at_next_future(function() await(asyncio.wait_for(lock:acquire(), 5)) end))
+        lock:release()
       end)
     end)
   end)

@@ -42,7 +42,8 @@ describe("rockspec", function()
       "luarocks --lua-version 5.4 --tree " .. tmp .. "/tree install " ..
         "clone/build/dist/lua-asyncio-0.1.0-1.src.rock >/dev/null",
       "rm -rf clone",
-      "ls tree/lib/luarocks/rocks-5.4/lua-asyncio/0.1.0-1/docs tree/lib/luarocks/rocks-5.4/lua-asyncio/0.1.0-1/examples",
+      "ls tree/lib/luarocks/rocks-5.4/lua-asyncio/0.1.0-1/docs " ..
+        "tree/lib/luarocks/rocks-5.4/lua-asyncio/0.1.0-1/examples",
       "cd /",
       "LUA_PATH='" .. tmp .. "/tree/share/lua/5.4/?.lua;" .. tmp .. "/tree/share/lua/5.4/?/init.lua' " ..
       "LUA_CPATH='" .. tmp .. "/tree/lib/lua/5.4/?.so' lua5.4 -e '" ..
