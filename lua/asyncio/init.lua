@@ -197,7 +197,7 @@ function asyncio.run(main, ...)
   argcheck(type(main) == "function" or task.iscoroutine(main), 1, "run",
            typeerror("coroutine object or function", main))
   local opts = select("#", ...) == 1 and run_options(...) and ... or nil
-  local loop = rt.new_event_loop(opts)
+  local loop = rt.new_event_loop(opts, "run", 2)
   local ok, main_task, how, stuck, cleanup_ok, cleanup_err = pcall(run_main, loop, opts, main, ...)
   loop:close()
   if not ok then error(main_task, 0) end

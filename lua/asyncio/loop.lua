@@ -71,19 +71,20 @@ end
 -- stands still while anything can run and jumps to the next deadline when
 -- every task waits (loop.c); opts.debug and opts.slow_callback_duration:
 -- debug mode (see set_debug below).
-function rt.new_event_loop(opts)
-  argcheck(opts == nil or type(opts) == "table", 1, "new_event_loop", typeerror("table", opts))
+function rt.new_event_loop(opts, fname, n)
+  fname, n = fname or "new_event_loop", n or 1  -- asyncio.run checks its options here too
+  argcheck(opts == nil or type(opts) == "table", n, fname, typeerror("table", opts))
   opts = opts or {}
   for k in pairs(opts) do
-    argcheck(LOOP_OPTIONS[k], 1, "new_event_loop", ("unknown option '%s'"):format(tostring(k)))
+    argcheck(LOOP_OPTIONS[k], n, fname, ("unknown option '%s'"):format(tostring(k)))
   end
-  argcheck(opts.clock == nil or opts.clock == "real" or opts.clock == "virtual", 1,
-    "new_event_loop", "clock must be \"real\" or \"virtual\"")
-  argcheck(opts.debug == nil or type(opts.debug) == "boolean", 1, "new_event_loop",
+  argcheck(opts.clock == nil or opts.clock == "real" or opts.clock == "virtual", n,
+    fname, "clock must be \"real\" or \"virtual\"")
+  argcheck(opts.debug == nil or type(opts.debug) == "boolean", n, fname,
     "debug must be a boolean")
   local slow = opts.slow_callback_duration
-  argcheck(slow == nil or (type(slow) == "number" and slow > 0 and slow < 1e6), 1,
-    "new_event_loop", "slow_callback_duration must be a positive number of seconds")
+  argcheck(slow == nil or (type(slow) == "number" and slow > 0 and slow < 1e6), n,
+    fname, "slow_callback_duration must be a positive number of seconds")
   -- every field the loop gets at once: once the core loop exists nothing
   -- here allocates (a memory error now would leave it open)
   local loop = {_core = false, _debug = false, slow_callback_duration = slow or 0.1}
