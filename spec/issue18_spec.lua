@@ -212,6 +212,18 @@ describe("issue 18", function()
   end)
 
   describe("a child whose loop closed", function()
+    it("does not crash the process at exit while it is reaped (the module stays loaded)", function()
+      for _ = 1, 10 do  -- it crashed most of the time: the reaper returned into unloaded code
+        local out, code = support.lua_run([[
+          local asyncio = require "asyncio"
+          asyncio.run(function() asyncio.await(asyncio.create_subprocess_exec("true")) end)
+          print("done")
+        ]])
+        assert.are.equal("done\n", out)
+        assert.are.equal(0, code)
+      end
+    end)
+
     it("is reaped (no zombie) and waiting for it on another loop says why", function()
       local p
       asyncio.run(function()

@@ -115,8 +115,10 @@ describe("issue 19", function()
         assert.are.equal("fetcher", c:get_name())
         local got = await(asyncio.create_task(function(opts) return opts.name end, {name = "arg"}))
         assert.are.equal("arg", got)  -- a function gets what follows as its arguments
-        assert.has_error(function() asyncio.create_task(asyncio.async(print)(), {nmae = 1}) end,
+        local coro = asyncio.async(print)()
+        assert.has_error(function() asyncio.create_task(coro, {nmae = 1}) end,
           "bad argument #2 to 'create_task' (unknown option 'nmae')")
+        await(coro)  -- refused: not reported as never awaited
         local dump
         await(asyncio.task_group(function(tg)
           tg:create_task(asyncio.async(function() await(asyncio.sleep(0)) end)(), {name = "child"})
@@ -273,6 +275,93 @@ describe("issue 19", function()
           p:send_signal_group("SIGTERM")
         end)
       end)
+    end)
+  end)
+
+  describe("a forgotten await", function()
+    -- run 'fn' as asyncio.run's main; the messages its loop reported
+    local function reports_of(fn)
+      local got = {}
+      asyncio.run(function()
+        asyncio.get_running_loop():set_exception_handler(function(_, ctx)
+          got[#got + 1] = ctx.message
+        end)
+        fn()
+      end)
+      table.sort(got)
+      return got
+    end
+
+    it("on a put that had to wait is reported at asyncio.run's end, with its line and item", function()
+      local line
+      local got = reports_of(function()
+        local q = asyncio.Queue(2)
+        line = debug.getinfo(1, "l").currentline + 1
+        for i = 1, 4 do q:put(i) end  -- the newcomer's loop: two puts wait, never awaited
+        await(asyncio.sleep(0))
+      end)
+      local lost = "q:put(%d) at spec/issue19_spec.lua:%d was never awaited: the queue was full " ..
+        "and the item was not put"
+      assert.are.same({lost:format(3, line), lost:format(4, line)}, got)
+    end)
+
+    it("on a gather is reported as such, not as a CancelledError nobody retrieved", function()
+      local got = reports_of(function()
+        asyncio.gather(asyncio.sleep(10), asyncio.sleep(10))  -- never awaited
+        await(asyncio.sleep(0))
+      end)
+      assert.are.equal(1, #got)
+      assert.matches("^asyncio%.gather%(%.%.%.%) at spec/issue19_spec%.lua:%d+ was never awaited: " ..
+        "the results and errors of its 2 awaitables are lost$", got[1])
+    end)
+
+    it("on a coroutine object or a sleep is reported when collected, by default", function()
+      local function job_body() return 1 end
+      local job = asyncio.async(job_body)
+      local got = reports_of(function()
+        job()
+        asyncio.sleep(1)
+        collectgarbage()
+        collectgarbage()
+        await(asyncio.sleep(0))
+      end)
+      assert.are.same({
+        ("a coroutine object (async function of spec/issue19_spec.lua:%d) was never awaited: " ..
+          "its body never ran"):format(debug.getinfo(job_body, "S").linedefined),
+        "asyncio.sleep(1) was never awaited",
+      }, got)
+    end)
+
+    it("on a drain with bytes held back is reported", function()
+      local got = reports_of(function()
+        local srv = await(asyncio.start_server(function(r) await(r:read()) end, "127.0.0.1", 0))
+        local _, w = await(asyncio.open_connection("127.0.0.1", srv:sockets()[1]:getsockname()[2]))
+        w:set_write_buffer_limits(0)
+        w:write(string.rep("x", 1 << 22))  -- more than the socket takes at once
+        w:drain()                          -- never awaited
+        w:close()
+        srv:close()
+        srv:close_clients()
+        await(srv:wait_closed())
+      end)
+      assert.are.equal(1, #got)
+      assert.matches("^writer:drain%(%) at spec/issue19_spec%.lua:%d+ was never awaited: %d+ bytes were " ..
+        "queued beyond the high%-water mark", got[1])
+    end)
+
+    it("is not reported for what was awaited", function()
+      local got = reports_of(function()
+        local q = asyncio.Queue(1)
+        q:put_nowait(0)
+        local p = q:put(1)
+        q:get_nowait()
+        await(p)
+        await(asyncio.gather(asyncio.sleep(0)))
+        await(asyncio.sleep(0.001))
+        await(asyncio.async(function() end)())
+        collectgarbage()
+      end)
+      assert.are.same({}, got)
     end)
   end)
 end)

@@ -62,7 +62,9 @@ describe("async and await", function()
     assert.equal("bad argument #1 to 'await' (awaitable expected, got number)", err:gsub("^.-:%d+: ", ""))
     assert.has_error(function() async(1) end,
       "bad argument #1 to 'async' (function expected, got number)")
-    assert.is_true(asyncio.iscoroutine(async(function() end)()))
+    local c = async(function() end)()
+    assert.is_true(asyncio.iscoroutine(c))
+    support.run(function() await(c) end)  -- awaited: not reported as never awaited
     assert.is_false(asyncio.iscoroutine(function() end))
   end)
 

@@ -164,6 +164,7 @@ uv_buf_t asyncio_buf (char *p, size_t n);
 int asyncio_checkrange (lua_State *L, int arg, lua_Integer lo, lua_Integer hi);
 void asyncio_set_libsource (const char *dir, size_t n);
 int asyncio_is_library (const char *source);
+void asyncio_pushwhere (lua_State *L);
 int asyncio_error (lua_State *L, const char *fmt, ...);
 int asyncio_nomem (lua_State *L);
 int asyncio_optrange (lua_State *L, int arg, int def, lua_Integer lo, lua_Integer hi);

@@ -95,6 +95,22 @@ int asyncio_is_library (const char *source) {
 }
 
 
+/* Push "file:line" of the program's own line (the first Lua frame outside
+** the library) that called into the library, or nil. */
+void asyncio_pushwhere (lua_State *L) {
+  lua_Debug ar;
+  int level;
+  for (level = 1; lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.currentline > 0 && !asyncio_is_library(ar.source)) {
+      lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+      return;
+    }
+  }
+  lua_pushnil(L);
+}
+
+
 /*
 ** Raise the message made from 'fmt' as luaL_error does, but at the
 ** program's own line: the first Lua frame outside the library. A misuse

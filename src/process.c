@@ -7,6 +7,9 @@
 ** Its pipes are stream.c's streams; what wait and communicate mean is
 ** subprocess.lua's affair.
 */
+/* dladdr and RTLD_NODELETE are GNU */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -25,7 +28,7 @@ typedef struct Proc {
   asyncio_closer closer;       /* first: the loop closes leftovers with it */
   uv_process_t h;
   PBox *box;                   /* NULL once the userdata is collected */
-  int exited;                  /* on_exit has reaped the child */
+  int exited;                  /* on_child_exit has reaped the child */
 } Proc;
 
 struct PBox {
@@ -55,10 +58,25 @@ static void *reap (void *arg) {
 ** exits. A small detached thread waits for it instead (waitpid of this
 ** pid only: libuv's own reaping of other children is not disturbed).
 */
+/*
+** The reaper's code is in this module: Lua unloads it when its state
+** closes, while a reaper may still wait. Once one is started the module
+** stays loaded for the life of the process (dlopen with RTLD_NODELETE).
+*/
+static void pin_module (void) {
+  static int pinned = 0;
+  Dl_info info;
+  if (!pinned && dladdr(&pinned, &info) != 0 && info.dli_fname != NULL &&
+      dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE) != NULL)
+    pinned = 1;
+}
+
+
 static void reap_later (int pid) {
   pthread_t th;
   pthread_attr_t a;
   sigset_t all, old;
+  pin_module();
   if (pthread_attr_init(&a) != 0) return;
   pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&a, 64 * 1024);
@@ -79,7 +97,7 @@ static void on_close (uv_handle_t *h) {
 }
 
 
-static void on_exit (uv_process_t *h, int64_t status, int signal) {
+static void on_child_exit (uv_process_t *h, int64_t status, int signal) {
   Proc *p = (Proc *)h->data;
   PBox *b = p->box;
   p->exited = 1;
@@ -193,7 +211,7 @@ static int core_spawn (lua_State *L) {
   if (p == NULL) { r = UV_ENOMEM; goto fail; }
   memset(p, 0, sizeof *p);
   p->closer = on_close;
-  o.exit_cb = on_exit;
+  o.exit_cb = on_child_exit;
   o.file = file;
   o.args = args;
   o.env = env;
@@ -279,7 +297,7 @@ static int proc_kill (lua_State *L) {
 
 
 /* Collected before its child exited: the handle stays (libuv reaps the
-** child through it) and closes itself in on_exit. */
+** child through it) and closes itself in on_child_exit. */
 static int proc_gc (lua_State *L) {
   PBox *b = (PBox *)lua_touserdata(L, 1);
   if (b->p != NULL) b->p->box = NULL;

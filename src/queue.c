@@ -364,13 +364,20 @@ static int queue_put (lua_State *L) {
     lua_rawgeti(L, QUEUE_CONFIG, 2);  /* the done awaitable */
     return 1;
   }
-  lua_createtable(L, 2, 0);
+  lua_createtable(L, 3, 0);  /* {queue, item, where it was made}: see queue.lua's PutOp */
   lua_pushvalue(L, 1);
   lua_rawseti(L, -2, 1);
   lua_pushvalue(L, 2);
   lua_rawseti(L, -2, 2);
+  asyncio_pushwhere(L);
+  lua_rawseti(L, -2, 3);
   lua_rawgeti(L, QUEUE_CONFIG, 1);
   lua_setmetatable(L, -2);
+  lua_rawgeti(L, QUEUE_CONFIG, 4);  /* asyncio.run's end reports it if never awaited */
+  lua_pushvalue(L, -2);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
   return 1;
 }
 
@@ -688,7 +695,8 @@ static int new_queue (lua_State *L) {
 }
 
 
-/* core.queue_config(putop_mt, done, raise): what queue.lua lends the C side. */
+/* core.queue_config(putop_mt, done, raise, unawaited): what queue.lua
+** lends the C side; 'unawaited' is the weak set puts that wait join. */
 static int queue_config (lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checkany(L, 2);
@@ -696,6 +704,8 @@ static int queue_config (lua_State *L) {
   lua_pushvalue(L, 1); lua_rawseti(L, QUEUE_CONFIG, 1);
   lua_pushvalue(L, 2); lua_rawseti(L, QUEUE_CONFIG, 2);
   lua_pushvalue(L, 3); lua_rawseti(L, QUEUE_CONFIG, 3);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  lua_pushvalue(L, 4); lua_rawseti(L, QUEUE_CONFIG, 4);
   return 0;
 }
 

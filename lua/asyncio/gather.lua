@@ -20,9 +20,8 @@ local select, type = select, type
 local getmetatable = require("asyncio.core").metatable  -- raw, and cheaper than Lua's
 
 local GatheringFuture = setmetatable({__name = "asyncio.gather", __isfuture = true,
-  __await = Future.__await, __tostring = Future.__tostring}, {__index = Future})
+  __tostring = Future.__tostring}, {__index = Future})
 GatheringFuture.__index = GatheringFuture
-task.register_awaitable(GatheringFuture)
 
 -- Cancelling a gather cancels its children; it ends with CancelledError.
 function GatheringFuture:cancel(msg)
@@ -92,11 +91,39 @@ function GatheringFuture:_on_done(child)
   if child._state ~= CANCELLED then child._guard = nil end  -- its outcome reached the gather
 end
 
+-- A gather the program made (gather(), not the library's own) and never
+-- awaited nor looked at: its results and errors are lost, and at the end
+-- of asyncio.run that is reported (rt.report_dropped) instead of the
+-- CancelledError its children then get. Awaiting it, a done callback (wait,
+-- shield, as_completed use one), result() or exception() look at it.
+local function looked_at(self) self.awaited = true end
+function GatheringFuture.__await(self)
+  looked_at(self)
+  return Future.__await(self)
+end
+function GatheringFuture:add_done_callback(fn)
+  looked_at(self)
+  return Future.add_done_callback(self, fn)
+end
+function GatheringFuture:result()
+  looked_at(self)
+  return Future.result(self)
+end
+function GatheringFuture:exception()
+  looked_at(self)
+  return Future.exception(self)
+end
+function GatheringFuture:_unawaited()
+  return ("asyncio.gather(...)%s was never awaited: the results and errors of its %d " ..
+    "awaitables are lost"):format(self._where and " at " .. self._where or "", self._count)
+end
+
 -- Every method of Future copied in, no class above: see task.lua's Task.
 for k, v in pairs(Future) do
   if rawget(GatheringFuture, k) == nil then GatheringFuture[k] = v end
 end
 setmetatable(GatheringFuture, nil)
+task.register_awaitable(GatheringFuture)
 
 -- gather over the 'n' futures of 'children' on 'loop'.
 local function gather_futures(loop, children, n, return_exceptions)
@@ -167,7 +194,10 @@ local function gather(...)
   end
   local return_exceptions = opts ~= nil and opts.return_exceptions and true or false
   local loop, children = futures_of(list, n)
-  return gather_futures(loop, children, n, return_exceptions)
+  local g = gather_futures(loop, children, n, return_exceptions)
+  g._where = util.where()
+  rt.unawaited[g] = true
+  return g
 end
 
 return {gather = gather, gather_futures = gather_futures, GatheringFuture = GatheringFuture}

@@ -176,6 +176,7 @@ local function run_main(loop, opts, main, ...)
   end, nil, true)
   local ok, how, stuck = pcall(run_to_end, loop, main_task)
   if quit then quit:_stop() end
+  rt.report_dropped(loop)  -- a put that waited, never awaited: said now, not at exit
   local cleanup_ok, cleanup_err = true, nil
   if how ~= "abandoned" then  -- a second Ctrl-C leaves the stragglers be
     cleanup_ok, cleanup_err = pcall(loop._cancel_all, loop, true, true)

@@ -203,6 +203,7 @@ local function run_core(self, watch_sigint)
     raise("cannot run an event loop while another loop is running")
   end
   rt.loop = self
+  rt.recent[1] = self
   local debug = self._debug
   if debug then
     task.set_debug(true)

@@ -67,7 +67,17 @@ function GetOp.__await(op)
   return item
 end
 
+-- A put that had to wait: {queue, item, where it was made}. Dropped
+-- without being awaited, its item never went in: that is reported.
 local PutOp = {__name = "asyncio.Queue.put"}
+PutOp.__index = PutOp
+function PutOp._unawaited(op)
+  return ("q:put(%s)%s was never awaited: the queue was full and the item was not put")
+    :format(util.describe(op[2]), op[3] and " at " .. op[3] or "")
+end
+PutOp.__gc = function(op)
+  if not op.awaited then rt.report_unawaited(nil, op:_unawaited()) end
+end
 function PutOp.__await(op)
   local q, item = op[1], op[2]
   if op.awaited then raise("await: this put was already awaited") end
@@ -91,7 +101,7 @@ task.register_awaitable(PutOp)
 
 core.queue_config(PutOp, DONE, function(name)
   throw(errors[name]())
-end)
+end, rt.unawaited)
 
 -- join(): an awaitable done when every item put has been marked task_done.
 local joiners = setmetatable({}, {__mode = "k"})  -- queue -> list of futures

@@ -4,6 +4,13 @@
 local rt = {
   loop = nil,  -- the running EventLoop, or nil
   repl = false,  -- the async REPL runs (its loop is rt.loop then)
+  -- awaitables whose loss would lose work (a put that waits, a drain, a
+  -- gather), made and not awaited yet: asyncio.run's end reports those
+  -- still there (report_dropped); the collector reports those dropped
+  unawaited = setmetatable({}, {__mode = "k"}),
+  -- the loop that ran last ([1], weak: it may be collected): a collection
+  -- just after run_until_complete still reports to it
+  recent = setmetatable({}, {__mode = "v"}),
 }
 
 local describe = require("asyncio.util").describe
@@ -17,6 +24,37 @@ function rt.default_exception_handler(_, ctx)
   if ctx.task ~= nil then parts[#parts + 1] = " (in " .. describe(ctx.task) .. ")" end
   if ctx.traceback then parts[#parts + 1] = "\n" .. ctx.traceback end
   io.stderr:write(table.concat(parts), "\n")
+end
+
+-- Report that an awaitable was dropped without being awaited (what was
+-- lost: message), to 'loop' (default: the running one) on the loop, or to
+-- stderr once there is none. Called from finalizers: it never raises.
+function rt.report_unawaited(loop, message)
+  local ctx = {message = message}
+  loop = loop or rt.loop or rt.recent[1]
+  if loop and not loop._core:is_closed() then
+    if loop._core:is_running() then  -- report on the loop, not inside the collector
+      pcall(loop._core.call_soon, loop._core, function() loop:call_exception_handler(ctx) end)
+    else
+      pcall(loop.call_exception_handler, loop, ctx)
+    end
+  else
+    pcall(rt.default_exception_handler, nil, ctx)
+  end
+end
+
+-- Report every awaitable of rt.unawaited not awaited by now (each says
+-- what its loss means: its _unawaited method), once. At the end of
+-- asyncio.run, nothing can await them any more.
+function rt.report_dropped(loop)
+  for obj in pairs(rt.unawaited) do
+    rt.unawaited[obj] = nil
+    if not obj.awaited then
+      obj.awaited = true  -- reported: its finalizer says nothing more
+      obj._dropped = true  -- nor does an error it gets now (a gather's children cancelled)
+      rt.report_unawaited(loop, obj:_unawaited())
+    end
+  end
 end
 
 return rt

@@ -313,6 +313,24 @@ local function drain_impl(w)
   until pending <= conn.low
 end
 
+-- A drain that has to wait: {writer, bytes pending, where it was made}.
+-- Dropped without being awaited, the writer never waited for its peer:
+-- reported (rt.report_dropped at the end of asyncio.run, or when collected).
+local DrainOp = {__name = "asyncio.StreamWriter.drain"}
+DrainOp.__index = DrainOp
+function DrainOp.__await(o)
+  o.awaited = true
+  return drain_impl(o[1])
+end
+function DrainOp._unawaited(o)
+  return ("writer:drain()%s was never awaited: %d bytes were queued beyond the high-water " ..
+    "mark and the writer did not wait for them"):format(o[3] and " at " .. o[3] or "", o[2])
+end
+DrainOp.__gc = function(o)
+  if not o.awaited then rt.report_unawaited(o[1]._conn.loop, o:_unawaited()) end
+end
+task.register_awaitable(DrainOp)
+
 -- writer:drain(): wait while more than the high-water mark is pending
 -- (down to the low-water mark); raises the connection's write error. The
 -- common case, nothing much queued, returns the done awaitable: no table.
@@ -321,7 +339,9 @@ function StreamWriter:drain()
   local conn = self._conn
   local pending, name = c_pending(conn.box)
   if not name and pending <= conn.high and not c_state(conn.box) then return task.DONE end
-  return op(drain_impl, self)
+  local o = setmetatable({self, pending, util.where()}, DrainOp)
+  rt.unawaited[o] = true
+  return o
 end
 
 -- writer:set_write_buffer_limits([high], [low]), as CPython's transports.

@@ -76,6 +76,18 @@ local Coro = {__name = "asyncio.coroutine"}
 Coro.__index = Coro
 M.Coro = Coro
 
+-- A coroutine object collected without being awaited (nor given to a
+-- task): its body never ran, and that is reported, by default, as
+-- CPython's "coroutine ... was never awaited". In debug mode its tracker
+-- reports it instead, with the line that made it.
+Coro.__gc = function(c)
+  if not c[1] or rawget(c, "_dbg") then return end
+  local d = getinfo(c[2], "S")
+  rt.report_unawaited(nil, ("a coroutine object (async function of %s) was never awaited: " ..
+    "its body never ran"):format(d.what == "C" and tostring(c[2]) or
+    ("%s:%d"):format(d.short_src, d.linedefined)))
+end
+
 -- async function -> the plain function it wraps
 local async_body = setmetatable({}, {__mode = "k"})
 
@@ -215,15 +227,24 @@ local function await_coro(c)
 end
 Coro.__await = await_coro
 
--- A sleep is {delay} or {delay, values..., n = count}.
+-- A sleep is {delay} or {delay, values..., n = count}. Until it is awaited
+-- its metatable is Sleep, whose finalizer reports it dropped un-awaited;
+-- awaiting it makes it an AwaitedSleep (the same but for that).
 local Sleep = {__name = "asyncio.sleep"}
 Sleep.__index = Sleep
-local SLEEP0 = setmetatable({0}, Sleep)
+local AwaitedSleep = {__name = "asyncio.sleep"}
+AwaitedSleep.__index = AwaitedSleep
+local SLEEP0 = setmetatable({0}, AwaitedSleep)  -- shared: never reported
+
+Sleep.__gc = function(s)
+  rt.report_unawaited(nil, ("asyncio.sleep(%s) was never awaited"):format(tostring(s[1])))
+end
 
 -- Awaiting a sleep: the C core arms the timer (or queues the task at once
 -- for a delay <= 0) and suspends; Task:cancel wakes it early.
 local function await_sleep(s)
   local task = rt.current
+  if s ~= SLEEP0 and getmetatable(s) == Sleep then setmetatable(s, AwaitedSleep) end
   rt.current = nil
   local v, msg = c_sleep(task._loop._core, s[1])
   rt.current = task
@@ -234,13 +255,14 @@ local function await_sleep(s)
   if n then return unpack(s, 2, n) end
 end
 Sleep.__await = await_sleep
+AwaitedSleep.__await = await_sleep
 
 -- await(aw): the results of 'aw', suspending the current task until done.
 -- The library's own awaitables are found in AWAIT by their metatable (no
 -- call to find them); anything else with __await has it called, inside
 -- the awaiting task.
 local AWAIT = {[Future] = await_future, [Task] = await_future, [Sleep] = await_sleep,
-               [Coro] = await_coro}
+               [AwaitedSleep] = await_sleep, [Coro] = await_coro}
 
 -- Awaitables that are reused again and again (sleep(0), a put that went
 -- through at once, a queue's get) are found by identity, before any

@@ -34,6 +34,12 @@ function util.stamp(err)
   return err
 end
 
+-- "file:line" of the program's line that called into the library, or nil.
+function util.where()
+  local info = debug.getinfo(program_level(), "Sl")
+  if info and info.currentline > 0 then return ("%s:%d"):format(info.short_src, info.currentline) end
+end
+
 -- Raise asyncio error object 'err' from the library, stamped (see stamp).
 function util.throw(err)
   error(util.stamp(err), 0)
