@@ -64,7 +64,7 @@ check:
 	@$(MAKE) --no-print-directory lint asan allocfail gcstress memcheck soak bench-smoke
 
 lint:
-	$(LUACHECK) -q lua spec examples bench
+	$(LUACHECK) -q lua spec examples bench types
 	cppcheck --error-exitcode=1 --enable=warning,style,performance,portability \
 	  --inline-suppr --std=c11 -D_POSIX_C_SOURCE=200809L -q src
 
