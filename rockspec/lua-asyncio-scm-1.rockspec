@@ -33,7 +33,7 @@ build = {
     LUA_LIBDIR = "$(LIBDIR)",
     LUA_SHARE = "$(LUADIR)",
   },
-  copy_directories = {"docs", "examples"},
+  copy_directories = {"docs", "examples", "types"},
 }
 -- luarocks test: the busted suite, with the busted the machine has (no
 -- download: Debian's lua-busted), against the build in the checkout

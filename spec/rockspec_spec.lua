@@ -8,7 +8,7 @@ describe("rockspec", function()
     local tmp = support.sh("mktemp -d"):gsub("%s+$", "")
     local cmd = table.concat({
       "set -e",
-      "cp -r src lua rockspec Makefile docs examples " .. tmp .. "/",
+      "cp -r src lua rockspec Makefile docs examples types " .. tmp .. "/",
       "cd " .. tmp,
       "luarocks --lua-version 5.4 --tree " .. tmp .. "/tree make rockspec/lua-asyncio-scm-1.rockspec >/dev/null",
       "rm -rf src lua build",  -- only the install is left
@@ -32,7 +32,7 @@ describe("rockspec", function()
     end
   end)
 
-  it("make dist makes a source rock that installs offline, docs and examples included", function()
+  it("make dist makes a source rock that installs offline, docs, examples and types included", function()
     local tmp = support.sh("mktemp -d"):gsub("%s+$", "")
     local cmd = table.concat({
       "set -e",
@@ -43,7 +43,8 @@ describe("rockspec", function()
         "clone/build/dist/lua-asyncio-0.1.0-1.src.rock >/dev/null",
       "rm -rf clone",
       "ls tree/lib/luarocks/rocks-5.4/lua-asyncio/0.1.0-1/docs " ..
-        "tree/lib/luarocks/rocks-5.4/lua-asyncio/0.1.0-1/examples",
+        "tree/lib/luarocks/rocks-5.4/lua-asyncio/0.1.0-1/examples " ..
+        "tree/lib/luarocks/rocks-5.4/lua-asyncio/0.1.0-1/types",
       "cd /",
       "LUA_PATH='" .. tmp .. "/tree/share/lua/5.4/?.lua;" .. tmp .. "/tree/share/lua/5.4/?/init.lua' " ..
       "LUA_CPATH='" .. tmp .. "/tree/lib/lua/5.4/?.so' lua5.4 -e '" ..
@@ -54,6 +55,7 @@ describe("rockspec", function()
     assert.equal(0, code, out)
     assert.matches("api%.md", out)
     assert.matches("producer_consumer%.lua", out)
+    assert.matches("\nasyncio%.lua\n", out)  -- types/, for lua-language-server
     assert.matches("lua%-asyncio 0%.1%.0\t42", out)
   end)
 
