@@ -263,18 +263,20 @@ local function add(cname, obj)
   table.insert(samples[cname], obj)
 end
 
--- For each options class: a call that checks an options table at once.
+-- For each options class: a call that checks an options table at once
+-- ('env': a writer and a context for start_tls, and a future already done
+-- to give create_task and gather, so that nothing is left unawaited).
 local PROBES = {
   ["asyncio.LoopOptions"] = function(o) asyncio.new_event_loop(o):close() end,
-  ["asyncio.TaskOptions"] = function(o) asyncio.create_task(asyncio.sleep(0), o) end,
-  ["asyncio.GatherOptions"] = function(o) asyncio.gather({asyncio.sleep(0)}, o) end,
+  ["asyncio.TaskOptions"] = function(o, env) asyncio.create_task(env.done, o) end,
+  ["asyncio.GatherOptions"] = function(o, env) asyncio.gather({env.done}, o) end,
   ["asyncio.WaitOptions"] = function(o) asyncio.wait({}, o) end,
   ["asyncio.AsCompletedOptions"] = function(o) asyncio.as_completed({}, o) end,
   ["asyncio.OpenConnectionOptions"] = function(o) asyncio.open_connection("127.0.0.1", 1, o) end,
   ["asyncio.OpenUnixConnectionOptions"] = function(o) asyncio.open_unix_connection("/nonexistent", o) end,
   ["asyncio.StartServerOptions"] = function(o) asyncio.start_server(print, "127.0.0.1", 0, o) end,
   ["asyncio.StartUnixServerOptions"] = function(o) asyncio.start_unix_server(print, "/nonexistent", o) end,
-  ["asyncio.StartTLSOptions"] = function(o, w) w:start_tls(asyncio.ssl_context(), o) end,
+  ["asyncio.StartTLSOptions"] = function(o, env) env.writer:start_tls(env.ctx, o) end,
   ["asyncio.GetaddrinfoOptions"] = function(o) asyncio.getaddrinfo("localhost", 80, o) end,
   ["asyncio.SSLContextOptions"] = function(o) asyncio.ssl_context(o) end,
   ["asyncio.OpenUDPOptions"] = function(o) asyncio.open_udp(o) end,
@@ -282,22 +284,23 @@ local PROBES = {
 }
 
 -- Run probe 'fn' with {[key] = false}: is the key refused as unknown?
-local function refused(fn, key, writer)
-  local ok, err = pcall(fn, {[key] = false}, writer)
+local function refused(fn, key, env)
+  local ok, err = pcall(fn, {[key] = false}, env)
   return not ok and tostring(err):find("unknown option '" .. key .. "'", 1, true) ~= nil
 end
 
-local function probe_options(defs, writer)
+local function probe_options(defs, env)
   for cname, class in pairs(defs.classes) do
     local fn = PROBES[cname]
     local r = {probe = fn ~= nil, accepted = {}, refused = {}, exact = false}
     if fn then
-      r.bogus_refused = refused(fn, "no_such_option", writer)
+      r.bogus_refused = refused(fn, "no_such_option", env)
       for key in pairs(class.fields) do
-        if refused(fn, key, writer) then r.refused[#r.refused + 1] = key
+        if refused(fn, key, env) then r.refused[#r.refused + 1] = key
         else r.accepted[#r.accepted + 1] = key end
       end
       table.sort(r.refused)
+      await(asyncio.sleep(0))  -- TLS contexts take a while: no slow step in debug mode
     end
     option_results[cname] = r
   end
@@ -317,13 +320,14 @@ local function collect(defs)
     local t = asyncio.create_task(function() return 1 end)
     add("asyncio.Task", t)
     add("asyncio.Future", asyncio.gather(t))
-    add("asyncio.Future", asyncio.shield(asyncio.create_task(asyncio.sleep, 0)))
+    local function nap() await(asyncio.sleep(0)) end
+    add("asyncio.Future", asyncio.shield(asyncio.create_task(nap)))
     local coro = asyncio.async(function() end)()
     add("asyncio.Coroutine", coro)
     await(coro)
     await(asyncio.task_group(function(tg)
       add("asyncio.TaskGroup", tg)
-      tg:create_task(asyncio.sleep, 0)
+      tg:create_task(nap)
     end))
 
     add("asyncio.Event", asyncio.Event())
@@ -343,8 +347,11 @@ local function collect(defs)
     local reader, writer = await(asyncio.open_connection("127.0.0.1", sock:getsockname()[2]))
     add("asyncio.StreamReader", reader)
     add("asyncio.StreamWriter", writer)
-    add("asyncio.SSLContext", asyncio.ssl_context())
-    probe_options(defs, writer)
+    local ctx = asyncio.ssl_context()
+    add("asyncio.SSLContext", ctx)
+    local done = asyncio.Future()
+    done:set_result()
+    probe_options(defs, {writer = writer, ctx = ctx, done = done})
     writer:close()
     await(writer:wait_closed())
     server:close()
