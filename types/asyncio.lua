@@ -190,7 +190,7 @@ local asyncio = {}
 ---@param main asyncio.Coroutine|function
 ---@param ... any # main's arguments, or one asyncio.LoopOptions
 ---@return any ... # main's results
----@overload fun(main: asyncio.Coroutine|function, opts: asyncio.LoopOptions): ...
+---@overload fun(main: asyncio.Coroutine|function, opts: asyncio.LoopOptions): any
 function asyncio.run(main, ...) end
 
 --- A new, not running event loop.
@@ -211,7 +211,7 @@ function asyncio.monotonic() end
 --- An async function: calling it returns a coroutine object (not started).
 --- Where a function is accepted (`run`, `create_task`) it runs `fn` directly.
 ---@param fn function
----@return fun(...): asyncio.Coroutine
+---@return fun(...: any): asyncio.Coroutine
 function asyncio.async(fn) end
 
 --- Suspends the current task until `aw` is done; returns all its results or
@@ -346,7 +346,7 @@ function asyncio.shield(aw) end
 --- then waits for every child of `tg`; results in fn's results. The first
 --- child that fails cancels the rest (and fn); the group then raises an
 --- `ExceptionGroup` of every failure.
----@param fn fun(tg: asyncio.TaskGroup, ...): ...
+---@param fn fun(tg: asyncio.TaskGroup, ...: any): any
 ---@param ... any
 ---@return asyncio.Coroutine # fn's results
 function asyncio.task_group(fn, ...) end
