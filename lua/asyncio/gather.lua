@@ -96,7 +96,7 @@ end
 -- of asyncio.run that is reported (rt.report_dropped) instead of the
 -- CancelledError its children then get. Awaiting it, a done callback (wait,
 -- shield, as_completed use one), result() or exception() look at it.
-local function looked_at(self) self.awaited = true end
+local function looked_at(self) self._awaited = true end
 function GatheringFuture.__await(self)
   looked_at(self)
   return Future.__await(self)

@@ -76,12 +76,12 @@ function PutOp._unawaited(op)
     :format(util.describe(op[2]), op[3] and " at " .. op[3] or "")
 end
 PutOp.__gc = function(op)
-  if not op.awaited then rt.report_unawaited(nil, op:_unawaited()) end
+  if not op._awaited then rt.report_unawaited(nil, op:_unawaited()) end
 end
 function PutOp.__await(op)
   local q, item = op[1], op[2]
-  if op.awaited then raise("await: this put was already awaited") end
-  op.awaited = true
+  if op._awaited then raise("await: this put was already awaited") end
+  op._awaited = true
   if try_put(q, item) then return end
   local t, woken = wait(q, PUT)
   if t._must_cancel then

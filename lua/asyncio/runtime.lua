@@ -49,8 +49,8 @@ end
 function rt.report_dropped(loop)
   for obj in pairs(rt.unawaited) do
     rt.unawaited[obj] = nil
-    if not obj.awaited then
-      obj.awaited = true  -- reported: its finalizer says nothing more
+    if not obj._awaited then
+      obj._awaited = true  -- reported: its finalizer says nothing more
       obj._dropped = true  -- nor does an error it gets now (a gather's children cancelled)
       rt.report_unawaited(loop, obj:_unawaited())
     end

@@ -319,7 +319,7 @@ end
 local DrainOp = {__name = "asyncio.StreamWriter.drain"}
 DrainOp.__index = DrainOp
 function DrainOp.__await(o)
-  o.awaited = true
+  o._awaited = true
   return drain_impl(o[1])
 end
 function DrainOp._unawaited(o)
@@ -327,7 +327,7 @@ function DrainOp._unawaited(o)
     "mark and the writer did not wait for them"):format(o[3] and " at " .. o[3] or "", o[2])
 end
 DrainOp.__gc = function(o)
-  if not o.awaited then rt.report_unawaited(o[1]._conn.loop, o:_unawaited()) end
+  if not o._awaited then rt.report_unawaited(o[1]._conn.loop, o:_unawaited()) end
 end
 task.register_awaitable(DrainOp)
 
