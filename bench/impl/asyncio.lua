@@ -42,8 +42,8 @@ function W.W3(n)  -- queue: one producer, one consumer, maxsize 100
     local q = Queue(100)
     local t0 = now()
     local consumer = asyncio.create_task(function()
-      local sum, get = 0, q:get()
-      for _ = 1, n do sum = sum + await(get) end
+      local sum = 0
+      for _ = 1, n do sum = sum + await(q:get()) end
       return sum
     end)
     for i = 1, n do await(q:put(i)) end
@@ -62,9 +62,8 @@ function W.W3b(n)  -- fan: 4 producers, 4 consumers, task_done and join
     local consumers = {}
     for c = 1, 4 do
       consumers[c] = asyncio.create_task(function()
-        local get = q:get()
         while true do
-          sums[c] = sums[c] + await(get)
+          sums[c] = sums[c] + await(q:get())
           q:task_done()
         end
       end)
@@ -89,13 +88,12 @@ function W.W4(n)  -- ping-pong: a token through two queues of maxsize 1
     local ping, pong = Queue(1), Queue(1)
     local t0 = now()
     local ponger = asyncio.create_task(function()
-      local get = ping:get()
-      for _ = 1, n do pong:put_nowait(await(get) + 1) end
+      for _ = 1, n do pong:put_nowait(await(ping:get()) + 1) end
     end)
-    local v, get = 0, pong:get()
+    local v = 0
     for _ = 1, n do
       await(ping:put(v))
-      v = await(get)
+      v = await(pong:get())
     end
     await(ponger)
     local dt = now() - t0
