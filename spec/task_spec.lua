@@ -267,4 +267,127 @@ describe("Task:cancel", function()
       assert.is_false(t:cancel())
     end)
   end)
+  -- Task:cancel() on the running task (itself, a finalizer, a task group's
+  -- exit inside it) can wake nobody: the CancelledError must come at its
+  -- next wait, whatever that waits on (CPython's Task.__step), not after
+  -- it ends by itself, or never (found by the random programs).
+  describe("on the running task, arrives at its next wait", function()
+    -- Run 'wait' in a task that cancelled itself first; the outcome of that
+    -- wait, within 'limit' seconds of a real clock.
+    local function self_cancelled(wait, limit)
+      return support.run_within(limit or 5, function()
+        local t = asyncio.create_task(function()
+          assert.is_true(asyncio.current_task():cancel("by itself"))
+          local ok, err = pcall(wait)
+          return ok, not ok and tostring(err)
+        end)
+        return await(t)
+      end)
+    end
+
+    it("a sleep", function()
+      assert.same({false, "CancelledError: by itself"},
+        {self_cancelled(function() await(asyncio.sleep(60)) end)})
+    end)
+
+    it("sleep(0)", function()
+      assert.same({false, "CancelledError: by itself"},
+        {self_cancelled(function() await(asyncio.sleep(0)) end)})
+    end)
+
+    it("an empty queue's get, and a full queue's put", function()
+      assert.same({false, "CancelledError: by itself"},
+        {self_cancelled(function() await(asyncio.Queue():get()) end)})
+      local q = asyncio.Queue(1)
+      q:put_nowait("a")
+      assert.same({false, "CancelledError: by itself"},
+        {self_cancelled(function() await(q:put("b")) end)})
+      assert.equal(1, q:qsize())
+    end)
+
+    it("a get that needs no wait returns its item (no suspension, as in CPython)", function()
+      local q = asyncio.Queue()
+      q:put_nowait("x")
+      local r = support.run(function()
+        local t = asyncio.create_task(function()
+          asyncio.current_task():cancel()
+          local item = await(q:get())
+          local ok = pcall(await, asyncio.sleep(60))
+          return item, ok
+        end)
+        return {await(t)}
+      end)
+      assert.same({"x", false}, r)
+    end)
+
+    it("an Event nobody sets, and a plain future", function()
+      assert.same({false, "CancelledError: by itself"},
+        {self_cancelled(function() await(asyncio.Event():wait()) end)})
+      local fut
+      assert.same({false, "CancelledError: by itself"},
+        {self_cancelled(function()
+          fut = asyncio.get_running_loop():create_future()
+          await(fut)
+        end)})
+      assert.is_true(fut:cancelled())
+    end)
+
+    it("a task it awaits is cancelled and may finish its own way", function()
+      local r = support.run_within(5, function()
+        local inner = asyncio.create_task(function()
+          local ok = pcall(await, asyncio.sleep(60))
+          return ok and "slept" or "caught the cancellation"
+        end)
+        local outer = asyncio.create_task(function()
+          asyncio.current_task():cancel()
+          return await(inner)
+        end)
+        return {await(outer), inner:cancelling()}
+      end)
+      assert.same({"caught the cancellation", 1}, r)
+    end)
+
+    it("a read on a stream and a child process's exit", function()
+      local r = support.run_within(10, function()
+        local p = await(asyncio.create_subprocess_exec("sleep", "60", {stdout = "pipe"}))
+        local function cancelled(wait)
+          return await(asyncio.create_task(function()
+            asyncio.current_task():cancel("by itself")
+            local ok, err = pcall(wait)
+            return not ok and tostring(err)
+          end))
+        end
+        local got = {cancelled(function() await(p.stdout:read(10)) end),
+                     cancelled(function() await(p:wait()) end)}
+        p:kill()
+        got[3] = await(p:wait())
+        return got
+      end)
+      assert.same({"CancelledError: by itself", "CancelledError: by itself", -9}, r)
+    end)
+
+    it("the cancellation a task group passes on to its task", function()
+      -- the group ends with an error while its task is cancelled from
+      -- outside: it asks again for that cancellation, on the running task
+      local r = support.run_within(5, function()
+        local t = asyncio.create_task(function()
+          local _, eg = pcall(await, asyncio.task_group(function(tg)
+            tg:create_task(function()
+              pcall(await, asyncio.sleep(60))  -- cancelled by the group's abort...
+              error("boom")                    -- ...and fails
+            end)
+            await(asyncio.sleep(60))
+          end))
+          assert(asyncio.ExceptionGroup:is(eg), tostring(eg))
+          await(asyncio.Queue():get())  -- the cancellation asked again arrives here
+          return "not cancelled"
+        end)
+        await(asyncio.sleep(0.01))
+        t:cancel()
+        local ok, err = pcall(await, t)
+        return {ok, asyncio.CancelledError:is(err)}
+      end)
+      assert.same({false, true}, r)
+    end)
+  end)
 end)

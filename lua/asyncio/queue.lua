@@ -36,6 +36,7 @@ function methods._abort_wait(q, t) q:_abort(t._co) end
 -- the task's wait record meanwhile. Returns the wake-up values.
 local function wait(q, which)
   local t = rt.current  -- await checked that a task runs
+  if t._must_cancel then raise_cancel(t) end  -- cancelled while it ran
   t._waiting = q
   rt.current = nil
   local woken, item = c_wait(q, which, t._loop._core)
@@ -51,6 +52,7 @@ function GetOp.__await(op)
   local ok, item = try_get(q)
   if ok then return item end
   local t = rt.current  -- await checked that a task runs
+  if t._must_cancel then raise_cancel(t) end  -- cancelled while it ran
   t._waiting = q  -- the wait, inlined: this is the hot path of a consumer
   rt.current = nil
   ok, item = c_wait(q, GET, t._loop._core)

@@ -89,6 +89,7 @@ local WAIT_WHAT = {"read on a stream", "room to write on a stream (drain)",
                    "stream to connect, close or shake hands"}
 local function wait_event(conn, kind, fname)
   local t = running_task(conn, fname)
+  if t._must_cancel then raise_cancel(t) end  -- cancelled while it ran
   local k = kind + 1
   local list = conn.waiters[k]
   if list.busy then return waiters.wait(list, t, WAIT_WHAT[k]) end
@@ -471,6 +472,7 @@ end
 -- tasks behind it, if any. Returns the refusal message if 't' is not
 -- running in its own coroutine, for the caller to raise.
 local function wait_object(t, obj, list)
+  if t._must_cancel then return end  -- cancelled while it ran: the caller raises
   t._waiting = setmetatable({obj, list}, ObjectWait)
   rt.current = nil
   local r, msg = obj:_wait(t._loop._core)

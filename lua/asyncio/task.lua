@@ -195,8 +195,15 @@ end
 -- Awaiting a future: its results, or its error raised. The task waits in
 -- the future's callbacks; _waiting tells Task:cancel where it is.
 local function await_future(fut)
+  local task = rt.current
+  if task._must_cancel and fut._state == PENDING and fut ~= task then
+    -- cancelled while it ran (Task:cancel could wake nobody): the future it
+    -- now awaits is cancelled instead, as if the cancel had come during the
+    -- wait (CPython's Task.__step); a task awaited finishes its own way
+    if fut:_cancel_wait(task, task._cancel_message) then task._must_cancel = false
+    else raise_cancel(task) end
+  end
   if fut._state == PENDING then
-    local task = rt.current
     if fut == task then raise("a task cannot await itself") end
     fut:_add_waiter(task)
     task._waiting = fut
@@ -245,6 +252,7 @@ end
 local function await_sleep(s)
   local task = rt.current
   if s ~= SLEEP0 and getmetatable(s) == Sleep then setmetatable(s, AwaitedSleep) end
+  if task._must_cancel then raise_cancel(task) end  -- cancelled while it ran
   rt.current = nil
   local v, msg = c_sleep(task._loop._core, s[1])
   rt.current = task
