@@ -89,6 +89,39 @@ describe("issue 19", function()
       end))
     end)
 
+    it("wait_for with a time limit already up: what happened already is no timeout, " ..
+       "what never started is not reported as never awaited", function()
+      local out, code = support.lua_run([[
+        local asyncio = require "asyncio"
+        local await = asyncio.await
+        asyncio.run(function()
+          local q = asyncio.Queue(1)
+          -- there is room: the put happens at once; it must not say it timed out
+          print("room", pcall(await, asyncio.wait_for(q:put("a"), 0)))
+          -- full: it times out, and never put the item
+          local ok, e = pcall(await, asyncio.wait_for(q:put("b"), 0))
+          print("full", ok, asyncio.TimeoutError:is(e), q:qsize(), q:get_nowait())
+          local ev = asyncio.Event()
+          ev:set()
+          print("event", pcall(await, asyncio.wait_for(ev:wait(), 0)))
+          ok = pcall(await, asyncio.wait_for(asyncio.sleep(5), 0))
+          print("sleep", ok)
+          -- a task made for a put that must wait, cancelled before it starts
+          q:put_nowait("x")
+          local t = asyncio.create_task(q:put("c"))
+          t:cancel()
+          print("task", pcall(await, t))
+          collectgarbage()
+          collectgarbage()
+        end)
+        collectgarbage()
+        collectgarbage()
+      ]])
+      assert.equal(0, code)
+      assert.equal("room\ttrue\nfull\tfalse\ttrue\t1\ta\nevent\ttrue\ttrue\nsleep\tfalse\n" ..
+        "task\tfalse\tCancelledError\n", (out:gsub("[^\n]*TimeoutError[^\n]*", "")))
+    end)
+
     it("require on another Lua says it needs Lua 5.4", function()
       local out = support.sh('LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/?.so;;" ' ..
         "lua5.1 -e 'require \"asyncio\"'")

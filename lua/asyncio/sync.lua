@@ -60,9 +60,11 @@ local function others(list, fut)
 end
 
 -- Awaitables that are already done: what acquire() returns on its fast path.
-local Ready = {__name = "asyncio.ready", __await = function(r) return r[1] end}
+-- (__isdone: see task.isdone)
+local Ready = {__name = "asyncio.ready", __await = function(r) return r[1] end, __isdone = true}
 local TRUE = setmetatable({true}, Ready)
-local NOTHING = setmetatable({}, {__name = "asyncio.done", __await = function() end})
+local NOTHING = setmetatable({}, {__name = "asyncio.done", __await = function() end,
+  __isdone = true})
 
 -- Something to hold with <close>: released at scope exit, errors included.
 local Held = {__name = "asyncio.held"}

@@ -295,7 +295,9 @@ end
 
 -- The awaitable that is done already, with no results (a put that went
 -- through at once, say): awaiting it returns at once.
-local Done = {__name = "asyncio.done", __await = function() end}
+-- (__isdone marks the awaitables that stand for something done already:
+-- see M.isdone)
+local Done = {__name = "asyncio.done", __await = function() end, __isdone = true}
 local DONE = setmetatable({}, Done)
 M.DONE = DONE
 AWAIT[Done] = false
@@ -323,6 +325,14 @@ end
 M.await = await
 
 M.register_instance(SLEEP0)
+
+-- Does 'aw' stand for something that happened already (a put that went
+-- through at once, an Event set)? Awaiting it only gives its results: a
+-- time limit already up must not say it timed out (wait_for).
+function M.isdone(aw)
+  local mt = getmetatable(aw)
+  return type(mt) == "table" and rawget(mt, "__isdone") == true
+end
 
 -- sleep(delay, ...): an awaitable that resumes after 'delay' seconds with '...'.
 local debug_sleep
@@ -358,12 +368,29 @@ end
 
 -- Tasks ---------------------------------------------------------------------
 
+-- Awaitable 'aw' was handed to a task (create_task, wait_for) that was
+-- cancelled before it started: whoever handed it over hears of that
+-- cancellation, so it is not reported as never awaited. (A user's own
+-- awaitable is left as it is.)
+local function forgo(aw)
+  if rt.unawaited[aw] then
+    rt.unawaited[aw] = nil
+    aw._awaited = true
+  end
+  local mt = getmetatable(aw)
+  if mt == Sleep then setmetatable(aw, AwaitedSleep)
+  elseif mt == DebugSleep then aw._awaited = true end
+end
+
 -- The first function a task's coroutine runs: the body, by a tail call (no
 -- frame left behind), unless the task was cancelled before it started.
 -- (Only the loop can start it: see task.c's spawn.)
 local function enter(task, fn, ...)
   rt.current = task
-  if task._must_cancel then raise_cancel(task) end
+  if task._must_cancel then
+    if fn == await then forgo((...)) end
+    raise_cancel(task)
+  end
   return fn(...)
 end
 

@@ -80,15 +80,38 @@ end
 
 -- A time limit already up (<= 0), as CPython's wait_for: 'aw' becomes a
 -- task that is cancelled before it can start (a future done already gives
--- its result): TimeoutError unless it is done.
+-- its result): TimeoutError unless it is done. An awaitable that stands
+-- for something done already (a put that went through at once) gives its
+-- results: saying it timed out would hide what happened. The end of the
+-- cancelled task is awaited through a future of our own: a cancellation
+-- of this task from outside meanwhile cancels that one and is raised here
+-- (awaited directly, the task being cancelled would take it in).
 local function wait_expired(aw)
+  if task.isdone(aw) then return await(aw) end
   local fut = task.ensure_future(aw, "wait_for", 1)
   if not fut:done() then
     fut:cancel()
-    pcall(await, fut)
+    local ended = Future._new(Future, fut._loop or rt.loop)
+    -- given up on (this task was cancelled): the CancelledError we asked
+    -- it for is no news, and is not reported as never retrieved
+    local function quiet(f)
+      if f._failed and CancelledError:is(f._exc) then f._guard = nil end
+    end
+    fut:add_done_callback(function(f)
+      if ended:done() then quiet(f) else ended:set_result() end
+    end)
+    local ok, err = pcall(await, ended)
+    if not ok then
+      if fut:done() then quiet(fut) end
+      error(err, 0)
+    end
   end
-  if fut:cancelled() then throw(TimeoutError()) end
-  return fut:result()
+  local r = pack(pcall(fut.result, fut))
+  if not r[1] then
+    if CancelledError:is(r[2]) then throw(TimeoutError()) end
+    error(r[2], 0)
+  end
+  return unpack(r, 2, r.n)
 end
 
 function WaitFor.__await(w)
