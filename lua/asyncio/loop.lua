@@ -197,24 +197,31 @@ function EventLoop:close()
   self._core:close()
 end
 
+-- The part of run_core that may fail: marking the loop as the running one
+-- happens inside the pcall, so a failure anywhere (even memory running out
+-- while pcall sets up) never leaves a loop marked running.
+local function run_marked(self, watch_sigint)
+  rt.loop = self
+  rt.recent[1] = self
+  if self._debug then
+    task.set_debug(true)
+    self._core:set_slow(self.slow_callback_duration)
+  end
+  return self._core:run(watch_sigint)
+end
+
 -- Run the core with this loop as the running one; returns the C status.
 local function run_core(self, watch_sigint)
   if rt.loop ~= nil then
     raise("cannot run an event loop while another loop is running")
   end
-  rt.loop = self
-  rt.recent[1] = self
-  local debug = self._debug
-  if debug then
-    task.set_debug(true)
-    self._core:set_slow(self.slow_callback_duration)
-  end
-  local ok, status = pcall(self._core.run, self._core, watch_sigint)
-  if debug then
+  local ok, status = pcall(run_marked, self, watch_sigint)
+  -- none of this allocates, so it cannot fail halfway
+  rt.loop = nil
+  if self._debug then
     task.set_debug(false)
     self._core:set_slow(0)
   end
-  rt.loop = nil
   if not ok then error(status, 0) end
   return status
 end
