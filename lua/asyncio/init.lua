@@ -179,7 +179,13 @@ local function run_main(loop, opts, main, ...)
   rt.report_dropped(loop)  -- a put that waited, never awaited: said now, not at exit
   local cleanup_ok, cleanup_err = true, nil
   if how ~= "abandoned" then  -- a second Ctrl-C leaves the stragglers be
-    cleanup_ok, cleanup_err = pcall(loop._cancel_all, loop, true, true)
+    local all_done, status
+    cleanup_ok, all_done, status = pcall(loop._cancel_all, loop, true, true)
+    if not cleanup_ok then
+      cleanup_err = all_done
+    elseif not all_done and status == "interrupted" and ok and how == nil then
+      how = "interrupted"  -- a Ctrl-C while the stragglers were cancelled
+    end
   end
   if not ok then error(how, 0) end
   return main_task, how, stuck, cleanup_ok, cleanup_err

@@ -256,10 +256,13 @@ end
 -- Run until 'fut' is done (or stop(), or SIGINT if 'watch_sigint'). Returns
 -- the C status: "stopped", "interrupted" or "idle".
 function EventLoop:_run_until(fut, watch_sigint)
-  local loop = self
-  local function stop() loop._core:stop() end
+  local loop, active = self, true
+  -- 'fut' done stops this run only: if the run ends another way (Ctrl-C)
+  -- with this callback already scheduled, it must not stop the next run
+  local function stop() if active then loop._core:stop() end end
   fut:add_done_callback(stop)
   local ok, status = pcall(run_core, self, watch_sigint)
+  active = false
   fut:remove_done_callback(stop)
   if not ok then error(status, 0) end
   return status
