@@ -29,4 +29,21 @@ describe("the second review", function()
     assert.is_true(fired)
     loop:close()
   end)
+
+  it("an error escaping asyncio.run through a gather shows the failing child's frames", function()
+    local out, code = support.lua_run([[
+      local asyncio = require "asyncio"
+      local await = asyncio.await
+      local function inner() await(asyncio.sleep(0)); error("boom") end   -- line 3
+      local function child() inner() end                                  -- line 4
+      asyncio.run(function()
+        await(asyncio.gather(asyncio.async(child)(), asyncio.sleep(0.01))) -- line 6
+      end)
+    ]])
+    assert.are_not.equal(0, code)
+    assert.matches("the tasks it went through, first to last:\n" ..
+      "  task Task%-2:\n    [^\n]*:3: in [^\n]*\n    [^\n]*:4: in [^\n]*\n" ..
+      "  task Task%-1:\n    [^\n]*:6: in function", out)
+    assert.matches(":3: boom", out)
+  end)
 end)

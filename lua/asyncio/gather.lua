@@ -83,6 +83,7 @@ function GatheringFuture:_on_done(child)
   elseif not self._return_exceptions and child._state == CANCELLED then
     self:_set_exception(cancelled_error(child))
   elseif not self._return_exceptions and child._failed then
+    self._from = child  -- the chain of an uncaught error goes on through it (init.lua)
     self:_set_exception(child._exc, child._tb)
   elseif left == 0 then
     complete(self)

@@ -130,6 +130,15 @@ local function escapes()
   end
 end
 
+-- The future whose error 't' failed with: the one it awaited (_awaited;
+-- a gather's is only a mark, true), through a gather to the child whose
+-- error it took.
+local function failed_through(t)
+  local nxt = t._awaited
+  while type(nxt) == "table" and nxt._from do nxt = nxt._from end
+  return type(nxt) == "table" and nxt or nil
+end
+
 -- main_task failed and its error escapes asyncio.run: say on stderr where
 -- it came from, the tasks' own frames, from the task that raised it to main
 -- through each task that awaited the next (CPython prints that chain). The
@@ -143,7 +152,7 @@ local function report_chain(main_task)
       if frame ~= t._tb:match("^[^\n]*") then lines[#lines + 1] = "    " .. frame end
     end
     table.insert(chain, 1, table.concat(lines, "\n"))
-    t = t._awaited
+    t = failed_through(t)
   end
   if #chain == 0 then return end
   io.stderr:write("asyncio.run: an error escaped from the main task; the tasks it went " ..
