@@ -46,4 +46,43 @@ describe("the second review", function()
       "  task Task%-1:\n    [^\n]*:6: in function", out)
     assert.matches(":3: boom", out)
   end)
+
+  it("refuses a path, host or name with a NUL inside, naming the function and argument", function()
+    local await = asyncio.await
+    local path = os.tmpname()
+    os.remove(path)
+    local cases = {
+      {"open_file", 1, function() await(asyncio.open_file(path .. "\0x", "w")) end},
+      {"open_connection", 1, function() await(asyncio.open_connection("127.0.0.1\0x", 1)) end},
+      {"open_connection", 3, function()
+        await(asyncio.open_connection("127.0.0.1", 1, {local_addr = {"127.0.0.1\0x", 0}})) end},
+      {"open_connection", 3, function()
+        await(asyncio.open_connection("127.0.0.1", 1, {ssl = true, server_hostname = "a\0b"})) end},
+      {"start_server", 2, function() await(asyncio.start_server(print, "127.0.0.1\0x", 0)) end},
+      {"start_unix_server", 2, function() await(asyncio.start_unix_server(print, path .. "\0x")) end},
+      {"open_unix_connection", 1, function() await(asyncio.open_unix_connection(path .. "\0x")) end},
+      {"getaddrinfo", 1, function() await(asyncio.getaddrinfo("localhost\0x", 80)) end},
+      {"getaddrinfo", 2, function() await(asyncio.getaddrinfo("localhost", "http\0x")) end},
+      {"getnameinfo", 1, function() await(asyncio.getnameinfo("127.0.0.1\0x", 80)) end},
+      {"open_udp", 1, function() await(asyncio.open_udp{local_addr = {"127.0.0.1\0x", 0}}) end},
+      {"ssl_context", 1, function() asyncio.ssl_context{cafile = path .. "\0x"} end},
+      {"stat", 1, function() await(asyncio.fs.stat(path .. "\0x")) end},
+      {"mkdir", 1, function() await(asyncio.fs.mkdir(path .. "\0x")) end},
+      {"rename", 2, function() await(asyncio.fs.rename(path, path .. "\0x")) end},
+    }
+    asyncio.run(function()
+      for _, c in ipairs(cases) do
+        local ok, err = pcall(c[3])
+        assert.is_false(ok, c[1])
+        assert.matches(("^spec/review_reports_spec%%.lua:%%d+: bad argument #%d to '%s' %%(.*embedded null byte%%)$")
+          :format(c[2], c[1]), err)
+      end
+      local ep = await(asyncio.open_udp{local_addr = {"127.0.0.1", 0}})
+      local ok, err = pcall(ep.sendto, ep, "x", "127.0.0.1\0x", 9)
+      ep:close()
+      assert.is_false(ok)
+      assert.matches("bad argument #3 to 'sendto' %(embedded null byte%)", err)
+    end)
+    assert.is_nil(io.open(path))  -- nothing was made under the name cut short
+  end)
 end)

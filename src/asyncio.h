@@ -162,6 +162,8 @@ void asyncio_io_wake (Loop *lp, lua_State **slot);
 int asyncio_pushuverror (lua_State *L, int err);
 uv_buf_t asyncio_buf (char *p, size_t n);
 int asyncio_checkrange (lua_State *L, int arg, lua_Integer lo, lua_Integer hi);
+const char *asyncio_checkname (lua_State *L, int arg);
+const char *asyncio_optname (lua_State *L, int arg, const char *def);
 void asyncio_set_libsource (const char *dir, size_t n);
 int asyncio_is_library (const char *source);
 void asyncio_pushwhere (lua_State *L);

@@ -204,7 +204,7 @@ static int core_fs (lua_State *L) {
   lua_settop(L, 6);  /* the request box goes above every argument */
   switch (op) {
     case OP_OPEN: {
-      const char *path = luaL_checkstring(L, 3);
+      const char *path = asyncio_checkname(L, 3);
       int flags = 0;
       luaL_argcheck(L, mode_flags(luaL_checkstring(L, 4), &flags), 4, "invalid mode");
       r = new_req(L, lp, 0);
@@ -234,27 +234,27 @@ static int core_fs (lua_State *L) {
     }
     case OP_STAT:
       r = new_req(L, lp, 0);
-      return started(L, r, uv_fs_stat(uv, &r->req, luaL_checkstring(L, 3), on_fs));
+      return started(L, r, uv_fs_stat(uv, &r->req, asyncio_checkname(L, 3), on_fs));
     case OP_FSTAT:
       r = new_req(L, lp, 0);
       return started(L, r, uv_fs_fstat(uv, &r->req, asyncio_checkfd(L, 3), on_fs));
     case OP_MKDIR:
       r = new_req(L, lp, 0);
-      return started(L, r, uv_fs_mkdir(uv, &r->req, luaL_checkstring(L, 3),
+      return started(L, r, uv_fs_mkdir(uv, &r->req, asyncio_checkname(L, 3),
                                        asyncio_optrange(L, 4, 0777, 0, 07777), on_fs));
     case OP_RMDIR:
       r = new_req(L, lp, 0);
-      return started(L, r, uv_fs_rmdir(uv, &r->req, luaL_checkstring(L, 3), on_fs));
+      return started(L, r, uv_fs_rmdir(uv, &r->req, asyncio_checkname(L, 3), on_fs));
     case OP_UNLINK:
       r = new_req(L, lp, 0);
-      return started(L, r, uv_fs_unlink(uv, &r->req, luaL_checkstring(L, 3), on_fs));
+      return started(L, r, uv_fs_unlink(uv, &r->req, asyncio_checkname(L, 3), on_fs));
     case OP_RENAME:
       r = new_req(L, lp, 0);
-      return started(L, r, uv_fs_rename(uv, &r->req, luaL_checkstring(L, 3),
-                                        luaL_checkstring(L, 4), on_fs));
+      return started(L, r, uv_fs_rename(uv, &r->req, asyncio_checkname(L, 3),
+                                        asyncio_checkname(L, 4), on_fs));
     case OP_SCANDIR:
       r = new_req(L, lp, 0);
-      return started(L, r, uv_fs_scandir(uv, &r->req, luaL_checkstring(L, 3), 0, on_fs));
+      return started(L, r, uv_fs_scandir(uv, &r->req, asyncio_checkname(L, 3), 0, on_fs));
     case OP_FTRUNCATE:
       r = new_req(L, lp, 0);
       return started(L, r, uv_fs_ftruncate(uv, &r->req, asyncio_checkfd(L, 3),

@@ -76,6 +76,24 @@ int asyncio_optrange (lua_State *L, int arg, int def, lua_Integer lo, lua_Intege
 }
 
 
+/* A string argument that C hands on as a C string (a path, a host, a
+** name): one with a NUL inside would be cut short there and name something
+** else, so it is refused. The Lua modules check first, naming the public
+** function; this is the floor under them. */
+const char *asyncio_checkname (lua_State *L, int arg) {
+  size_t n;
+  const char *s = luaL_checklstring(L, arg, &n);
+  luaL_argcheck(L, strlen(s) == n, arg, "embedded null byte");
+  return s;
+}
+
+
+/* The same, 'def' when the argument is absent or nil. */
+const char *asyncio_optname (lua_State *L, int arg, const char *def) {
+  return lua_isnoneornil(L, arg) ? def : asyncio_checkname(L, arg);
+}
+
+
 /* Where the library's Lua files are, as their debug sources begin ('@' and
 ** the directory): errors name the program's line, not one of these. */
 static char libsource[512];

@@ -124,6 +124,7 @@ static char **strings (lua_State *L, int idx, const char *what) {
     lua_rawgeti(L, idx, i);
     if (lua_type(L, -1) != LUA_TSTRING) asyncio_error(L, "%s must be strings", what);
     v[i - 1] = (char *)lua_tostring(L, -1);  /* kept alive by the list itself */
+    if (strlen(v[i - 1]) != lua_rawlen(L, -1)) asyncio_error(L, "%s have an embedded null byte", what);
     lua_pop(L, 1);
   }
   v[n] = NULL;
@@ -139,9 +140,9 @@ static char **strings (lua_State *L, int idx, const char *what) {
 */
 static int core_spawn (lua_State *L) {
   Loop *lp = asyncio_checkloop(L, 1);
-  const char *file = luaL_checkstring(L, 2);
+  const char *file = asyncio_checkname(L, 2);
   char **args, **env;
-  const char *cwd = luaL_optstring(L, 5, NULL);
+  const char *cwd = asyncio_optname(L, 5, NULL);
   lua_Integer limit = luaL_optinteger(L, 7, 65536);
   uv_process_options_t o;
   uv_stdio_container_t io[3];

@@ -89,8 +89,8 @@ static int started (lua_State *L, ResBox *b, int r) {
 */
 static int core_getaddrinfo (lua_State *L) {
   Loop *lp = asyncio_checkloop(L, 1);
-  const char *host = luaL_optstring(L, 2, NULL);
-  const char *port = luaL_optstring(L, 3, NULL);
+  const char *host = asyncio_optname(L, 2, NULL);
+  const char *port = asyncio_optname(L, 3, NULL);
   lua_Integer family = luaL_optinteger(L, 4, 0), type = luaL_optinteger(L, 5, 0);
   struct addrinfo hints;
   ResBox *b;
@@ -107,7 +107,7 @@ static int core_getaddrinfo (lua_State *L) {
 /* core.getnameinfo(loop, ip, port, numeric) -> request | nil, err, msg */
 static int core_getnameinfo (lua_State *L) {
   Loop *lp = asyncio_checkloop(L, 1);
-  const char *ip = luaL_checkstring(L, 2);
+  const char *ip = asyncio_checkname(L, 2);
   lua_Integer port = luaL_checkinteger(L, 3);
   struct sockaddr_storage sa;
   ResBox *b;

@@ -580,7 +580,7 @@ static void tls_pump (Box *b) {
 */
 static int stream_starttls (lua_State *L) {
   Box *b = checkbox(L);
-  const char *host = luaL_optstring(L, 3, NULL);
+  const char *host = asyncio_optname(L, 3, NULL);
   char err[256];
   if (b->s == NULL || b->closing) return asyncio_error(L, "start_tls: the stream is closed");
   if (b->tls != NULL) return asyncio_error(L, "start_tls: the stream uses TLS already");
@@ -757,7 +757,7 @@ static int fail_new (lua_State *L, Box *b, int inited, int err) {
 */
 static int new_connection (lua_State *L, int pipe) {
   Loop *lp = asyncio_checkloop(L, 1);
-  const char *host = luaL_checkstring(L, 2);
+  const char *host = asyncio_checkname(L, 2);
   struct sockaddr_storage sa;
   size_t limit;
   Box *b;
@@ -774,7 +774,7 @@ static int new_connection (lua_State *L, int pipe) {
   if (!pipe && lua_type(L, 5) == LUA_TSTRING) {
     struct sockaddr_storage la;
     memset(&la, 0, sizeof la);
-    r = parse_addr(lua_tostring(L, 5), luaL_optinteger(L, 6, 0), &la);
+    r = parse_addr(asyncio_checkname(L, 5), luaL_optinteger(L, 6, 0), &la);
     if (r == 0) r = uv_tcp_bind(&b->s->u.tcp, (struct sockaddr *)&la, 0);
     if (r < 0) return fail_new(L, b, 1, r);
   }
@@ -863,7 +863,7 @@ static int start_listener (lua_State *L, Loop *lp, Box *b, int fd, int fnidx, in
 */
 static int core_tcp_listen (lua_State *L) {
   Loop *lp = asyncio_checkloop(L, 1);
-  const char *host = luaL_checkstring(L, 2);
+  const char *host = asyncio_checkname(L, 2);
   lua_Integer port = luaL_checkinteger(L, 3);
   int backlog = asyncio_optrange(L, 4, 100, 0, INT32_MAX);
   int reuse = lua_toboolean(L, 5), fd;

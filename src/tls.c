@@ -248,9 +248,9 @@ static int ctx_fail (lua_State *L, SSL_CTX *ctx, const char *what, const char *f
 */
 static int core_ssl_context (lua_State *L) {
   int server = lua_toboolean(L, 1);
-  const char *cafile = luaL_optstring(L, 2, NULL);
-  const char *certfile = luaL_optstring(L, 3, NULL);
-  const char *keyfile = luaL_optstring(L, 4, certfile);
+  const char *cafile = asyncio_optname(L, 2, NULL);
+  const char *certfile = asyncio_optname(L, 3, NULL);
+  const char *keyfile = asyncio_optname(L, 4, certfile);
   int verify = lua_toboolean(L, 5);
   Context *c;
   SSL_CTX *ctx;

@@ -134,9 +134,9 @@ static int push_addr (lua_State *L, const struct sockaddr_storage *sa) {
 */
 static int core_udp_open (lua_State *L) {
   Loop *lp = asyncio_checkloop(L, 1);
-  const char *lhost = luaL_optstring(L, 2, NULL);
+  const char *lhost = asyncio_optname(L, 2, NULL);
   lua_Integer lport = luaL_optinteger(L, 3, 0);
-  const char *rhost = luaL_optstring(L, 4, NULL);
+  const char *rhost = asyncio_optname(L, 4, NULL);
   lua_Integer rport = luaL_optinteger(L, 5, 0);
   struct sockaddr_storage la, ra;
   EBox *b;
@@ -197,7 +197,7 @@ static int ep_send (lua_State *L) {
   if (b->u == NULL || b->closing)
     return asyncio_error(L, "%s: the endpoint is closed", lua_isnoneornil(L, 3) ? "send" : "sendto");
   if (!lua_isnoneornil(L, 3)) {
-    if ((r = parse(luaL_checkstring(L, 3), luaL_checkinteger(L, 4), &sa)) < 0)
+    if ((r = parse(asyncio_checkname(L, 3), luaL_checkinteger(L, 4), &sa)) < 0)
       return asyncio_pushuverror(L, r);
     to = (const struct sockaddr *)&sa;
   }

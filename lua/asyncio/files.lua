@@ -14,7 +14,7 @@ local util = require "asyncio.util"
 local raise, throw = util.raise, util.throw
 local waiters = require "asyncio.waiters"
 
-local argcheck, typeerror = util.argcheck, util.typeerror
+local argcheck, typeerror, checknul = util.argcheck, util.typeerror, util.checknul
 local setmetatable, error, type, mtype, concat = setmetatable, error, type, math.type, table.concat
 local op = streams.op
 
@@ -426,6 +426,7 @@ end
 -- default, "w", "a", with "+"; "b" is accepted and means nothing here).
 function M.open_file(path, mode)
   argcheck(type(path) == "string", 1, "open_file", typeerror("string", path))
+  checknul(path, 1, "open_file")
   mode = mode or "r"
   argcheck(type(mode) == "string" and mode:match("^[rwa]%+?b?%+?$") ~= nil, 2, "open_file",
     "invalid mode")
@@ -439,6 +440,7 @@ M.fs = fs
 local function path_op(name, code, result)
   fs[name] = function(path, ...)
     argcheck(type(path) == "string", 1, name, typeerror("string", path))
+    checknul(path, 1, name)
     local extra = {...}
     return op(function()
       local r = call(name, ("%s %s"):format(name, path), code, path, table.unpack(extra))
@@ -461,6 +463,7 @@ end)
 -- fs.mkdir(path, [mode]) (mode default 0777, less the umask)
 function fs.mkdir(path, mode)
   argcheck(type(path) == "string", 1, "mkdir", typeerror("string", path))
+  checknul(path, 1, "mkdir")
   argcheck(mode == nil or mtype(mode) == "integer", 2, "mkdir", typeerror("integer", mode))
   return op(function() call("mkdir", "mkdir " .. path, MKDIR, path, mode or 511) end)
 end
@@ -469,6 +472,8 @@ end
 function fs.rename(from, to)
   argcheck(type(from) == "string", 1, "rename", typeerror("string", from))
   argcheck(type(to) == "string", 2, "rename", typeerror("string", to))
+  checknul(from, 1, "rename")
+  checknul(to, 2, "rename")
   return op(function() call("rename", ("rename %s"):format(from), RENAME, from, to) end)
 end
 

@@ -27,6 +27,7 @@ local FIELDS = {mode = true, cafile = true, certfile = true, keyfile = true, ver
 local function checkfile(path, key)
   argcheck(path == nil or type(path) == "string", 1, "ssl_context",
     ("%s must be a path (%s)"):format(key, typeerror("string", path)))
+  util.checknul(path, 1, "ssl_context", key)
   if path == nil then return end
   local f, msg, code = io.open(path, "r")
   if not f then

@@ -15,6 +15,7 @@ local raise, throw = util.raise, util.throw
 local waiters = require "asyncio.waiters"
 
 local argcheck, typeerror, checkself = util.argcheck, util.typeerror, util.checkself
+local checknul = util.checknul
 local raise_cancel, REFUSED, await = task.raise_cancel, task.REFUSED, task.await
 local oserror, IncompleteReadError, LimitOverrunError =
   errors.oserror, errors.IncompleteReadError, errors.LimitOverrunError
@@ -512,6 +513,8 @@ end
 -- passive.
 function M.getaddrinfo(host, port, opts)
   argcheck(host == nil or type(host) == "string", 1, "getaddrinfo", typeerror("string", host))
+  checknul(host, 1, "getaddrinfo")
+  checknul(port, 2, "getaddrinfo")
   argcheck(port == nil or mtype(port) == "integer" or type(port) == "string", 2, "getaddrinfo",
     typeerror("integer or string", port))
   opts = util.checkopts(opts, {family = true, type = true, passive = true}, 3, "getaddrinfo")
@@ -532,6 +535,7 @@ end
 -- getnameinfo(host, port, [numeric]) -> awaitable: name, service.
 function M.getnameinfo(host, port, numeric)
   argcheck(type(host) == "string", 1, "getnameinfo", typeerror("string", host))
+  checknul(host, 1, "getnameinfo")
   argcheck(mtype(port) == "integer", 2, "getnameinfo", typeerror("integer", port))
   return op(getnameinfo_impl, host, port, numeric)
 end
@@ -610,6 +614,7 @@ function StreamWriter:start_tls(ctx, opts)
     "start_tls")
   argcheck(opts.server_hostname == nil or type(opts.server_hostname) == "string", 3, "start_tls",
     "server_hostname must be a string")
+  checknul(opts.server_hostname, 3, "start_tls", "server_hostname")
   local timeout = checktimeout(opts.ssl_handshake_timeout, 3, "start_tls")
   return op(start_tls_impl, self, ctx, ctx.mode == "client" and opts.server_hostname or nil,
     timeout)
@@ -659,6 +664,7 @@ local function checkopts(opts, n, fname, mode)
     "server_hostname is only meaningful with ssl")
   argcheck(opts.server_hostname == nil or type(opts.server_hostname) == "string", n, fname,
     "server_hostname must be a string")
+  checknul(opts.server_hostname, n, fname, "server_hostname")
   argcheck(opts.ssl_handshake_timeout == nil or ctx, n, fname,
     "ssl_handshake_timeout is only meaningful with ssl")
   local o = {}
@@ -703,11 +709,13 @@ end
 -- ssl_handshake_timeout (60 s).
 function M.open_connection(host, port, opts)
   argcheck(type(host) == "string", 1, "open_connection", typeerror("string", host))
+  checknul(host, 1, "open_connection")
   argcheck(mtype(port) == "integer" and port >= 0 and port <= 65535, 2, "open_connection",
     mtype(port) == "integer" and "port out of range" or typeerror("integer", port))
   opts = checkopts(opts, 3, "open_connection", "client")
   argcheck(opts.local_addr == nil or type(opts.local_addr) == "table", 3, "open_connection",
     "local_addr must be {host, port}")
+  checknul(opts.local_addr and opts.local_addr[1], 3, "open_connection", "local_addr's host")
   return op(open_connection_impl, host, port, opts)
 end
 
@@ -727,6 +735,7 @@ end
 -- With ssl, the certificate's name is checked only against server_hostname.
 function M.open_unix_connection(path, opts)
   argcheck(type(path) == "string", 1, "open_unix_connection", typeerror("string", path))
+  checknul(path, 1, "open_unix_connection")
   opts = checkopts(opts, 2, "open_unix_connection", "client")
   return op(open_unix_impl, path, opts)
 end
@@ -922,6 +931,7 @@ end
 function M.start_server(cb, host, port, opts)
   argcheck(type(cb) == "function", 1, "start_server", typeerror("function", cb))
   argcheck(host == nil or type(host) == "string", 2, "start_server", typeerror("string", host))
+  checknul(host, 2, "start_server")
   argcheck(mtype(port) == "integer" and port >= 0 and port <= 65535, 3, "start_server",
     mtype(port) == "integer" and "port out of range" or typeerror("integer", port))
   opts = checkopts(opts, 4, "start_server", "server")
@@ -946,6 +956,7 @@ end
 function M.start_unix_server(cb, path, opts)
   argcheck(type(cb) == "function", 1, "start_unix_server", typeerror("function", cb))
   argcheck(type(path) == "string", 2, "start_unix_server", typeerror("string", path))
+  checknul(path, 2, "start_unix_server")
   opts = checkopts(opts, 3, "start_unix_server", "server")
   return op(start_unix_impl, cb, path, opts)
 end

@@ -61,6 +61,7 @@ function Endpoint:sendto(data, host, port)
   checkep(self, "sendto")
   argcheck(type(data) == "string", 2, "sendto", typeerror("string", data))
   argcheck(type(host) == "string", 3, "sendto", typeerror("string", host))
+  util.checknul(host, 3, "sendto")
   argcheck(mtype(port) == "integer", 4, "sendto", typeerror("integer", port))
   if self._remote then raise("sendto: the endpoint is connected (use send)") end
   local ok, name, msg = self._box:_send(data, host, port)
@@ -103,6 +104,7 @@ end
 local function checkaddr(a, fname, what)
   argcheck(a == nil or (type(a) == "table" and type(a[1]) == "string" and mtype(a[2]) == "integer"
     and a[2] >= 0 and a[2] <= 65535), 1, fname, what .. " must be {host, port}")
+  util.checknul(a and a[1], 1, fname, what .. "'s host")
 end
 
 -- open_udp([opts]) -> awaitable: a DatagramEndpoint. opts: local_addr =

@@ -62,6 +62,17 @@ end
 
 -- Raise "bad argument #1 to 'fname' (<cls.__name> expected, got ...)" unless
 -- 'self' is an instance of class 'cls' (its metatable), at the program's line.
+-- Refuse string 's' (if not nil) with a NUL inside, where C takes a C
+-- string (a path, a host, a name): cut short there, it would name
+-- something else. 'what' names an option ("cafile"), or nil for the
+-- argument itself.
+function util.checknul(s, n, fname, what)
+  if type(s) == "string" and s:find("\0", 1, true) then
+    error(("bad argument #%d to '%s' (%sembedded null byte)"):format(n, fname,
+      what and what .. " has an " or ""), program_level())
+  end
+end
+
 function util.checkself(cls, self, fname)
   if getmetatable(self) ~= cls then
     error(("bad argument #1 to '%s' (%s)"):format(fname, util.typeerror(cls.__name, self)),
