@@ -101,8 +101,11 @@ end
 task.register_awaitable(GetOp)
 task.register_awaitable(PutOp)
 
+-- QueueEmpty and QueueFull are what get_nowait/put_nowait answer when a
+-- program polls: their place, without a traceback (see util.stamp).
 core.queue_config(PutOp, DONE, function(name)
-  throw(errors[name]())
+  if name == "QueueShutDown" then throw(errors[name]()) end
+  error(util.stamp(errors[name](), true), 0)
 end, rt.unawaited)
 
 -- join(): an awaitable done when every item put has been marked task_done.
