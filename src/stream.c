@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <stddef.h>
 #include <sys/un.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "asyncio.h"
@@ -882,6 +883,41 @@ static int core_tcp_listen (lua_State *L) {
 }
 
 
+/* Before a unix server binds: a socket file left at the path by a server
+** that is gone (a crashed run) is removed, as CPython does. One a server
+** still listens on (it takes the connection) or any other file is left,
+** and bind says EADDRINUSE. */
+static void remove_stale_socket (const struct sockaddr_un *sa) {
+  struct stat st;
+  int fd;
+  if (lstat(sa->sun_path, &st) != 0 || !S_ISSOCK(st.st_mode)) return;
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  if (connect(fd, (const struct sockaddr *)sa, sizeof *sa) < 0 && errno == ECONNREFUSED)
+    unlink(sa->sun_path);
+  close(fd);
+}
+
+
+/*
+** core.socket_file(path) -> the inode of the socket file at 'path', or nil.
+** core.socket_file(path, ino) removes that file if it is still the socket
+** 'ino': a unix server removes its own file when closed, never one a later
+** server made at the same path.
+*/
+static int core_socket_file (lua_State *L) {
+  const char *path = asyncio_checkname(L, 1);
+  struct stat st;
+  if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode)) return 0;
+  if (lua_isnoneornil(L, 2)) {
+    lua_pushinteger(L, (lua_Integer)st.st_ino);
+    return 1;
+  }
+  if ((lua_Integer)st.st_ino == luaL_checkinteger(L, 2)) unlink(path);
+  return 0;
+}
+
+
 static int core_pipe_listen (lua_State *L) {
   Loop *lp = asyncio_checkloop(L, 1);
   size_t n;
@@ -896,6 +932,7 @@ static int core_pipe_listen (lua_State *L) {
   if (n >= sizeof sa.sun_path || strlen(path) != n) return asyncio_pushuverror(L, UV_EINVAL);
   sa.sun_family = AF_UNIX;
   memcpy(sa.sun_path, path, n);
+  remove_stale_socket(&sa);
   b = new_box(L, lp, 1, 1, limit);
   fd = listen_socket((struct sockaddr *)&sa, sizeof sa, 0, backlog);
   if (fd < 0) return fail_new(L, b, 0, fd);
@@ -1139,6 +1176,7 @@ static const luaL_Reg stream_module[] = {
   {"io_config", core_io_config},
   {"tcp_connect", core_tcp_connect},
   {"pipe_connect", core_pipe_connect},
+  {"socket_file", core_socket_file},
   {"tcp_listen", core_tcp_listen},
   {"pipe_listen", core_pipe_listen},
   {NULL, NULL}

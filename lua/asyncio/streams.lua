@@ -825,7 +825,10 @@ function Server:close()
   checkserver(self, "close")
   if not self._serving then return end
   self._serving = false
-  for _, l in ipairs(self._listeners) do close_conn(l) end
+  for _, l in ipairs(self._listeners) do
+    close_conn(l)
+    if l.ino then core.socket_file(l.path, l.ino) end
+  end
   if self._forever and not self._forever:done() then self._forever:set_result() end
   check_closed(self)
 end
@@ -948,6 +951,7 @@ local function start_unix_impl(cb, path, opts)
     on_connection, l)
   if not box then raise_oserror(name, msg, ("listen on %s"):format(path)) end
   l.box, l.loop = box, t._loop
+  l.path, l.ino = path, core.socket_file(path)  -- removed again by close
   srv._listeners[1] = l
   return srv
 end
