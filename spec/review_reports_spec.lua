@@ -163,4 +163,89 @@ describe("the second review", function()
       assert.equal("keep", io.open(path):read("a"))
     end)
   end)
+
+  describe("a forgotten await", function()
+    local await = asyncio.await
+    -- run 'fn' as asyncio.run's main, collecting at its end; the messages reported
+    local function reports_of(fn)
+      local got = {}
+      asyncio.run(function()
+        asyncio.get_running_loop():set_exception_handler(function(_, ctx)
+          got[#got + 1] = ctx.message
+        end)
+        fn()
+        collectgarbage()
+        collectgarbage()
+        await(asyncio.sleep(0))
+      end)
+      table.sort(got)
+      return got
+    end
+
+    it("on a File's write, a Lock's or a Semaphore's acquire is reported once, with its line", function()
+      local path = os.tmpname()
+      local line
+      local got = reports_of(function()
+        local f = await(asyncio.open_file(path, "w"))
+        line = debug.getinfo(1, "l").currentline
+        f:write("lost")                      -- line + 1
+        local lock = asyncio.Lock()
+        lock:acquire()                       -- line + 3
+        asyncio.Semaphore(1):acquire()       -- line + 4
+        await(f:write("kept"))
+        await(f:close())
+      end)
+      local f = assert(io.open(path))
+      assert.equal("kept", f:read("a"))  -- the forgotten write never ran
+      f:close()
+      os.remove(path)
+      assert.are.same({
+        ("Lock.acquire() at spec/review_reports_spec.lua:%d was never awaited: the lock was not taken")
+          :format(line + 3),
+        ("Semaphore.acquire() at spec/review_reports_spec.lua:%d was never awaited: the semaphore " ..
+          "was not taken"):format(line + 4),
+        ("file:write(...) at spec/review_reports_spec.lua:%d was never awaited: it never ran")
+          :format(line + 1),
+      }, got)
+    end)
+
+    it("on a gather that is done and collected before the run's end is reported once", function()
+      local line
+      local got = reports_of(function()
+        local function fire_and_forget()
+          line = debug.getinfo(1, "l").currentline + 1
+          asyncio.gather(asyncio.sleep(0), asyncio.async(function() error("lost") end)())
+        end
+        fire_and_forget()
+        await(asyncio.sleep(0.01))  -- it is done, and nothing holds it
+      end)
+      assert.are.same({("asyncio.gather(...) at spec/review_reports_spec.lua:%d was never awaited: " ..
+        "the results and errors of its 2 awaitables are lost"):format(line)}, got)
+    end)
+
+    it("is not reported for what was awaited, refused, or handed to a task cancelled before it ran", function()
+      local got = reports_of(function()
+        local lock = asyncio.Lock()
+        local held <close> = await(lock:acquire())  -- luacheck: ignore 211
+        local t = asyncio.create_task(asyncio.getaddrinfo("localhost", 80))
+        t:cancel()
+        await(asyncio.sleep(0))
+        assert.is_true(t:cancelled())
+        local inner = asyncio.gather(asyncio.sleep(0))
+        await(asyncio.gather(inner, asyncio.sleep(0)))  -- the outer one looks at the inner one
+      end)
+      assert.are.same({}, got)
+      local op = asyncio.Semaphore(1):acquire()
+      assert.has_error(function() asyncio.await(op) end, "'await' called outside a running task")
+      op = nil  -- luacheck: ignore
+      local reports = {}
+      local loop = asyncio.new_event_loop()
+      loop:set_exception_handler(function(_, ctx) reports[#reports + 1] = ctx.message end)
+      loop:run_until_complete(asyncio.sleep(0))
+      collectgarbage()
+      collectgarbage()
+      loop:close()
+      assert.are.same({}, reports)
+    end)
+  end)
 end)

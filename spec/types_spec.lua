@@ -272,20 +272,23 @@ local PROBES = {
   ["asyncio.GatherOptions"] = function(o, env) asyncio.gather({env.done}, o):result() end,
   ["asyncio.WaitOptions"] = function(o) asyncio.wait({}, o) end,
   ["asyncio.AsCompletedOptions"] = function(o) asyncio.as_completed({}, o) end,
-  ["asyncio.OpenConnectionOptions"] = function(o) asyncio.open_connection("127.0.0.1", 1, o) end,
-  ["asyncio.OpenUnixConnectionOptions"] = function(o) asyncio.open_unix_connection("/nonexistent", o) end,
-  ["asyncio.StartServerOptions"] = function(o) asyncio.start_server(print, "127.0.0.1", 0, o) end,
-  ["asyncio.StartUnixServerOptions"] = function(o) asyncio.start_unix_server(print, "/nonexistent", o) end,
-  ["asyncio.StartTLSOptions"] = function(o, env) env.writer:start_tls(env.ctx, o) end,
-  ["asyncio.GetaddrinfoOptions"] = function(o) asyncio.getaddrinfo("localhost", 80, o) end,
+  ["asyncio.OpenConnectionOptions"] = function(o) return asyncio.open_connection("127.0.0.1", 1, o) end,
+  ["asyncio.OpenUnixConnectionOptions"] = function(o) return asyncio.open_unix_connection("/nonexistent", o) end,
+  ["asyncio.StartServerOptions"] = function(o) return asyncio.start_server(print, "127.0.0.1", 0, o) end,
+  ["asyncio.StartUnixServerOptions"] = function(o) return asyncio.start_unix_server(print, "/nonexistent", o) end,
+  ["asyncio.StartTLSOptions"] = function(o, env) return env.writer:start_tls(env.ctx, o) end,
+  ["asyncio.GetaddrinfoOptions"] = function(o) return asyncio.getaddrinfo("localhost", 80, o) end,
   ["asyncio.SSLContextOptions"] = function(o) asyncio.ssl_context(o) end,
-  ["asyncio.OpenUDPOptions"] = function(o) asyncio.open_udp(o) end,
-  ["asyncio.SubprocessOptions"] = function(o) asyncio.create_subprocess_shell("true", o) end,
+  ["asyncio.OpenUDPOptions"] = function(o) return asyncio.open_udp(o) end,
+  ["asyncio.SubprocessOptions"] = function(o) return asyncio.create_subprocess_shell("true", o) end,
 }
 
 -- Run probe 'fn' with {[key] = false}: is the key refused as unknown?
 local function refused(fn, key, env)
   local ok, err = pcall(fn, {[key] = false}, env)
+  if ok and type(err) == "table" and err ~= env.done then
+    asyncio.create_task(err):cancel()  -- taken: let go of unrun, not reported as never awaited
+  end
   return not ok and tostring(err):find("unknown option '" .. key .. "'", 1, true) ~= nil
 end
 

@@ -442,10 +442,12 @@ local function path_op(name, code, result)
     argcheck(type(path) == "string", 1, name, typeerror("string", path))
     checknul(path, 1, name)
     local extra = {...}
-    return op(function()
+    local function impl()
       local r = call(name, ("%s %s"):format(name, path), code, path, table.unpack(extra))
       if result then return result(r) end
-    end)
+    end
+    streams.name_ops{[impl] = ("asyncio.fs.%s(%q)"):format(name, path)}
+    return op(impl)
   end
 end
 
@@ -465,7 +467,9 @@ function fs.mkdir(path, mode)
   argcheck(type(path) == "string", 1, "mkdir", typeerror("string", path))
   checknul(path, 1, "mkdir")
   argcheck(mode == nil or mtype(mode) == "integer", 2, "mkdir", typeerror("integer", mode))
-  return op(function() call("mkdir", "mkdir " .. path, MKDIR, path, mode or 511) end)
+  local function impl() call("mkdir", "mkdir " .. path, MKDIR, path, mode or 511) end
+  streams.name_ops{[impl] = ("asyncio.fs.mkdir(%q)"):format(path)}
+  return op(impl)
 end
 
 -- fs.rename(from, to)
@@ -474,7 +478,13 @@ function fs.rename(from, to)
   argcheck(type(to) == "string", 2, "rename", typeerror("string", to))
   checknul(from, 1, "rename")
   checknul(to, 2, "rename")
-  return op(function() call("rename", ("rename %s"):format(from), RENAME, from, to) end)
+  local function impl() call("rename", ("rename %s"):format(from), RENAME, from, to) end
+  streams.name_ops{[impl] = ("asyncio.fs.rename(%q, %q)"):format(from, to)}
+  return op(impl)
 end
+
+streams.name_ops{[read_impl] = "file:read(...)", [write_impl] = "file:write(...)",
+  [flush_impl] = "file:flush()", [seek_impl] = "file:seek(...)", [close_impl] = "file:close()",
+  [open_impl] = "asyncio.open_file(...)"}
 
 return M

@@ -25,6 +25,7 @@ Guard.__gc = function(g)
   local fut = g[1]
   if fut._guard ~= g then return end  -- retrieved meanwhile
   if rawget(fut, "_dropped") then return end  -- reported as never awaited instead
+  if rawget(fut, "_where") ~= nil and not fut._awaited then return end  -- so is a gather (its __gc)
   local loop = fut._loop or rt.loop
   local ctx = {message = (fut._is_task and "Task" or "Future") ..
                  " exception was never retrieved", failed = true,

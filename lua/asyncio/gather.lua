@@ -114,6 +114,13 @@ function GatheringFuture:exception()
   looked_at(self)
   return Future.exception(self)
 end
+-- Collected before the end of the run (done, and nobody kept it): said
+-- now. The gathers the library makes for itself (no _where) never are.
+GatheringFuture.__gc = function(g)
+  if rawget(g, "_where") == nil or g._awaited then return end
+  g._awaited = true
+  rt.report_unawaited(g._loop, g:_unawaited())
+end
 function GatheringFuture:_unawaited()
   return ("asyncio.gather(...)%s was never awaited: the results and errors of its %d " ..
     "awaitables are lost"):format(self._where and " at " .. self._where or "", self._count)
@@ -162,6 +169,7 @@ local function futures_of(list, n)
   for i = 1, n do
     local aw = list[i]
     local fut = getmetatable(aw) == Task and aw or task.ensure_future(aw, "gather", i, loop)
+    if getmetatable(fut) == GatheringFuture then looked_at(fut) end  -- its outcome reaches this one
     loop = loop or fut._loop
     children[i] = fut
   end
@@ -196,7 +204,7 @@ local function gather(...)
   local return_exceptions = opts ~= nil and opts.return_exceptions and true or false
   local loop, children = futures_of(list, n)
   local g = gather_futures(loop, children, n, return_exceptions)
-  g._where = util.where()
+  g._where = util.where() or false  -- not nil: made by the program (see __gc)
   rt.unawaited[g] = true
   return g
 end

@@ -43,8 +43,34 @@ function Op.__await(o)
   return fn(a, b, c, d)
 end
 task.register_awaitable(Op)
-local function op(fn, a, b, c, d) return setmetatable({fn, a, b, c, d}, Op) end
+
+-- What op() returns: an Op that knows where the program made it ({fn, a,
+-- b, c, d, where, awaited}). Dropped without being awaited, it never ran
+-- (a file's write never wrote): its finalizer says so, as a forgotten put
+-- is reported, with what the call was (op_names: fn -> "file:write").
+local op_names = setmetatable({}, {__mode = "k"})
+local TrackedOp = {__name = "asyncio.StreamOp"}
+function TrackedOp.__await(o)
+  o[7] = true
+  return o[1](o[2], o[3], o[4], o[5])
+end
+function TrackedOp.__forgo(o) o[7] = true end  -- handed to a task cancelled before it ran
+TrackedOp.__gc = function(o)
+  if o[7] then return end
+  rt.report_unawaited(nil, ("%s%s was never awaited: it never ran"):format(
+    op_names[o[1]] or "an asyncio call", o[6] and " at " .. o[6] or ""))
+end
+task.register_awaitable(TrackedOp)
+local function op(fn, a, b, c, d)
+  return setmetatable({fn, a, b, c, d, util.where() or false, false}, TrackedOp)
+end
 M.op = op
+
+-- Name the calls whose implementation is 'fn' in reports: name_ops{[fn] =
+-- "file:write(...)", ...}.
+function M.name_ops(names)
+  for fn, name in pairs(names) do op_names[fn] = name end
+end
 
 -- The Op of a read on 'r': the reader keeps one and hands it out again
 -- once it has been awaited, so a read loop allocates nothing per read.
@@ -976,5 +1002,11 @@ core.io_config(function(listener)
     rt.default_exception_handler(nil, ctx)
   end
 end)
+
+M.name_ops{[wait_closed_impl] = "writer:wait_closed()", [getaddrinfo_impl] = "asyncio.getaddrinfo(...)",
+  [getnameinfo_impl] = "asyncio.getnameinfo(...)", [start_tls_impl] = "writer:start_tls(...)",
+  [open_connection_impl] = "asyncio.open_connection(...)",
+  [open_unix_impl] = "asyncio.open_unix_connection(...)", [serve_forever_impl] = "server:serve_forever()",
+  [start_server_impl] = "asyncio.start_server(...)", [start_unix_impl] = "asyncio.start_unix_server(...)"}
 
 return M

@@ -249,4 +249,7 @@ function M.create_subprocess_shell(cmd, opts)
   return op(spawn_impl, "create_subprocess_shell", "/bin/sh", {"/bin/sh", "-c", cmd}, opts)
 end
 
+streams.name_ops{[wait_impl] = "process:wait()", [communicate_impl] = "process:communicate(...)",
+  [spawn_impl] = "asyncio.create_subprocess_exec/shell(...)"}
+
 return M

@@ -136,7 +136,24 @@ local function lock_free(lock)
   return true
 end
 
-local LockAcquire = {__name = "asyncio.Lock.acquire", __await = function(op)
+-- An acquire is {lock or semaphore, where it was made, awaited}: dropped
+-- without being awaited, nothing was taken, and its finalizer says so.
+local function acquire_class(name, what, fn)
+  local cls = {__name = "asyncio." .. name}
+  cls.__await = function(op)
+    op[3] = true
+    return fn(op)
+  end
+  cls.__forgo = function(op) op[3] = true end  -- handed to a task cancelled before it ran
+  cls.__gc = function(op)
+    if op[3] then return end
+    rt.report_unawaited(nil, ("%s()%s was never awaited: the %s was not taken"):format(name,
+      op[2] and " at " .. op[2] or "", what))
+  end
+  return cls
+end
+
+local LockAcquire = acquire_class("Lock.acquire", "lock", function(op)
   local lock = op[1]
   if lock_free(lock) then lock._locked = true; return Held.new(lock) end
   local ok, err = wait_in(lock._waiters, "Lock", function(fut)
@@ -151,7 +168,7 @@ local LockAcquire = {__name = "asyncio.Lock.acquire", __await = function(op)
   end
   lock._locked = true
   return Held.new(lock)
-end}
+end)
 
 function Held.new(obj) return setmetatable({obj}, Held) end
 
@@ -159,7 +176,7 @@ function Held.new(obj) return setmetatable({obj}, Held) end
 -- with <close> to release the lock at scope exit.
 function Lock:acquire()
   checkself(Lock, self, "acquire")
-  return setmetatable({self}, LockAcquire)
+  return setmetatable({self, util.where() or false, false}, LockAcquire)
 end
 
 function Lock:release()
@@ -220,7 +237,7 @@ local function wake_next(sem)
   return false
 end
 
-local SemAcquire = {__name = "asyncio.Semaphore.acquire", __await = function(op)
+local SemAcquire = acquire_class("Semaphore.acquire", "semaphore", function(op)
   local sem = op[1]
   if not sem_locked(sem) then
     sem._value = sem._value - 1
@@ -248,11 +265,11 @@ local SemAcquire = {__name = "asyncio.Semaphore.acquire", __await = function(op)
   while sem._value > 0 and wake_next(sem) do end
   if not ok then error(err, 0) end
   return Held.new(sem)
-end}
+end)
 
 function Semaphore:acquire()
   checksem(self, "acquire")
-  return setmetatable({self}, SemAcquire)
+  return setmetatable({self, util.where() or false, false}, SemAcquire)
 end
 
 function Semaphore:release()

@@ -303,7 +303,10 @@ M.DONE = DONE
 AWAIT[Done] = false
 
 local function await(aw, extra)
-  if not rt.current then raise("'await' called outside a running task") end
+  if not rt.current then
+    M.forgo(aw)  -- refused here: not reported again as never awaited
+    raise("'await' called outside a running task")
+  end
   if extra ~= nil then
     raise("bad argument #2 to 'await' (one awaitable expected: gather awaits several)")
   end
@@ -379,8 +382,10 @@ local function forgo(aw)
   end
   local mt = getmetatable(aw)
   if mt == Sleep then setmetatable(aw, AwaitedSleep)
-  elseif mt == DebugSleep then aw._awaited = true end
+  elseif mt == DebugSleep then aw._awaited = true
+  elseif type(mt) == "table" and rawget(mt, "__forgo") then mt.__forgo(aw) end
 end
+M.forgo = forgo
 
 -- The first function a task's coroutine runs: the body, by a tail call (no
 -- frame left behind), unless the task was cancelled before it started.

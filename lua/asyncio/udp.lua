@@ -117,4 +117,6 @@ function M.open_udp(opts)
   return op(open_impl, opts)
 end
 
+streams.name_ops{[recvfrom_impl] = "endpoint:recvfrom()", [open_impl] = "asyncio.open_udp(...)"}
+
 return M
