@@ -248,4 +248,23 @@ describe("the second review", function()
       assert.are.same({}, reports)
     end)
   end)
+
+  it("wait_for on a get that finds its item returns it (no timer armed), and once only", function()
+    asyncio.run(function()
+      local await = asyncio.await
+      local q = asyncio.Queue()
+      q:put_nowait("a")
+      local w = asyncio.wait_for(q:get(), 10)
+      assert.equal("a", await(w))
+      assert.has_error(function() await(w) end, "await: this wait_for was already awaited")
+      -- an empty queue still waits, and still times out
+      local ok, err = pcall(await, asyncio.wait_for(q:get(), 0.001))
+      assert.is_false(ok)
+      assert.is_true(asyncio.TimeoutError:is(err))
+      asyncio.get_running_loop():call_later(0.001, q.put_nowait, q, "b")
+      assert.equal("b", await(asyncio.wait_for(q:get(), 10)))
+      assert.equal(0, q:qsize())
+    end)
+  end)
 end)
+

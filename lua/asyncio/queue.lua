@@ -47,6 +47,9 @@ local function wait(q, which)
 end
 
 local GetOp = {__name = "asyncio.Queue.get"}
+-- Done at once if an item is there (true, item), else false: a time limit
+-- needs no timer for what never waits (timeouts.lua's wait_for).
+function GetOp.__now(op) return try_get(op[1]) end
 function GetOp.__await(op)
   local q = op[1]
   local ok, item = try_get(q)

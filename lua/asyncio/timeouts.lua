@@ -126,6 +126,14 @@ function WaitFor.__await(w)
     return wait_expired(aw)
   end
   local t = rt.current  -- await checked that a task runs
+  local now = rawget(getmetatable(aw), "__now")
+  if now then  -- a get that finds its item never waits: no timer to arm
+    local done, item = now(aw)
+    if done then
+      w[TASK] = true
+      return item
+    end
+  end
   w[TASK] = t
   local core, timer = t._loop._core, false
   -- a deadline already due cancels at the first suspension point: a
@@ -139,7 +147,7 @@ task.register_awaitable(WaitFor)
 -- wait_for(aw, timeout): await 'aw' for at most 'timeout' seconds; on
 -- expiry 'aw' is cancelled and TimeoutError raised. nil: no limit.
 function M.wait_for(aw, timeout)
-  util.checkdelay(timeout, 2, "wait_for", true)
+  if timeout ~= tonumber(timeout) then util.checkdelay(timeout, 2, "wait_for", true) end  -- not a number
   if not task.isawaitable(aw) then argcheck(false, 1, "wait_for", typeerror("awaitable", aw)) end
   return setmetatable({aw, timeout or false, false, false, false}, WaitFor)
 end
