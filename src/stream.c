@@ -373,6 +373,37 @@ static int stream_discard (lua_State *L) {
 }
 
 
+/*
+** s:_unread(data): put 'data' back in front of the buffered bytes, where
+** the next read finds it: a read to EOF that is cancelled (or fails)
+** after taking some chunks returns them, so that no byte is lost. Reading
+** pauses as usual if the buffer is now over its high mark.
+*/
+static int stream_unread (lua_State *L) {
+  Box *b = checkbox(L);
+  size_t k;
+  const char *p = luaL_checklstring(L, 2, &k);
+  if (k == 0) return 0;
+  if (b->head < k) {  /* no room before the unread bytes: move them up */
+    if (b->cap - b->len < k) {
+      size_t ncap = b->cap ? b->cap : READ_CHUNK;
+      char *nb;
+      while (ncap - b->len < k) ncap *= 2;
+      nb = (char *)realloc(b->buf, ncap);
+      if (nb == NULL) return asyncio_nomem(L);
+      b->buf = nb;
+      b->cap = ncap;
+    }
+    memmove(b->buf + k, b->buf + b->head, b->len);
+    b->head = k;
+  }
+  b->head -= k;
+  b->len += k;
+  memcpy(b->buf + b->head, p, k);
+  return 0;
+}
+
+
 /* s:_buffered() -> bytes buffered, at EOF */
 static int stream_buffered (lua_State *L) {
   Box *b = checkbox(L);
@@ -652,10 +683,13 @@ static int stream_wait (lua_State *L) {
 }
 
 
-/* s:_abort(kind): the waiting task was cancelled: forget it. */
+/* s:_abort(kind): the waiting task was cancelled: forget it. A reader
+** gone also drops what its readexactly wanted buffered. */
 static int stream_abort (lua_State *L) {
   Box *b = checkbox(L);
-  b->waiter[checkkind(L, 2)] = NULL;
+  int k = checkkind(L, 2);
+  b->waiter[k] = NULL;
+  if (k == W_READ) b->want = 0;
   return 0;
 }
 
@@ -1142,6 +1176,7 @@ static const luaL_Reg stream_methods[] = {
   {"_readexactly", stream_readexactly},
   {"_readuntil", stream_readuntil},
   {"_discard", stream_discard},
+  {"_unread", stream_unread},
   {"_buffered", stream_buffered},
   {"_write", stream_write},
   {"_pending", stream_pending},
