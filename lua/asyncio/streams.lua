@@ -19,12 +19,14 @@ local checknul = util.checknul
 local raise_cancel, REFUSED, await = task.raise_cancel, task.REFUSED, task.await
 local oserror, IncompleteReadError, LimitOverrunError =
   errors.oserror, errors.IncompleteReadError, errors.LimitOverrunError
-local setmetatable, error, type, concat = setmetatable, error, type, table.concat
+local setmetatable, error, type, concat, pcall = setmetatable, error, type, table.concat, pcall
+local remove = table.remove
+local PENDING = Future.PENDING
 local mtype = math.type
 
 local SM = core.stream_methods
-local c_read, c_readexactly, c_readuntil, c_wait, c_abort = SM._read, SM._readexactly,
-  SM._readuntil, SM._wait, SM._abort
+local c_read, c_readexactly, c_readuntil, c_wait, c_abort, c_unread = SM._read,
+  SM._readexactly, SM._readuntil, SM._wait, SM._abort, SM._unread
 local c_write, c_pending, c_close, c_state = SM._write, SM._pending, SM._close, SM._state
 
 local W_READ, W_WRITE, W_OTHER = 0, 1, 2  -- stream.c's waiter kinds
@@ -91,12 +93,16 @@ local Wait = {__name = "asyncio.StreamWait"}
 Wait.__index = Wait
 function Wait._cancel_wait() return false end
 function Wait:_abort_wait() c_abort(self[1].box, self[2]) end
--- Its task will never run again: free the wait in C for the next one.
-function Wait:_abandon()
-  c_abort(self[1].box, self[2])
-  local list = self[1].waiters[self[2] + 1]
+local release_turn
+-- Its task will never run again: free the wait in C for the next one,
+-- and a reader's turn for the next reader.
+function Wait:_abandon(t)
+  local conn = self[1]
+  c_abort(conn.box, self[2])
+  local list = conn.waiters[self[2] + 1]
   list.busy = false
   waiters.wake_all(list)
+  if conn.reader == t then release_turn(conn) end
 end
 
 local function running_task(conn, fname)
@@ -135,7 +141,8 @@ end
 -- A new connection state for C stream 'box' on EventLoop 'loop'.
 local function new_conn(box, loop, limit)
   local conn = {box = box, loop = loop, limit = limit or LIMIT, high = HIGH, low = LOW,
-                waiters = {{busy = false}, {busy = false}, {busy = false}}}
+                waiters = {{busy = false}, {busy = false}, {busy = false}},
+                reader = false, turns = {}}
   conn.recs = {setmetatable({conn, W_READ}, Wait), setmetatable({conn, W_WRITE}, Wait),
                setmetatable({conn, W_OTHER}, Wait)}
   return conn
@@ -146,6 +153,80 @@ local function raise_oserror(name, msg, what)
   throw(oserror(name, msg, what))
 end
 
+-- The turn to read ---------------------------------------------------------
+
+-- Readers of one stream take the bytes one at a time, in the order they
+-- asked: conn.reader is the task whose turn it is (false: nobody's), and
+-- conn.turns the FIFO list of futures of the tasks waiting for theirs
+-- (each with its task in _reader). A reader keeps its turn through all its
+-- waits, so a task reading line after line cannot jump ahead of the tasks
+-- that asked before its next read, and a read that waits for more bytes
+-- (readexactly, readuntil, read to EOF) sees nobody take the ones there.
+
+-- Hand the turn of 'conn' to the first reader still waiting for it.
+function release_turn(conn)
+  local turns = conn.turns
+  while turns[1] do
+    local f = remove(turns, 1)
+    if f._state == PENDING then
+      conn.reader = f._reader
+      f:set_result()
+      return
+    end
+  end
+  conn.reader = false
+end
+
+-- A task waiting for its turn will never run again (task.lua's abandon).
+local function abandon_turn(f)
+  local conn = f._conn
+  if conn.reader == f._reader then release_turn(conn)
+  else
+    for i = 1, #conn.turns do
+      if conn.turns[i] == f then remove(conn.turns, i) break end
+    end
+  end
+end
+
+-- Wait until it is task 't's turn to read 'conn'. Cancelled, it leaves
+-- the line; cancelled after its turn came, it passes the turn on.
+local function wait_turn(conn, t)
+  local f = Future._new(Future, t._loop)
+  f._what, f._reader, f._conn, f._on_abandon = "turn to read a stream", t, conn, abandon_turn
+  local turns = conn.turns
+  turns[#turns + 1] = f
+  local ok, err = pcall(await, f)
+  if not ok then
+    if conn.reader == t then release_turn(conn)
+    else
+      for i = 1, #turns do
+        if turns[i] == f then remove(turns, i) break end
+      end
+    end
+    error(err, 0)
+  end
+end
+
+-- The end of a read run by with_turn: the turn goes to the next reader;
+-- results returned, or the error raised (a reader that fails or is
+-- cancelled also drops what its readexactly wanted buffered).
+local function end_turn(conn, t, ok, ...)
+  if conn.reader == t then release_turn(conn) end
+  if ok then return ... end
+  c_abort(conn.box, W_READ)
+  error((...), 0)
+end
+
+-- Run fn(r, a, b) in the running task when it is its turn to read r.
+-- Nobody reading or waiting: at once, without allocating (the hot path).
+local function with_turn(fn, r, a, b)
+  local conn = r._conn
+  local t = rt.current
+  if t == nil then return fn(r, a, b) end  -- running_task raises the error
+  if conn.reader then wait_turn(conn, t) else conn.reader = t end
+  return end_turn(conn, t, pcall(fn, r, a, b))
+end
+
 -- StreamReader --------------------------------------------------------------
 
 local StreamReader = {__name = "asyncio.StreamReader"}
@@ -154,20 +235,31 @@ M.StreamReader = StreamReader
 
 local function checkreader(r, fname) checkself(StreamReader, r, fname) end
 
-local function read_all(conn)
-  local parts, n = {}, 0
+-- Read 'conn' to EOF into 'parts' (parts.n chunks so far).
+local function read_chunks(conn, parts)
   while true do
     local s, state, name, msg = c_read(conn.box, conn.limit)
     if s then
-      if s == "" then return concat(parts, "", 1, n) end
-      n = n + 1
-      parts[n] = s
+      if s == "" then return end
+      local n = parts.n + 1
+      parts[n], parts.n = s, n
     elseif state == "wait" then wait_event(conn, W_READ, "read")
     else raise_oserror(name, msg, "read") end
   end
 end
 
-local function read_impl(r, n)
+-- Everything until EOF. Cancelled or failing partway, the chunks taken
+-- so far go back in front of the buffer: the next read gets them.
+local function read_all(conn)
+  local parts = {n = 0}
+  local ok, err = pcall(read_chunks, conn, parts)
+  local data = concat(parts, "", 1, parts.n)
+  if ok then return data end
+  c_unread(conn.box, data)
+  error(err, 0)
+end
+
+local function read_body(r, n)
   local conn = r._conn
   if n < 0 then return read_all(conn) end
   if n == 0 then return "" end
@@ -179,6 +271,12 @@ local function read_impl(r, n)
   end
 end
 
+local function read_impl(r, n) return with_turn(read_body, r, n) end
+
+-- unread(reader, data): put 'data' back in front of what 'reader' holds
+-- (communicate gives back what it read when it is cancelled).
+function M.unread(r, data) c_unread(r._conn.box, data) end
+
 -- reader:read([n]): up to n bytes; -1 or nil: everything until EOF; "" at EOF.
 function StreamReader:read(n)
   checkreader(self, "read")
@@ -186,7 +284,7 @@ function StreamReader:read(n)
   return reader_op(self, read_impl, n or -1)
 end
 
-local function readexactly_impl(r, n)
+local function readexactly_body(r, n)
   local conn = r._conn
   while true do
     local s, state, name, msg = c_readexactly(conn.box, n)
@@ -197,6 +295,8 @@ local function readexactly_impl(r, n)
     else raise_oserror(name, msg, "read") end
   end
 end
+
+local function readexactly_impl(r, n) return with_turn(readexactly_body, r, n) end
 
 -- reader:readexactly(n): exactly n bytes, or IncompleteReadError at EOF.
 function StreamReader:readexactly(n)
@@ -209,7 +309,7 @@ end
 local OVER_FOUND = "separator is found, but chunk is longer than limit"
 local OVER_NOT_FOUND = "separator is not found, and chunk exceeds the limit"
 
-local function readuntil_impl(r, sep, fname)
+local function readuntil_body(r, sep, fname)
   local conn = r._conn
   while true do
     local s, state, a, b = c_readuntil(conn.box, sep)
@@ -233,6 +333,8 @@ local function checksep(sep, fname)
       "separators must be non-empty strings")
   end
 end
+
+local function readuntil_impl(r, sep) return with_turn(readuntil_body, r, sep) end
 
 -- reader:readuntil([sep]): the bytes up to and including 'sep' (default
 -- "\n"; a list: whichever comes first).
@@ -259,13 +361,15 @@ end
 -- A line with its "\n"; the rest of the data at EOF ("" at EOF). A line
 -- over the limit is dropped whole (the next readline gets the next line)
 -- and LimitOverrunError raised.
-local function readline_impl(r)
-  local ok, line = pcall(readuntil_impl, r, "\n", "readline")
+local function readline_body(r)
+  local ok, line = pcall(readuntil_body, r, "\n", "readline")
   if ok then return line end
   if IncompleteReadError:is(line) then return line.partial end
   if LimitOverrunError:is(line) then skip_line(r._conn) end
   error(line, 0)
 end
+
+local function readline_impl(r) return with_turn(readline_body, r) end
 
 function StreamReader:readline()
   checkreader(self, "readline")
