@@ -84,14 +84,19 @@ local function communicate_impl(p, input)
     if writer then await(writer) end
     await(out)
     await(err)
+    wait_impl(p)
   end)
-  if not ok then  -- cancelled: the reads stop, what came stays buffered
+  if not ok then
+    -- cancelled (or failed): a read still going stops and leaves what it
+    -- took in its reader (streams.lua's read to EOF); what a finished one
+    -- read goes back in front of its reader, for the next read
     if writer then writer:cancel() end
     out:cancel()
     err:cancel()
+    if parts[1] then streams.unread(p.stdout, parts[1]) end
+    if parts[2] then streams.unread(p.stderr, parts[2]) end
     error(e, 0)
   end
-  wait_impl(p)
   return parts[1], parts[2]
 end
 
