@@ -30,8 +30,13 @@ local function start(t, what, code, ...)
   return req
 end
 
--- Wait for request 'req': its answer, or its OSError raised.
-local finish = streams.await_request
+-- Wait for request 'req': its answer, or its OSError raised. 'f', the
+-- File whose turn the task holds, if any: handed on if the task is closed
+-- by hand while it waits.
+local await_request = streams.await_request
+local function finish(t, what, req, f)
+  return await_request(t, what, req, f and f._turn)
+end
 
 -- Run fs operation 'code' in the pool; its answer, or its OSError raised.
 local function call(fname, what, code, ...)
@@ -51,10 +56,10 @@ end
 -- One task at a time uses a File: an operation of another task waits its
 -- turn (waiters.lua) before it changes anything, so a cancelled wait did
 -- nothing, and the File's buffers and its request in the pool are never
--- shared by two operations.
+-- shared by two operations. Turns go in arrival order: a task that asks
+-- again goes behind the tasks already waiting.
 local function release(f, ok, ...)
-  f._busy = false
-  if f._waiters[1] then waiters.wake_all(f._waiters) end
+  waiters.release(f._turn)
   if not ok then error((...), 0) end
   return ...
 end
@@ -63,11 +68,10 @@ end
 local function exclusive(fname, fn)
   return function(f, a, b)
     local t = task.current(fname)
-    while f._busy do waiters.wait(f._waiters, t, "file another task is using") end
-    if f._fd == nil and fname ~= "close" then
-      error(("%s: the file is closed"):format(fname), 0)  -- closed while we waited
+    waiters.acquire(f._turn, t, "file another task is using")
+    if f._fd == nil and fname ~= "close" then  -- closed while we waited
+      return release(f, false, ("%s: the file is closed"):format(fname))
     end
-    f._busy = true
     return release(f, pcall(fn, f, t, a, b))
   end
 end
@@ -107,7 +111,7 @@ local function fill(t, f, want)
     req = start(t, "read", READ, f._fd, size, pos)
     f._ahead = {req = req, pos = pos, n = size}
   end
-  local data = finish(t, "read", req)
+  local data = finish(t, "read", req, f)
   f._ahead = nil
   if #data == size then
     f._ahead = {req = start(t, "read", READ, f._fd, BLOCK, pos + size), pos = pos + size, n = BLOCK}
@@ -137,7 +141,7 @@ end
 local function wait_write(t, f)
   local w = f._wreq
   while w do
-    local ok, n = pcall(finish, t, "write", w.req)
+    local ok, n = pcall(finish, t, "write", w.req, f)
     if not ok then
       if not errors.CancelledError:is(n) then f._wreq = nil end
       error(n, 0)
@@ -260,7 +264,7 @@ local seek_impl = exclusive("seek", function(f, t, whence, offset)
   local base
   if whence == "set" then base = 0
   elseif whence == "cur" then base = f._pos
-  else base = call("seek", "seek", FSTAT, f._fd).size end
+  else base = finish(t, "seek", start(t, "seek", FSTAT, f._fd), f).size end
   local pos = base + offset
   if pos < 0 then throw(errors.oserror("EINVAL", "invalid argument", "seek")) end
   f._pos = pos
@@ -323,13 +327,13 @@ local function close_now(f)
 end
 
 -- Close 'fd' in the pool, or here if the request cannot even be made.
-local function close_fd(t, fd)
+local function close_fd(t, f, fd)
   local ok, req = pcall(start, t, "close", CLOSE, fd)
   if not ok then
     core.fs_now(CLOSE, fd)
     error(req, 0)
   end
-  finish(t, "close", req)
+  finish(t, "close", req, f)
 end
 
 local close_impl = exclusive("close", function(f, t)
@@ -338,7 +342,7 @@ local close_impl = exclusive("close", function(f, t)
   local ok, err = pcall(flush, t, f)
   if not ok and errors.CancelledError:is(err) then error(err, 0) end  -- still open: close again
   f._fd, f._ahead, f._wreq, f._guard, f._wn = nil, nil, nil, nil, 0
-  close_fd(t, fd)
+  close_fd(t, f, fd)
   if not ok then error(err, 0) end
 end)
 
@@ -414,7 +418,7 @@ end
 local function open_impl(path, mode)
   local f = setmetatable({_fd = false, _pos = 0, _buf = "", _off = 1, _wq = {}, _wn = 0,
                           _wpos = 0, _append = mode:sub(1, 1) == "a", _path = path,
-                          _busy = false, _waiters = {}, _loop = rt.loop, _guard = false,
+                          _turn = {busy = false}, _loop = rt.loop, _guard = false,
                           _ahead = false, _wreq = false}, File)
   local g = setmetatable({f}, Guard)
   f._fd = open_fd(path, mode)

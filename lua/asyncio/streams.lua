@@ -596,15 +596,17 @@ function ObjectWait:_abandon()  -- see Wait:_abandon
     list.busy = false
     waiters.wake_all(list)
   end
+  if self[3] then waiters.release(self[3]) end  -- the turn its task held (a File's)
 end
 
 -- Suspend task 't' until C object 'obj' wakes it (or a cancellation:
 -- the caller checks t._must_cancel); 'list', the waiters.lua list of the
--- tasks behind it, if any. Returns the refusal message if 't' is not
--- running in its own coroutine, for the caller to raise.
-local function wait_object(t, obj, list)
+-- tasks behind it, if any; 'turn', a waiters.lua turn 't' holds, handed on
+-- if 't' is closed by hand meanwhile. Returns the refusal message if 't'
+-- is not running in its own coroutine, for the caller to raise.
+local function wait_object(t, obj, list, turn)
   if t._must_cancel then return end  -- cancelled while it ran: the caller raises
-  t._waiting = setmetatable({obj, list}, ObjectWait)
+  t._waiting = setmetatable({obj, list, turn}, ObjectWait)
   rt.current = nil
   local r, msg = obj:_wait(t._loop._core)
   rt.current = t
@@ -614,13 +616,13 @@ end
 M.wait_object = wait_object
 
 -- Wait for request 'req' (resolve.c, fs.c) in task 't': its answers, or
--- its OSError raised ('what' says what failed).
-local function await_request(t, what, req)
+-- its OSError raised ('what' says what failed; 'turn': see wait_object).
+local function await_request(t, what, req, turn)
   while true do
     local a, b, c = req:_result()
     if a == nil then raise_oserror(b, c, what) end
     if a ~= false then return a, b end
-    local refused = wait_object(t, req)
+    local refused = wait_object(t, req, nil, turn)
     if refused then raise(refused) end
     if t._must_cancel then raise_cancel(t) end
   end

@@ -39,6 +39,47 @@ function M.wake_all(list)
   end
 end
 
+-- A turn: one holder at a time, handed on in arrival order. 'turn' is a
+-- list of waiters with a field 'busy'. acquire returns once 't' holds the
+-- turn; release hands it straight to the first waiter still waiting, so
+-- a holder that asks again goes behind the others (a wake_all would let
+-- it take the turn again before they run). A waiter cancelled, or closed
+-- by hand (Future:_abandon), after it was handed the turn passes it on.
+local function remove(list, f)
+  for i = 1, #list do
+    if list[i] == f then table.remove(list, i) return end
+  end
+end
+
+function M.release(turn)
+  while turn[1] do
+    local f = table.remove(turn, 1)
+    if f._state == PENDING then f:set_result() return end  -- 'busy' stays: handed on
+  end
+  turn.busy = false
+end
+
+local function abandoned(f)
+  local turn = f._turn
+  remove(turn, f)
+  if f._state ~= PENDING and not f:cancelled() then M.release(turn) end
+end
+
+function M.acquire(turn, t, what)
+  if not turn.busy then
+    turn.busy = true
+    return
+  end
+  local f = Future._new(Future, t._loop)
+  f._what, f._turn, f._on_abandon = what, turn, abandoned
+  turn[#turn + 1] = f
+  local ok, err = pcall(await, f)
+  if not ok then
+    abandoned(f)  -- handed the turn before the cancellation landed: pass it on
+    error(err, 0)
+  end
+end
+
 -- For an object whose C side holds one waiting task per event: the first
 -- task waits in C, through c_wait(a, b, c) (which must not raise), and the
 -- others wait in 'list' until it wakes. Returns c_wait's results to the

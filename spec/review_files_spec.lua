@@ -1,0 +1,123 @@
+-- A File (files.lua, fs.c) under a hostile program: several tasks on one
+-- File, cancelled and abandoned waiters, big reads, closes racing the pool.
+local asyncio = require "asyncio"
+local support = require "spec.support"
+local await = asyncio.await
+
+local run = support.run
+
+local function slurp(path)
+  local h = assert(io.open(path, "rb"))
+  local s = h:read("a")
+  h:close()
+  return s
+end
+
+local function spit(path, s)
+  local h = assert(io.open(path, "wb"))
+  h:write(s)
+  h:close()
+end
+
+describe("a File shared by several tasks", function()
+  local path
+  before_each(function() path = os.tmpname() end)
+  after_each(function()
+    os.remove(path)
+    support.assert_clean()
+  end)
+
+  it("serves a task that asks again after the tasks already waiting", function()
+    run(function()
+      local f = await(asyncio.open_file(path, "w"))
+      local a = asyncio.create_task(function()
+        await(f:write("a1 "))
+        await(f:flush())
+        await(f:write("a2 "))
+        await(f:flush())
+      end)
+      local b = asyncio.create_task(function()
+        await(asyncio.sleep(0))  -- a's flush holds the turn now
+        await(f:write("b "))
+        await(f:flush())
+      end)
+      await(asyncio.gather(a, b))
+      await(f:close())
+    end)
+    assert.equal("a1 b a2 ", slurp(path))
+  end)
+
+  it("hands the turn on when the holder's coroutine is closed by hand", function()
+    spit(path, "0123456789abcdefghij")
+    local res = run(function()
+      local f = await(asyncio.open_file(path))
+      local a = asyncio.create_task(function() return await(f:read(10)) end)
+      await(asyncio.sleep(0))  -- a holds the turn, waiting for the pool
+      local b = asyncio.create_task(function() return await(f:read(5)) end)
+      local c = asyncio.create_task(function() return await(f:read(5)) end)
+      await(asyncio.sleep(0))  -- b and c wait for their turns
+      coroutine.close(a:get_coro())
+      local r = {await(b), await(c)}
+      assert.is_false(pcall(await, a))
+      await(f:close())
+      return r
+    end)
+    assert.same({"01234", "56789"}, res)
+  end)
+
+  it("hands the turn on when a waiter handed it is closed by hand or cancelled", function()
+    spit(path, "0123456789abcdefghij")
+    local res = run(function()
+      local f = await(asyncio.open_file(path))
+      local b, d
+      local a = asyncio.create_task(function()
+        local s = await(f:read(4))
+        coroutine.close(b:get_coro())  -- b was handed the turn, has not run yet
+        return s
+      end)
+      await(asyncio.sleep(0))
+      b = asyncio.create_task(function() return await(f:read(4)) end)
+      local c = asyncio.create_task(function()
+        local s = await(f:read(4))
+        d:cancel()  -- d was handed the turn, has not run yet
+        return s
+      end)
+      d = asyncio.create_task(function() return await(f:read(4)) end)
+      local e = asyncio.create_task(function() return await(f:read(4)) end)
+      local r = {await(a), await(c), await(e)}
+      assert.is_false(pcall(await, b))
+      assert.is_false((pcall(await, d)))
+      await(f:close())
+      return r
+    end)
+    assert.equal("0123", res[1])
+    assert.equal("4567", res[2])
+    assert.equal("89ab", res[3])
+  end)
+
+  it("loses and reorders no write when waiters are cancelled by time limits", function()
+    local big = 700 * 1024  -- two of them fill the buffer: the second waits for the pool
+    local done = run(function()
+      local f = await(asyncio.open_file(path, "w"))
+      local done = {}
+      local tasks = {}
+      for i = 1, 24 do
+        local tag = string.char(64 + i)
+        tasks[i] = asyncio.create_task(function()
+          for round = 1, 3 do
+            local data = tag:rep(i % 3 == 0 and big or 17 * round)
+            local ok = pcall(await, asyncio.wait_for(f:write(data), (i + round) % 4 == 0 and 0 or 1e6))
+            if ok then done[#done + 1] = data end
+            if round == 2 and i % 5 == 0 then pcall(await, asyncio.wait_for(f:flush(), 0)) end
+          end
+        end)
+      end
+      await(asyncio.gather(tasks))
+      await(f:close())
+      return done
+    end)
+    local got = slurp(path)
+    assert.equal(#table.concat(done), #got)
+    assert.is_true(table.concat(done) == got)
+  end)
+end)
