@@ -121,3 +121,69 @@ describe("a File shared by several tasks", function()
     assert.is_true(table.concat(done) == got)
   end)
 end)
+
+describe("big reads", function()
+  local path
+  before_each(function() path = os.tmpname() end)
+  after_each(function()
+    os.remove(path)
+    support.assert_clean()
+  end)
+
+  -- Bytes that string.find looked at while fn ran: a line longer than the
+  -- buffer must not be searched again from its start with each block.
+  local function scanned(fn)
+    local find, n = string.find, 0
+    string.find = function(s, p, init, plain)  -- luacheck: ignore 122
+      n = n + #s - (init or 1) + 1
+      return find(s, p, init, plain)
+    end
+    local ok, res = pcall(fn)
+    string.find = find  -- luacheck: ignore 122
+    assert(ok, res)
+    return n, res
+  end
+
+  it("lines() searches each block of a long line once", function()
+    local line = ("0123456789abcdef"):rep(8 * 65536)  -- 8 MiB: 8 blocks
+    spit(path, line .. "\nend")
+    local n, lines = scanned(function()
+      return run(function()
+        local f <close> = await(asyncio.open_file(path))
+        local r = {}
+        for l in f:lines() do r[#r + 1] = l end
+        return r
+      end)
+    end)
+    assert.equal(2, #lines)
+    assert.is_true(lines[1] == line)
+    assert.equal("end", lines[2])
+    assert.is_true(n <= 2 * #line, "searched " .. n .. " bytes")
+  end)
+
+  it("read() and lines() closed by hand halfway give back what they took", function()
+    local data = ("x"):rep(3 * 1024 * 1024 - 5) .. "\n" .. ("y"):rep(1024 * 1024)
+    spit(path, data)
+    local res = run(function()
+      local f = await(asyncio.open_file(path))
+      assert.equal("x", await(f:read(1)))
+      local a = asyncio.create_task(function() return await(f:read()) end)
+      local b = asyncio.create_task(function() return f:lines("L")() end)
+      await(asyncio.sleep(0))  -- a waits for the pool with a block taken
+      coroutine.close(a:get_coro())
+      local line = await(b)
+      await(asyncio.sleep(0))
+      local c = asyncio.create_task(function() return f:lines()() end)
+      await(asyncio.sleep(0))  -- c waits for the pool with the first block taken
+      coroutine.close(c:get_coro())
+      local d = asyncio.create_task(function() return await(f:read()) end)
+      local rest = await(d)
+      assert.is_false(pcall(await, a))
+      assert.is_false(pcall(await, c))
+      await(f:close())
+      return {line = line, rest = rest}
+    end)
+    assert.is_true(res.line == data:sub(2, 3 * 1024 * 1024 - 4))
+    assert.is_true(res.rest == ("y"):rep(1024 * 1024))
+  end)
+end)
