@@ -187,3 +187,116 @@ describe("big reads", function()
     assert.is_true(res.rest == ("y"):rep(1024 * 1024))
   end)
 end)
+
+describe("closing a File with a request in the pool", function()
+  local dir
+  before_each(function()
+    dir = (support.sh("mktemp -d"):gsub("%s+$", ""))
+    for i = 1, 4 do os.execute(("mkfifo '%s/fifo%d'"):format(dir, i)) end
+  end)
+  after_each(function()
+    os.execute("rm -rf '" .. dir .. "'")
+    support.assert_clean()
+  end)
+
+  -- Hold libuv's 4 pool threads in open() of a FIFO (until a writer comes),
+  -- so that a request started now waits in the pool's queue; returns the
+  -- function that lets them go and closes what they opened.
+  local function block_pool()
+    local blockers = {}
+    for i = 1, 4 do
+      blockers[i] = asyncio.create_task(function()
+        return await(asyncio.open_file(("%s/fifo%d"):format(dir, i)))
+      end)
+    end
+    await(asyncio.sleep(0))  -- their opens are in the pool, before anything else
+    return function()
+      for i = 1, 4 do assert(io.open(("%s/fifo%d"):format(dir, i), "w")):close() end
+      for i = 1, 4 do await(await(blockers[i]):close()) end
+    end
+  end
+
+  -- Close 'f' where nothing can wait (a <close> variable outside its task).
+  local function close_now(f)
+    coroutine.wrap(function() local g <close> = f end)()  -- luacheck: ignore 211
+  end
+
+  it("closes the descriptor only once a read in the pool is done", function()
+    spit(dir .. "/mine", "MINE-MINE")
+    spit(dir .. "/other", "OTHER")
+    local res = run(function()
+      local f = await(asyncio.open_file(dir .. "/mine"))
+      local unblock = block_pool()
+      local a = asyncio.create_task(function() return await(f:read(5)) end)
+      await(asyncio.sleep(0))  -- a's read waits in the pool's queue
+      close_now(f)
+      local other = assert(io.open(dir .. "/other"))  -- takes the lowest free descriptor
+      unblock()
+      local ok, err = pcall(await, a)
+      local text = other:read("a")
+      other:close()
+      return {ok = ok, err = err, text = text}
+    end)
+    assert.is_false(res.ok)
+    assert.equal("read: the file is closed", res.err)
+    assert.equal("OTHER", res.text)
+  end)
+
+  it("a write waiting for the pool when the File is closed raises, writes nothing", function()
+    local path = dir .. "/w"
+    local first = ("a"):rep(1024 * 1024 + 1)
+    local res = run(function()
+      local f = await(asyncio.open_file(path, "w"))
+      local unblock = block_pool()
+      await(f:write(first))  -- a full buffer: goes to the pool, queued there
+      local a = asyncio.create_task(function() return await(f:write(("b"):rep(1024 * 1024))) end)
+      await(asyncio.sleep(0))  -- a waits for the write before it
+      close_now(f)
+      local other = assert(io.open(dir .. "/other", "w"))
+      unblock()
+      local ok, err = pcall(await, a)
+      other:close()
+      return {ok = ok, err = err}
+    end)
+    assert.is_false(res.ok)
+    assert.equal("write: the file is closed", res.err)
+    assert.is_true(slurp(path) == first)
+    assert.equal("", slurp(dir .. "/other"))
+  end)
+
+  it("operations queued behind a close raise, naming their method", function()
+    local path = dir .. "/q"
+    local res = run(function()
+      local f = await(asyncio.open_file(path, "w+"))
+      await(f:write("kept"))
+      local unblock = block_pool()
+      local closing = asyncio.create_task(function() return await(f:close()) end)
+      await(asyncio.sleep(0))  -- the close holds the turn, waiting for the pool
+      local names = {"read", "write", "flush", "seek", "lines"}
+      local ops = {
+        function() return await(f:read(1)) end,
+        function() return await(f:write("lost")) end,
+        function() return await(f:flush()) end,
+        function() return await(f:seek("set", 0)) end,
+        function() return f:lines()() end,
+      }
+      local tasks = {}
+      for i, fn in ipairs(ops) do tasks[i] = asyncio.create_task(fn) end
+      await(asyncio.sleep(0))
+      unblock()
+      await(closing)
+      local errs = {}
+      for i, t in ipairs(tasks) do
+        local ok, err = pcall(await, t)
+        errs[i] = ok and "no error" or err
+      end
+      local ok, err = pcall(function() return f:read(1) end)
+      return {names = names, errs = errs, late = not ok and err}
+    end)
+    for i, name in ipairs(res.names) do
+      assert.equal(name .. ": the file is closed", res.errs[i])
+    end
+    assert.matches("read: the file is closed$", res.late)
+    assert.equal("kept", slurp(path))
+  end)
+end)

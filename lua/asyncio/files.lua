@@ -72,6 +72,7 @@ local function exclusive(fname, fn)
     if f._fd == nil and fname ~= "close" then  -- closed while we waited
       return release(f, false, ("%s: the file is closed"):format(fname))
     end
+    f._op = fname
     return release(f, pcall(fn, f, t, a, b))
   end
 end
@@ -85,16 +86,46 @@ local MAX_READ = 1 << 30  -- the most one request asks of the pool
 
 -- A File's fields: _fd; _pos, the position the program sees; _buf and
 -- _off, the read buffer (the file's bytes from _pos on are _buf:sub(_off));
--- _ahead {req, pos, n}, a read in the pool; _wq and _wn, the writes
--- gathered and their size, _wpos, where the first goes; _wreq {req,
--- data, off}, the write in the pool.
+-- _ahead {req, pos, n}, a read in the pool (pos false: stale, its bytes
+-- are not to be used); _wq and _wn, the writes gathered and their size,
+-- _wpos, where the first goes; _wreq {req, data, off}, the write in the
+-- pool; _req, a seek's fstat in the pool; _op, the name of the operation
+-- holding the turn.
+--
+-- At most one request on the descriptor is in the pool at a time (a new
+-- one waits for the one before, settle), never forgotten there: so the
+-- descriptor can be closed once that one is done (close_now hands the
+-- close to it: fs.c's _then_close), never under a request still to run,
+-- which would then read or write whatever file reuses the number.
 
 local function buffered(f) return #f._buf - f._off + 1 end
 
 local guard  -- guard(f): a new finalizer guard for f (see Guard below)
 
+-- Forget what was read: the buffer, and the read in the pool, which is
+-- kept (stale) until it is done.
 local function drop_reads(f)
-  f._buf, f._off, f._ahead = "", 1, nil
+  f._buf, f._off = "", 1
+  local a = f._ahead
+  if a and (a.req:_result() == false) then a.pos = false else f._ahead = nil end
+end
+
+-- The operation holding the turn goes on after a wait in the pool only if
+-- the File is still open (close_now, where nothing could wait, closed it
+-- meanwhile).
+local function alive(f)
+  if f._fd == nil then error(("%s: the file is closed"):format(f._op), 0) end
+end
+
+-- Wait until no read of 'f' is in the pool, its answer dropped; cancelled,
+-- it stays for the next wait.
+local function settle(t, f)
+  local a = f._ahead
+  if not a then return end
+  local ok, err = pcall(finish, t, "read", a.req, f)
+  if not ok and errors.CancelledError:is(err) then error(err, 0) end
+  f._ahead = nil
+  alive(f)
 end
 
 -- Add the next block of the file to the read buffer: false at the end.
@@ -108,11 +139,13 @@ local function fill(t, f, want)
   if size > MAX_READ then size = MAX_READ end  -- read(1 << 40) reads on until the end
   if a and a.pos == pos then req, size = a.req, a.n
   else
+    settle(t, f)
     req = start(t, "read", READ, f._fd, size, pos)
     f._ahead = {req = req, pos = pos, n = size}
   end
   local data = finish(t, "read", req, f)
   f._ahead = nil
+  alive(f)
   if #data == size then
     f._ahead = {req = start(t, "read", READ, f._fd, BLOCK, pos + size), pos = pos + size, n = BLOCK}
   end
@@ -146,6 +179,7 @@ local function wait_write(t, f)
       if not errors.CancelledError:is(n) then f._wreq = nil end
       error(n, 0)
     end
+    alive(f)
     if n < w.n then  -- rare: the rest goes next
       local rest, off = concat(w.data):sub(n + 1), w.off < 0 and -1 or w.off + n
       w = {req = start(t, "write", WRITE, f._fd, {rest}, off), data = {rest}, n = #rest, off = off}
@@ -157,8 +191,9 @@ local function wait_write(t, f)
   end
 end
 
--- Send the gathered writes to the pool as one (the previous is done);
--- fs.c joins the list straight into its request.
+-- Send the gathered writes to the pool as one (the previous is done, and
+-- no read is in the pool: settle); fs.c joins the list straight into its
+-- request.
 local function start_write(t, f)
   local list, n = f._wq, f._wn
   local off = f._append and -1 or f._wpos
@@ -171,6 +206,7 @@ end
 local function flush(t, f)
   wait_write(t, f)
   if f._wn > 0 then
+    settle(t, f)
     start_write(t, f)
     wait_write(t, f)
   end
@@ -215,7 +251,10 @@ end
 local write_impl = exclusive("write", function(f, t, data)
   if #data == 0 then return 0 end
   -- wait for the pool before anything changes: a cancelled write did nothing
-  if f._wreq and f._wn + #data >= BLOCK then wait_write(t, f) end
+  if f._wn + #data >= BLOCK then
+    if f._wreq then wait_write(t, f) end
+    settle(t, f)
+  end
   if f._off <= #f._buf or f._ahead then drop_reads(f) end  -- they may be overwritten
   if f._wn == 0 then f._wpos = f._pos end
   local q = f._wq
@@ -279,7 +318,15 @@ local seek_impl = exclusive("seek", function(f, t, whence, offset)
   local base
   if whence == "set" then base = 0
   elseif whence == "cur" then base = f._pos
-  else base = finish(t, "seek", start(t, "seek", FSTAT, f._fd), f).size end
+  else
+    settle(t, f)
+    f._req = start(t, "seek", FSTAT, f._fd)
+    local ok, st = pcall(finish, t, "seek", f._req, f)
+    f._req = nil
+    if not ok then error(st, 0) end
+    alive(f)
+    base = st.size
+  end
   local pos = base + offset
   if pos < 0 then throw(errors.oserror("EINVAL", "invalid argument", "seek")) end
   f._pos = pos
@@ -306,9 +353,10 @@ end
 -- What close_now writes: the gathered bytes, after the write in the pool
 -- if there is one (then that request closes 'fd' once done: true). May
 -- raise (out of memory): the caller closes 'fd' then.
-local function write_rest(f, fd, w)
+local function write_rest(f, fd, w, r)
   local data, off = concat(f._wq), f._append and -1 or f._wpos
   if w and w.req:_then_close(fd, data, off) then return true end
+  if r and r:_then_close(fd, data, off) then return true end  -- a read or fstat
   if w then  -- done in the pool, its answer not taken yet
     local n, name, msg = w.req:_result()
     if n == nil then return false, errors.oserror(name, msg, "write") end
@@ -332,9 +380,9 @@ end
 local function close_now(f)
   local fd = f._fd
   if fd == nil then return end
-  local w = f._wreq
+  local w, r = f._wreq, f._ahead and f._ahead.req or f._req
   f._fd, f._ahead, f._wreq, f._guard = nil, nil, nil, nil  -- nils: nothing to allocate
-  local ok, handed, err = pcall(write_rest, f, fd, w)
+  local ok, handed, err = pcall(write_rest, f, fd, w, r)
   f._wn = 0
   if not (ok and handed) then core.fs_now(CLOSE, fd) end
   if not ok then return handed end
@@ -356,6 +404,15 @@ local close_impl = exclusive("close", function(f, t)
   if fd == nil then return end
   local ok, err = pcall(flush, t, f)
   if not ok and errors.CancelledError:is(err) then error(err, 0) end  -- still open: close again
+  if f._fd == nil then  -- closed by close_now meanwhile
+    if not ok then error(err, 0) end
+    return
+  end
+  local ok2, err2 = pcall(settle, t, f)  -- no read left in the pool on the descriptor
+  if not ok2 then
+    if errors.CancelledError:is(err2) then error(err2, 0) end
+    if f._fd == nil then return end
+  end
   f._fd, f._ahead, f._wreq, f._guard, f._wn = nil, nil, nil, nil, 0
   close_fd(t, f, fd)
   if not ok then error(err, 0) end
@@ -434,7 +491,7 @@ local function open_impl(path, mode)
   local f = setmetatable({_fd = false, _pos = 0, _buf = "", _off = 1, _wq = {}, _wn = 0,
                           _wpos = 0, _append = mode:sub(1, 1) == "a", _path = path,
                           _turn = {busy = false}, _loop = rt.loop, _guard = false,
-                          _ahead = false, _wreq = false}, File)
+                          _ahead = false, _wreq = false, _req = false, _op = false}, File)
   local g = setmetatable({f}, Guard)
   f._fd = open_fd(path, mode)
   f._guard = g
