@@ -983,17 +983,33 @@ function Server:is_serving()
   return self._serving and not self._loop._core:is_closed()
 end
 
+
+-- Await the server's future 'shared' through a future of this waiter's
+-- own: cancelling one waiter (a wait_for's time limit) cancels that one,
+-- never the server's, which the other waiters wait on too.
+local function await_own(shared)
+  if shared:done() then return end
+  local own = Future._new(Future, shared._loop)
+  local function pass() if not own:done() then own:set_result() end end
+  shared:add_done_callback(pass)
+  local ok, err = pcall(await, own)
+  shared:remove_done_callback(pass)
+  if not ok then error(err, 0) end
+end
+
+local function wait_server_closed_impl(srv) await_own(srv._closed) end
+
 -- server:wait_closed(): an awaitable done when the server is closed and
 -- every connection it accepted has ended.
 function Server:wait_closed()
   checkserver(self, "wait_closed")
-  return self._closed
+  return op(wait_server_closed_impl, self)
 end
 
 local function serve_forever_impl(srv)
   if not srv._serving then error("serve_forever: the server is closed", 0) end
   srv._forever = srv._forever or Future._new(Future, srv._loop)
-  local ok, err = pcall(await, srv._forever)
+  local ok, err = pcall(await_own, srv._forever)
   if not ok then
     srv:close()
     error(err, 0)
@@ -1113,6 +1129,7 @@ M.name_ops{[wait_closed_impl] = "writer:wait_closed()", [getaddrinfo_impl] = "as
   [getnameinfo_impl] = "asyncio.getnameinfo(...)", [start_tls_impl] = "writer:start_tls(...)",
   [open_connection_impl] = "asyncio.open_connection(...)",
   [open_unix_impl] = "asyncio.open_unix_connection(...)", [serve_forever_impl] = "server:serve_forever()",
+  [wait_server_closed_impl] = "server:wait_closed()",
   [start_server_impl] = "asyncio.start_server(...)", [start_unix_impl] = "asyncio.start_unix_server(...)"}
 
 return M
