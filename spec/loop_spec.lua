@@ -101,8 +101,8 @@ describe("event loop", function()
     local loop = asyncio.new_event_loop()
     loop:close()
     loop:close()  -- twice is fine
-    assert.has_error(function() loop:call_soon(print) end, "attempt to use a closed event loop")
-    assert.has_error(function() loop:run_forever() end, "attempt to use a closed event loop")
+    assert.has_error(function() loop:call_soon(print) end, "call_soon: attempt to use a closed event loop")
+    assert.has_error(function() loop:run_forever() end, "run_forever: attempt to use a closed event loop")
   end)
 
   it("refuses to close while running, from inside a callback", function()

@@ -58,18 +58,18 @@ describe("misuse", function()
   it("of a closed loop says so", function()
     local loop = asyncio.new_event_loop()
     loop:close()
-    for _, call in ipairs({
-      function() loop:call_soon(print) end,
-      function() loop:call_later(1, print) end,
-      function() loop:call_at(1, print) end,
-      function() loop:create_task(function() end) end,
-      function() loop:create_future() end,
-      function() loop:run_forever() end,
-      function() loop:run_until_complete(asyncio.Future()) end,
-      function() loop:time() end,
-      function() loop:stop() end,
+    for _, case in ipairs({
+      {"call_soon", function() loop:call_soon(print) end},
+      {"call_later", function() loop:call_later(1, print) end},
+      {"call_at", function() loop:call_at(1, print) end},
+      {"create_task", function() loop:create_task(function() end) end},
+      {"create_future", function() loop:create_future() end},
+      {"run_forever", function() loop:run_forever() end},
+      {"run_until_complete", function() loop:run_until_complete(asyncio.Future()) end},
+      {"time", function() loop:time() end},
+      {"stop", function() loop:stop() end},
     }) do
-      fails_with("attempt to use a closed event loop", call)
+      fails_with(case[1] .. ": attempt to use a closed event loop", case[2])
     end
     assert.is_true(loop:is_closed())
     assert.is_false(loop:is_running())

@@ -287,5 +287,17 @@ describe("the second review", function()
       assert.equal("served", await(serving))
     end)
   end)
+
+  it("run refuses a typo in its options when main takes no arguments; a closed loop names the method", function()
+    assert.has_error(function() asyncio.run(function() return 1 end, {debg = true}) end,
+      "bad argument #2 to 'run' (unknown option 'debg')")
+    assert.is_true(asyncio.run(function(t) return t.debg end, {debg = true}))
+    assert.equal(2, asyncio.run(function() return 2 end, {debug = false}))
+    local loop = asyncio.new_event_loop()
+    loop:close()
+    local ok, err = pcall(loop.call_later, loop, 1, print)
+    assert.is_false(ok)
+    assert.matches("^spec/review_reports_spec%.lua:%d+: call_later: attempt to use a closed event loop$", err)
+  end)
 end)
 

@@ -108,11 +108,21 @@ function asyncio.get_running_loop()
   return rt.loop
 end
 
--- Is 'x' the options of run (a plain table of loop options only)?
-local function run_options(x)
+-- Is 'x' the options of run (a plain table of loop options only)? For a
+-- main function that takes no arguments, a plain table can only be
+-- options: one with a key no loop knows (a typo) is refused.
+local function run_options(x, main)
   if type(x) ~= "table" or getmetatable(x) ~= nil or next(x) == nil then return false end
   for k in pairs(x) do
-    if not rt.LOOP_OPTIONS[k] then return false end
+    if not rt.LOOP_OPTIONS[k] then
+      if type(main) == "function" then
+        local info = debug.getinfo(main, "u")
+        if info.nparams == 0 and not info.isvararg then
+          util.checkopts(x, rt.LOOP_OPTIONS, 2, "run")
+        end
+      end
+      return false
+    end
   end
   return true
 end
@@ -212,7 +222,7 @@ function asyncio.run(main, ...)
   end
   argcheck(type(main) == "function" or task.iscoroutine(main), 1, "run",
            typeerror("coroutine object or function", main))
-  local opts = select("#", ...) == 1 and run_options(...) and ... or nil
+  local opts = select("#", ...) == 1 and run_options(..., main) and ... or nil
   local loop = rt.new_event_loop(opts, "run", 2)
   local ok, main_task, how, stuck, cleanup_ok, cleanup_err = pcall(run_main, loop, opts, main, ...)
   loop:close()

@@ -54,7 +54,7 @@ end
 
 local function checkloop(self, fname)
   checkself(self, fname)
-  if self._core:is_closed() then raise("attempt to use a closed event loop") end
+  if self._core:is_closed() then raise(fname .. ": attempt to use a closed event loop") end
 end
 
 -- The C core keeps every pending task (loop._core:tasks()), so that run()
