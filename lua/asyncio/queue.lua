@@ -105,7 +105,7 @@ task.register_awaitable(GetOp)
 task.register_awaitable(PutOp)
 
 -- QueueEmpty and QueueFull are what get_nowait/put_nowait answer when a
--- program polls: their place, without a traceback (see util.stamp).
+-- program polls: a traceback without names, cheaper (see util.stamp).
 core.queue_config(PutOp, DONE, function(name)
   if name == "QueueShutDown" then throw(errors[name]()) end
   error(util.stamp(errors[name](), true), 0)

@@ -23,15 +23,29 @@ end
 -- program's call that it comes out of ('where', "file:line:", which its
 -- tostring shows, as Lua's own errors show theirs) and the traceback of
 -- where the library raised it ('traceback'). Once: an error awaited again
--- keeps its first place. Returns 'err'. With 'where_only' the traceback
--- is left out: an outcome programs poll for (QueueEmpty, QueueFull) costs
--- a few microseconds, not the 70 a traceback takes.
-function util.stamp(err, where_only)
+-- keeps its first place. Returns 'err'. With 'plain' the traceback names
+-- no functions: debug.traceback looks each name up in package.loaded (70
+-- us a time), and an outcome programs poll for (QueueEmpty, QueueFull)
+-- must cost a few.
+local function plain_traceback(level)
+  local parts, n = {"stack traceback:"}, 1
+  while true do
+    local info = debug.getinfo(level, "Sl")
+    if info == nil then return table.concat(parts) end
+    n = n + 1
+    parts[n] = info.what == "C" and "\n\t[C]: in ?" or
+      ("\n\t%s:%d: in function <%s:%d>"):format(info.short_src, info.currentline, info.short_src,
+        info.linedefined)
+    level = level + 1
+  end
+end
+
+function util.stamp(err, plain)
   if type(err) == "table" and rawget(err, "where") == nil and getmetatable(err) ~= nil then
     local info = debug.getinfo(program_level(), "Sl")
     err.where = info and info.currentline > 0 and ("%s:%d:"):format(info.short_src,
       info.currentline) or false
-    if not where_only then err.traceback = debug.traceback("", 2):sub(2) end
+    err.traceback = plain and plain_traceback(3) or debug.traceback("", 2):sub(2)
   end
   return err
 end
