@@ -62,6 +62,7 @@ check:
 	@sh scripts/setup.sh check
 	@$(MAKE) --no-print-directory all $(ASAN_CORE)
 	@$(MAKE) --no-print-directory lint asan allocfail gcstress memcheck soak bench-smoke
+	@ASYNCIO_RANDOM_N=$${ASYNCIO_RANDOM_N:-5000} $(MAKE) --no-print-directory fuzz
 
 lint:
 	$(LUACHECK) -q lua spec examples bench types
