@@ -299,5 +299,32 @@ describe("the second review", function()
     assert.is_false(ok)
     assert.matches("^spec/review_reports_spec%.lua:%d+: call_later: attempt to use a closed event loop$", err)
   end)
+
+  it("process_group = 0 starts the child in a group of its own; another group is refused", function()
+    asyncio.run(function()
+      local await = asyncio.await
+      local p = await(asyncio.create_subprocess_shell("sleep 30 & echo $!; wait",
+        {stdout = "pipe", process_group = 0}))
+      local grandchild = assert(tonumber(await(p.stdout:readline())))
+      p:send_signal_group("SIGTERM")
+      await(p:wait())
+      -- the grandchild got it too: gone, or a zombie about to be reaped by init
+      local function state()
+        local f = io.open(("/proc/%d/stat"):format(grandchild))
+        local st = f and f:read("a"):match("^%d+ %b() (%a)")
+        if f then f:close() end
+        return st
+      end
+      for _ = 1, 500 do  -- the signal is delivered; its death may take a moment to show
+        if state() == nil or state() == "Z" then break end
+        await(asyncio.sleep(0.01))
+      end
+      local st = state()
+      assert.is_true(st == nil or st == "Z", tostring(st))
+      assert.has_error(function() asyncio.create_subprocess_exec("true", {process_group = 5}) end,
+        "bad argument #2 to 'create_subprocess_exec' (process_group must be 0 (a group of the " ..
+        "child's own); joining another group is not supported)")
+    end)
+  end)
 end)
 

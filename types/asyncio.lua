@@ -125,6 +125,7 @@
 ---@field env? table<string, string|number> # the whole environment
 ---@field limit? integer # the pipes' reader limit
 ---@field start_new_session? boolean # the child calls setsid(): see send_signal_group
+---@field process_group? integer # 0 only: a group of its own (as start_new_session)
 
 -- Results -------------------------------------------------------------------
 

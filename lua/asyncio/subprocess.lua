@@ -205,12 +205,16 @@ local function checkenv(env, n, fname)
 end
 
 local OPTIONS = {stdin = true, stdout = true, stderr = true, cwd = true, env = true, limit = true,
-                 start_new_session = true}
+                 start_new_session = true, process_group = true}
 
 local function checkopts(opts, n, fname)
   opts = util.checkopts(opts, OPTIONS, n, fname)
+  -- process_group = 0 (CPython's: a group of its own) is had the one way
+  -- libuv can: setsid(), a session too; joining another group it cannot
+  argcheck(opts.process_group == nil or opts.process_group == 0, n, fname,
+    "process_group must be 0 (a group of the child's own); joining another group is not supported")
   local o = {cwd = opts.cwd, env = opts.env, limit = opts.limit,
-             start_new_session = opts.start_new_session and true or false}
+             start_new_session = (opts.start_new_session or opts.process_group == 0) and true or false}
   argcheck(o.cwd == nil or type(o.cwd) == "string", n, fname, "cwd must be a string")
   argcheck(o.cwd == nil or nulfree(o.cwd), n, fname, "cwd has an embedded null byte")
   if o.env ~= nil then checkenv(o.env, n, fname) end
