@@ -229,9 +229,9 @@ describe("issue 18", function()
       asyncio.run(function()
         p = await(asyncio.create_subprocess_exec("sleep", "0.1"))
       end)
-      local ok, err = pcall(asyncio.run, function() return await(p:wait()) end)
+      local ok, err = pcall(asyncio.run, function() local r = await(p:wait()); return r end)
       assert.is_false(ok)
-      assert.matches("belongs to an event loop that is closed", err)
+      assert.matches("^spec/issue18_spec%.lua:%d+: wait: the process belongs to an event loop that is closed", err)
       local state
       for _ = 1, 100 do
         state = support.sh("ps -o stat= -p " .. p.pid)

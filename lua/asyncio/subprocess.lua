@@ -38,9 +38,9 @@ local function checkproc(p, fname) util.checkself(Process, p, fname) end
 local function wait_impl(p)
   local t = task.current("wait")
   if p.returncode == nil and t._loop ~= p._loop then
-    error(p._loop._core:is_closed() and
+    raise(p._loop._core:is_closed() and
       "wait: the process belongs to an event loop that is closed (it is no longer watched)" or
-      "wait: the process belongs to a different event loop", 0)
+      "wait: the process belongs to a different event loop")
   end
   while p.returncode == nil do
     -- one task waits in C, the others each on their own (waiters.lua)
