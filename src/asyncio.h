@@ -121,6 +121,7 @@ void asyncio_sticky_free (lua_State *L, Loop *lp, int loopidx, int32_t s);
 void asyncio_post (Loop *lp, int32_t s);
 int32_t asyncio_running (Loop *lp, lua_State *L);
 int asyncio_refuse (lua_State *L);
+extern const char asyncio_nowait_msg[];
 int asyncio_suspend (lua_State *L, Loop *lp, int loopidx);
 void asyncio_task_open (lua_State *L);
 void asyncio_expire (Loop *lp);

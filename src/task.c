@@ -38,6 +38,13 @@ static const char tampered_msg[] =
 ** there, and the Lua caller must undo what it set up for the wait. */
 static const char refused_key = 'R';
 
+/* Why a task cannot wait inside a C function that called back into Lua
+** (task.lua raises the same words before it sets anything up). */
+const char asyncio_nowait_msg[] =
+  "'await' cannot wait here: the task is inside a C function that called back into Lua "
+  "(a table.sort comparator, a string.gsub function, a metamethod called from C such as "
+  "__index, __lt or __gc, ...), across which it cannot yield";
+
 
 /* The Loop at 'idx', open or closed. */
 Loop *asyncio_toloop (lua_State *L, int idx) {
@@ -528,20 +535,29 @@ static int task_spawn (lua_State *L) {
 }
 
 
-/* The slot of 'L' if it is the task the loop is running now, else 0. */
+/*
+** The slot of 'L' if it is the task the loop is running now and can yield
+** from here, else 0. Checked before a primitive arranges its wake-up (a
+** waiter list, a timer, the ready ring): inside a C function that called
+** back into Lua (a table.sort comparator, a metamethod called from C) the
+** yield would fail after the arrangement, leaving a waiter nobody resumes.
+*/
 int32_t asyncio_running (Loop *lp, lua_State *L) {
   int32_t s;
   if (lp->resuming != L) return 0;  /* first: only our tasks' slots are set */
+  if (!lua_isyieldable(L)) return 0;
   s = task_slot(lp, L);
   if (s == 0 || lp->slots[s].state == TASK_SUSPENDED) return 0;
   return s;
 }
 
 
-/* Return REFUSED and the message: 'L' is not the running task. */
+/* Return REFUSED and the message: 'L' is not the running task, or it
+** cannot yield here (see asyncio_running). */
 int asyncio_refuse (lua_State *L) {
   lua_pushlightuserdata(L, (void *)&refused_key);
-  lua_pushliteral(L, "'await' called inside a coroutine that is not the task's own");
+  if (!lua_isyieldable(L)) lua_pushstring(L, asyncio_nowait_msg);
+  else lua_pushliteral(L, "'await' called inside a coroutine that is not the task's own");
   return 2;
 }
 
@@ -725,14 +741,17 @@ static int task_pending (lua_State *L) {
 }
 
 
-/* Add REFUSED to the module table on top of the stack. Threads copy the
-** main thread's extra space when made: start them all at "no slot". */
+/* Add REFUSED and NOWAIT_MSG to the module table on top of the stack.
+** Threads copy the main thread's extra space when made: start them all at
+** "no slot". */
 void asyncio_task_open (lua_State *L) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   SLOT_OF(lua_tothread(L, -1)) = 0;
   lua_pop(L, 1);
   lua_pushlightuserdata(L, (void *)&refused_key);
   lua_setfield(L, -2, "REFUSED");
+  lua_pushstring(L, asyncio_nowait_msg);
+  lua_setfield(L, -2, "NOWAIT_MSG");
 }
 
 

@@ -99,6 +99,7 @@ end
 -- shield, as_completed use one), result() or exception() look at it.
 local function looked_at(self) self._awaited = true end
 function GatheringFuture.__await(self)
+  if self._state == PENDING then task.check_wait() end  -- refused: still not awaited
   looked_at(self)
   return Future.__await(self)
 end

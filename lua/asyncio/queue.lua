@@ -12,7 +12,7 @@ local task = require "asyncio.task"
 local util = require "asyncio.util"
 local raise, throw = util.raise, util.throw
 
-local raise_cancel, REFUSED = task.raise_cancel, task.REFUSED
+local raise_cancel, REFUSED, check_wait = task.raise_cancel, task.REFUSED, task.check_wait
 local argcheck, typeerror = util.argcheck, util.typeerror
 local methods = core.queue_methods
 local setmetatable, error, pcall, mtype = setmetatable, error, pcall, math.type
@@ -54,6 +54,7 @@ function GetOp.__await(op)
   local q = op[1]
   local ok, item = try_get(q)
   if ok then return item end
+  check_wait()  -- in a sort comparator, say: refused before the getter is listed
   local t = rt.current  -- await checked that a task runs
   if t._must_cancel then raise_cancel(t) end  -- cancelled while it ran
   t._waiting = q  -- the wait, inlined: this is the hot path of a consumer
@@ -88,6 +89,10 @@ function PutOp.__await(op)
   if op._awaited then raise("await: this put was already awaited") end
   op._awaited = true
   if try_put(q, item) then return end
+  if not coroutine.isyieldable() then  -- refused before the putter is listed: as it was
+    op._awaited = nil
+    check_wait()
+  end
   local t, woken = wait(q, PUT)
   if t._must_cancel then
     if woken then release(q) end  -- the reserved slot goes to the next putter
@@ -117,6 +122,7 @@ local JoinOp = {__name = "asyncio.Queue.join"}
 function JoinOp.__await(op)
   local q = op[1]
   if q:_unfinished() == 0 then return end
+  check_wait()
   local list = joiners[q]
   if list == nil then list = {}; joiners[q] = list end
   local fut = Future._new(Future, rt.loop)

@@ -122,6 +122,7 @@ local WAIT_WHAT = {"read on a stream", "room to write on a stream (drain)",
                    "stream to connect, close or shake hands"}
 local function wait_event(conn, kind, fname)
   local t = running_task(conn, fname)
+  task.check_wait()  -- before anything is set up for the wait
   if t._must_cancel then raise_cancel(t) end  -- cancelled while it ran
   local k = kind + 1
   local list = conn.waiters[k]
@@ -606,6 +607,7 @@ end
 -- is not running in its own coroutine, for the caller to raise.
 local function wait_object(t, obj, list, turn)
   if t._must_cancel then return end  -- cancelled while it ran: the caller raises
+  if not coroutine.isyieldable() then return task.NOWAIT_MSG end  -- nothing set up yet
   t._waiting = setmetatable({obj, list, turn}, ObjectWait)
   rt.current = nil
   local r, msg = obj:_wait(t._loop._core)

@@ -40,6 +40,7 @@ end
 -- it says there is no need any more. (Condition releases its lock there.)
 -- 'on_abandon(fut)' undoes the wait if the task never runs again.
 local function wait_in(waiters, what, enqueued, on_abandon)
+  task.check_wait()  -- where the task cannot yield: refused with nothing changed
   local fut = Future._new(Future, rt.loop)
   fut._what = what
   fut._on_abandon = on_abandon  -- its task closed by hand (Future:_abandon)
@@ -414,6 +415,7 @@ local BarrierWait = {__name = "asyncio.Barrier.wait", __await = function(op)
   -- a barrier that drains or resets lets no one in until it is done
   wait_until(b, function() return b._state ~= "draining" and b._state ~= "resetting" end)
   if b._state == "broken" then throw(BrokenBarrierError("barrier aborted")) end
+  if b._count + 1 < b.parties then task.check_wait() end  -- it will wait: refused first
   local index = b._count
   b._count = b._count + 1
   local ok, err = pcall(function()

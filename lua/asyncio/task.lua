@@ -28,6 +28,17 @@ local c_suspend, c_sleep = core.loop_methods.suspend, core.loop_methods.sleep
 
 local M = {REFUSED = REFUSED}
 
+-- Inside a C function that called back into Lua (a table.sort comparator,
+-- a string.gsub function, a metamethod called from C) the task cannot
+-- yield. Every wait checks that before it sets anything up (a waiter in a
+-- list, a future, a reserved slot), so that refusing leaves all as it was;
+-- the C primitives refuse too (task.c's asyncio_running), with the same words.
+local isyieldable, NOWAIT_MSG = coroutine.isyieldable, core.NOWAIT_MSG
+local function check_wait()
+  if not isyieldable() then raise(NOWAIT_MSG) end
+end
+M.check_wait, M.NOWAIT_MSG = check_wait, NOWAIT_MSG
+
 -- Debug mode (a loop with debug on is running: see loop.lua's run_core):
 -- coroutine objects and sleeps are tracked, and one collected without
 -- being awaited is reported. When off this costs one test of DEBUG.
@@ -196,6 +207,10 @@ end
 -- the future's callbacks; _waiting tells Task:cancel where it is.
 local function await_future(fut)
   local task = rt.current
+  if fut._state == PENDING and not isyieldable() then
+    if fut == task then raise("a task cannot await itself") end
+    raise(NOWAIT_MSG)
+  end
   if task._must_cancel and fut._state == PENDING and fut ~= task then
     -- cancelled while it ran (Task:cancel could wake nobody): the future it
     -- now awaits is cancelled instead, as if the cancel had come during the
@@ -251,7 +266,9 @@ end
 -- for a delay <= 0) and suspends; Task:cancel wakes it early.
 local function await_sleep(s)
   local task = rt.current
+  -- awaited, though refused below: its error says what became of it
   if s ~= SLEEP0 and getmetatable(s) == Sleep then setmetatable(s, AwaitedSleep) end
+  if not isyieldable() then raise(NOWAIT_MSG) end  -- before the timer is armed
   if task._must_cancel then raise_cancel(task) end  -- cancelled while it ran
   rt.current = nil
   local v, msg = c_sleep(task._loop._core, s[1])

@@ -69,6 +69,7 @@ end
 -- The body of task_group: run fn(tg), then wait for the children.
 local function run_group(fn, ...)
   local parent = current("task_group")
+  task.check_wait()  -- it waits for its children: refused before fn spawns any
   local tg = setmetatable({_parent = parent, _tasks = {}, _ntasks = 0, _errors = {n = 0}}, TaskGroup)
   local r = pack(pcall(fn, tg, ...))
   local propagate  -- a CancelledError from outside, to raise at the end

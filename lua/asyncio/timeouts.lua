@@ -86,6 +86,13 @@ end
 -- cancelled task is awaited through a future of our own: a cancellation
 -- of this task from outside meanwhile cancels that one and is raised here
 -- (awaited directly, the task being cancelled would take it in).
+-- Can 'aw' be awaited without a wait (a done awaitable or future)?
+local function done_already(aw)
+  if task.isdone(aw) then return true end
+  local mt = getmetatable(aw)
+  return type(mt) == "table" and mt.__isfuture == true and aw:done()
+end
+
 local function wait_expired(aw)
   if task.isdone(aw) then return await(aw) end
   local fut = task.ensure_future(aw, "wait_for", 1)
@@ -117,6 +124,7 @@ end
 function WaitFor.__await(w)
   if w[TASK] then raise("await: this wait_for was already awaited") end
   local aw, timeout = w[AW], w[TIMEOUT]
+  if not done_already(aw) then task.check_wait() end  -- refused before the timer is armed
   if not timeout then
     w[TASK] = true
     return await(aw)
@@ -183,6 +191,7 @@ function M.wait(fs, opts)
   local list = futures_of(fs, "wait")
   argcheck(#list > 0, 1, "wait", "list of futures is empty")
   return async(function()
+    task.check_wait()  -- the waiter below is always waited for
     local loop = list[1]._loop or rt.loop
     local waiter = Future._new(Future, loop)
     local handle
@@ -240,6 +249,7 @@ function M.as_completed(fs, opts)
   end
   local Next = {__name = "asyncio.as_completed", __await = function()
     while #finished == 0 and not timed_out do
+      task.check_wait()  -- before the waiter is listed
       local w = Future._new(Future, loop)
       waiters[#waiters + 1] = w
       await(w)

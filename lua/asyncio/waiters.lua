@@ -18,6 +18,7 @@ local M = {}
 -- Suspend task 't' until wake_all(list). 'what' names the wait in task
 -- dumps ("read on a stream"). Cancelled: only this waiter is removed.
 function M.wait(list, t, what)
+  task.check_wait()
   local f = Future._new(Future, t._loop)
   f._what = what
   list[#list + 1] = f
