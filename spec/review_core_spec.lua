@@ -274,4 +274,76 @@ describe("review of the core", function()
       end)
     end)
   end)
+
+  describe("queue.c allocations and finalizers", function()
+    -- Finalizers that put to and get from the queue while it grows: the
+    -- only allocations of the put loop are the queue's own, so they run
+    -- exactly there. Every item must come out once.
+    local function churn(kind, mode)
+      collectgarbage(table.unpack(mode))
+      local lost, dup, fired = 0, 0, 0
+      for round = 1, 40 do
+        local q = asyncio[kind]()
+        local fin_put, fin_got, hits, nextv = {}, {}, 0, -1e6 * round
+        local live = true
+        local function mk()
+          setmetatable({}, {__gc = function()
+            if not live then return end
+            hits = hits + 1
+            if hits % 2 == 1 then
+              nextv = nextv - 1
+              if pcall(q.put_nowait, q, nextv) then fin_put[#fin_put + 1] = nextv end
+            else
+              local ok, v = pcall(q.get_nowait, q)
+              if ok then fin_got[#fin_got + 1] = v end
+            end
+          end})
+        end
+        for i = 1, 1000 do
+          if i % 16 == 0 then mk() end
+          q:put_nowait(i)
+        end
+        collectgarbage("stop")
+        live = false
+        local seen = {}
+        local function see(v) if seen[v] then dup = dup + 1 end seen[v] = true end
+        while not q:empty() do see(q:get_nowait()) end
+        for _, v in ipairs(fin_got) do see(v) end
+        for i = 1, 1000 do if not seen[i] then lost = lost + 1 end end
+        for _, v in ipairs(fin_put) do if not seen[v] then lost = lost + 1 end end
+        collectgarbage("restart")
+        fired = fired + hits
+      end
+      collectgarbage("incremental", 200, 100, 13)  -- Lua 5.4's defaults
+      return lost, dup, fired
+    end
+
+    for _, kind in ipairs({"Queue", "LifoQueue", "PriorityQueue"}) do
+      for _, mode in ipairs({{"generational", 1, 1}, {"incremental", 1, 1000, 0}}) do
+        it(("%s keeps every item when finalizers use it while it grows (%s)")
+            :format(kind, mode[1]), function()
+          local lost, dup, fired = churn(kind, mode)
+          assert.is_true(fired > 0)
+          assert.are.same({0, 0}, {lost, dup})
+        end)
+      end
+    end
+
+    it("shutdown(true) counts what a finalizer got meanwhile as unfinished", function()
+      collectgarbage("generational", 1, 1)
+      local bad = 0
+      for _ = 1, 200 do
+        local q = asyncio.Queue()
+        for i = 1, 100 do q:put_nowait(i) end
+        local got = 0
+        setmetatable({}, {__gc = function() if pcall(q.get_nowait, q) then got = got + 1 end end})
+        q:shutdown(true)
+        collectgarbage("stop")
+        if q:_unfinished() ~= got then bad = bad + 1 end
+        collectgarbage("restart")
+      end
+      collectgarbage("incremental", 200, 100, 13)
+      assert.are.equal(0, bad)
+    end)
+  end)
 end)

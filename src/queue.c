@@ -81,51 +81,79 @@ static int qerror (lua_State *L, const char *name) {
 }
 
 
-/* Copy 'n' ring entries of the table at 'idx' into a new table of size 'ncap'. */
-static void ring_copy (lua_State *L, int idx, lua_Integer head,
-                       lua_Integer n, lua_Integer cap, lua_Integer ncap) {
+/* Copy the 'n' ring entries from 'head' of the table at 'src' (capacity
+** 'cap') to keys 1..n of the table at 'dst'. Allocates nothing. */
+static void ring_copy (lua_State *L, int src, int dst, lua_Integer head,
+                       lua_Integer n, lua_Integer cap) {
   lua_Integer i;
-  if (ncap > (1 << 30)) asyncio_error(L, "queue too large");  /* a Lua table's array limit */
-  lua_createtable(L, (int)ncap, 0);
   for (i = 0; i < n; i++) {
-    lua_rawgeti(L, idx, (head + i) % cap + 1);
-    lua_rawseti(L, -2, i + 1);
+    lua_rawgeti(L, src, (head + i) % cap + 1);
+    lua_rawseti(L, dst, i + 1);
   }
 }
 
 
-/* A new array of 'n' insertion numbers, with the first 'keep' of the old
-** one, in place of the old one (at the queue at index 1). May raise (out
-** of memory), changing nothing. */
-static void seqs_resize (lua_State *L, Queue *q, lua_Integer n, lua_Integer keep) {
-  lua_Integer *s;
-  if ((size_t)n > ((size_t)-1 / 2) / sizeof *s) asyncio_error(L, "queue too large");
-  s = (lua_Integer *)lua_newuserdatauv(L, (size_t)n * sizeof *s, 0);
+/* Push a new table for a ring of capacity 'ncap'. It may run the collector,
+** and so finalizers that use this very queue: read the queue after it. */
+static void ring_new (lua_State *L, lua_Integer ncap) {
+  if (ncap > (1 << 30)) asyncio_error(L, "queue too large");  /* a Lua table's array limit */
+  lua_createtable(L, (int)ncap, 0);
+}
+
+
+/* Replace the insertion numbers (queue at index 1) with the new array 's'
+** of 'n' entries, on top of the stack (popped), keeping the first 'keep'. */
+static void seqs_set (lua_State *L, Queue *q, lua_Integer *s, lua_Integer keep) {
   if (keep > 0) memcpy(s, q->seqs, (size_t)keep * sizeof *s);
   lua_setiuservalue(L, 1, Q_SEQS);  /* the old array is garbage from now */
   q->seqs = s;
 }
 
 
-/* Make room for one more item; may raise, changing nothing. */
-static void items_reserve (lua_State *L, Queue *q) {
+/* Push a new array of 'n' insertion numbers. It may run the collector (and
+** finalizers that use this queue): read the queue after it. */
+static lua_Integer *seqs_new (lua_State *L, lua_Integer n) {
+  if ((size_t)n > ((size_t)-1 / 2) / sizeof(lua_Integer)) asyncio_error(L, "queue too large");
+  return (lua_Integer *)lua_newuserdatauv(L, (size_t)n * sizeof(lua_Integer), 0);
+}
+
+
+/*
+** Make room for one more item. Returns 0 if there was room; else it grew
+** the storage (or found that it need not any more) and returns 1: the
+** allocation may have run a finalizer that used this very queue (a put, a
+** get, a shutdown), so the caller looks at the queue again and calls this
+** again. The queue is read only after each allocation. May raise, changing
+** nothing.
+*/
+static int items_reserve (lua_State *L, Queue *q) {
   lua_Integer ncap;
   if (q->kind == PRIO) {
-    if (q->count + 1 >= q->cap) {
-      ncap = q->cap * 2;
-      seqs_resize(L, q, ncap + 1, q->count + 1);
+    lua_Integer *s;
+    if (q->count + 1 < q->cap) return 0;
+    ncap = q->cap * 2;
+    s = seqs_new(L, ncap + 1);            /* may run finalizers */
+    if (q->count + 1 >= q->cap && q->cap * 2 == ncap) {  /* still wanted: as it is now */
+      seqs_set(L, q, s, q->count + 1);
       q->cap = ncap;
     }
-    return;
+    else lua_pop(L, 1);
+    return 1;
   }
-  if (q->count < q->cap) return;
+  if (q->count < q->cap) return 0;
   ncap = q->cap * 2;
-  lua_getiuservalue(L, 1, Q_ITEMS);
-  ring_copy(L, lua_gettop(L), q->head, q->count, q->cap, ncap);
-  lua_setiuservalue(L, 1, Q_ITEMS);
-  lua_pop(L, 1);
-  q->head = 0;
-  q->cap = ncap;
+  ring_new(L, ncap);                      /* may run finalizers */
+  if (q->count >= q->cap && q->cap * 2 == ncap) {  /* still wanted: copy the queue as it is now */
+    int top = lua_gettop(L);
+    lua_getiuservalue(L, 1, Q_ITEMS);
+    ring_copy(L, top + 1, top, q->head, q->count, q->cap);
+    lua_pop(L, 1);
+    lua_setiuservalue(L, 1, Q_ITEMS);
+    q->head = 0;
+    q->cap = ncap;
+  }
+  else lua_pop(L, 1);
+  return 1;
 }
 
 
@@ -323,13 +351,31 @@ static int hand_over (lua_State *L, Queue *q, int idx) {
 
 
 /*
-** The put itself, once allowed: the item is at index 2. Storing it may
-** raise (out of memory, a failing comparison) with nothing changed: the
-** item is counted unfinished only once it is in.
+** May a put go ahead now? 'PUT_OK' once there is room for the item (or a
+** getter to take it), else why not. Making room allocates, and so may run
+** a finalizer that puts to, gets from or shuts down this very queue: the
+** checks are made again after every allocation. A putter woken with a
+** reserved slot ('woken') does not look at fullness.
+*/
+enum { PUT_OK, PUT_FULL, PUT_SHUT };
+static int put_ready (lua_State *L, Queue *q, int woken) {
+  for (;;) {
+    if (q->shutdown) return PUT_SHUT;
+    if (!woken && isfull(q)) return PUT_FULL;
+    if (q->waiters[GETTERS].count > 0) return PUT_OK;  /* handed over: no room needed */
+    if (!items_reserve(L, q)) return PUT_OK;
+  }
+}
+
+
+/*
+** The put itself, once put_ready said yes: the item is at index 2.
+** Nothing here runs a finalizer (a comparison runs with the queue busy).
+** Storing may raise (a failing comparison) with nothing changed: the item
+** is counted unfinished only once it is in.
 */
 static void store (lua_State *L, Queue *q) {
   if (!hand_over(L, q, 2)) {
-    items_reserve(L, q);
     lua_pushvalue(L, 2);
     items_push(L, q);
   }
@@ -344,10 +390,12 @@ static void do_put (lua_State *L, Queue *q) {
 
 static int queue_put_nowait (lua_State *L) {
   Queue *q = checkqueue(L, "put_nowait");
+  int r;
   lua_settop(L, 2);
   idle(L, q, "put_nowait");
-  if (q->shutdown) return qerror(L, "QueueShutDown");
-  if (isfull(q)) return qerror(L, "QueueFull");
+  r = put_ready(L, q, 0);
+  if (r == PUT_SHUT) return qerror(L, "QueueShutDown");
+  if (r == PUT_FULL) return qerror(L, "QueueFull");
   do_put(L, q);
   return 0;
 }
@@ -356,10 +404,12 @@ static int queue_put_nowait (lua_State *L) {
 /* q:put(item): put now and return a done awaitable, or a put operation. */
 static int queue_put (lua_State *L) {
   Queue *q = checkqueue(L, "put");
+  int r;
   lua_settop(L, 2);
   idle(L, q, "put");
-  if (q->shutdown) return qerror(L, "QueueShutDown");
-  if (!isfull(q)) {
+  r = put_ready(L, q, 0);
+  if (r == PUT_SHUT) return qerror(L, "QueueShutDown");
+  if (r == PUT_OK) {
     do_put(L, q);
     lua_rawgeti(L, QUEUE_CONFIG, 2);  /* the done awaitable */
     return 1;
@@ -385,10 +435,12 @@ static int queue_put (lua_State *L) {
 /* q:_try_put(item) -> true if put now, false if the queue is full. */
 static int queue_try_put (lua_State *L) {
   Queue *q = checkqueue(L, "_try_put");
+  int r;
   lua_settop(L, 2);
   idle(L, q, "put");
-  if (q->shutdown) return qerror(L, "QueueShutDown");
-  if (isfull(q)) { lua_pushboolean(L, 0); return 1; }
+  r = put_ready(L, q, 0);
+  if (r == PUT_SHUT) return qerror(L, "QueueShutDown");
+  if (r == PUT_FULL) { lua_pushboolean(L, 0); return 1; }
   do_put(L, q);
   lua_pushboolean(L, 1);
   return 1;
@@ -449,16 +501,35 @@ static int wait_on (lua_State *L, Queue *q, int w) {
     lua_setiuservalue(L, 1, Q_LOOP);
     q->lp = lp;
   }
-  lua_getiuservalue(L, 1, Q_GETTERS + w);
-  if (r->count == r->cap) {
+  while (r->count == r->cap) {  /* room first; the ring is read after the allocation */
     lua_Integer ncap = r->cap * 2;
-    ring_copy(L, lua_gettop(L), r->head, r->count, r->cap, ncap);
-    lua_pushvalue(L, -1);
-    lua_setiuservalue(L, 1, Q_GETTERS + w);
-    lua_remove(L, -2);
-    r->head = 0;
-    r->cap = ncap;
+    ring_new(L, ncap);            /* may run a finalizer that uses the queue */
+    if (r->count == r->cap && r->cap * 2 == ncap) {
+      lua_getiuservalue(L, 1, Q_GETTERS + w);
+      ring_copy(L, 5, 4, r->head, r->count, r->cap);
+      lua_pop(L, 1);
+      lua_setiuservalue(L, 1, Q_GETTERS + w);
+      r->head = 0;
+      r->cap = ncap;
+    }
+    else lua_pop(L, 1);
   }
+  /* Lua looked before it called, but a finalizer (an allocation here or in
+  ** between) may have put, got or shut down since: no wait if none is due,
+  ** the wake-up values given at once instead */
+  if (w == GETTERS && available(q) > 0) {
+    lua_pushboolean(L, 1);
+    items_pop(L, q);
+    settle(L, q);
+    return 2;
+  }
+  if (q->shutdown) { lua_pushboolean(L, 0); return 1; }
+  if (w == PUTTERS && !isfull(q) && r->count == 0) {
+    q->reserved++;
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_getiuservalue(L, 1, Q_GETTERS + w);
   lua_pushthread(L);
   lua_rawseti(L, -2, (r->head + r->count) % r->cap + 1);
   r->count++;
@@ -533,8 +604,9 @@ static int queue_unget (lua_State *L) {
   Queue *q = checkqueue(L, "_unget");
   lua_settop(L, 2);
   idle(L, q, "get");
+  while (q->waiters[GETTERS].count == 0 && items_reserve(L, q))
+    ;  /* room first: each allocation may run a finalizer that uses the queue */
   if (hand_over(L, q, 2)) return 0;
-  items_reserve(L, q);
   if (q->kind == FIFO) {
     q->head = (q->head + q->cap - 1) % q->cap;
     lua_getiuservalue(L, 1, Q_ITEMS);
@@ -560,7 +632,7 @@ static int queue_put_woken (lua_State *L) {
   Queue *q = checkqueue(L, "_put_woken");
   lua_settop(L, 2);
   idle(L, q, "put");
-  if (q->shutdown) {
+  if (put_ready(L, q, 1) == PUT_SHUT) {
     if (q->reserved > 0) q->reserved--;
     return qerror(L, "QueueShutDown");
   }
@@ -627,8 +699,9 @@ static int queue_shutdown (lua_State *L) {
   idle(L, q, "shutdown");
   q->shutdown = 1;
   if (immediate) {  /* drop the items and the task_done they would owe */
-    lua_Integer n = q->count;
-    lua_createtable(L, (int)q->cap, 0);
+    lua_Integer n;
+    lua_createtable(L, (int)q->cap, 0);  /* may run a finalizer that gets an item: */
+    n = q->count;                        /* count after it */
     lua_setiuservalue(L, 1, Q_ITEMS);
     q->count = q->head = 0;
     q->unfinished = q->unfinished > n ? q->unfinished - n : 0;
@@ -681,8 +754,8 @@ static int new_queue (lua_State *L) {
     lua_setiuservalue(L, -2, Q_GETTERS + w);
   }
   if (kind == PRIO) {
-    lua_replace(L, 1);  /* seqs_resize wants the queue at index 1 */
-    seqs_resize(L, q, q->cap + 1, 0);
+    lua_replace(L, 1);  /* seqs_set wants the queue at index 1 */
+    seqs_set(L, q, seqs_new(L, q->cap + 1), 0);
     lua_pushvalue(L, 1);
     if (!lua_isnoneornil(L, 3)) {
       lua_pushvalue(L, 3);
