@@ -326,5 +326,23 @@ describe("the second review", function()
         "child's own); joining another group is not supported)")
     end)
   end)
+
+  it("File:read() of the rest asks the pool for a block at a time, not a gigabyte", function()
+    -- under a 600 MB address-space limit, a 1 GiB read buffer cannot be had
+    local out, code = support.lua_run([[
+      local asyncio = require "asyncio"
+      local path = os.tmpname()
+      local fh = io.open(path, "w"); fh:write(("x"):rep(100000)); fh:close()
+      print(#asyncio.run(function()
+        local f = asyncio.await(asyncio.open_file(path))
+        local data = asyncio.await(f:read())
+        asyncio.await(f:close())
+        return data
+      end))
+      os.remove(path)
+    ]], "ulimit -v 600000; ")
+    assert.equal("100000\n", out)
+    assert.equal(0, code)
+  end)
 end)
 

@@ -227,7 +227,8 @@ local read_impl = exclusive("read", function(f, t, n)
   if f._wn > 0 or f._wreq then flush(t, f) end
   if n == 0 then return "" end
   if n > 0 and buffered(f) >= n then return take(f, n) end
-  if n < 0 then n = math.maxinteger end  -- the rest of the file
+  local rest = n < 0  -- the rest of the file: a block at a time (not one read of MAX_READ)
+  if rest then n = math.maxinteger end
   local parts <close> = setmetatable({f = f}, Pieces)
   local got = 0
   repeat
@@ -235,7 +236,7 @@ local read_impl = exclusive("read", function(f, t, n)
       local s = take(f, n - got)
       parts[#parts + 1], got = s, got + #s
     end
-  until got >= n or not fill(t, f, n - got < BLOCK and BLOCK or n - got)
+  until got >= n or not fill(t, f, (rest or n - got < BLOCK) and BLOCK or n - got)
   parts.given = true
   return parts[2] and concat(parts) or parts[1] or ""  -- one piece: no copy
 end)
