@@ -133,6 +133,8 @@ static int items_reserve (lua_State *L, Queue *q) {
     if (q->count + 1 < q->cap) return 0;
     ncap = q->cap * 2;
     s = seqs_new(L, ncap + 1);            /* may run finalizers */
+    /* cppcheck cannot know that the allocation may change *q: */
+    /* cppcheck-suppress knownConditionTrueFalse */
     if (q->count + 1 >= q->cap && q->cap * 2 == ncap) {  /* still wanted: as it is now */
       seqs_set(L, q, s, q->count + 1);
       q->cap = ncap;
@@ -143,6 +145,7 @@ static int items_reserve (lua_State *L, Queue *q) {
   if (q->count < q->cap) return 0;
   ncap = q->cap * 2;
   ring_new(L, ncap);                      /* may run finalizers */
+  /* cppcheck-suppress knownConditionTrueFalse ; the allocation may change *q */
   if (q->count >= q->cap && q->cap * 2 == ncap) {  /* still wanted: copy the queue as it is now */
     int top = lua_gettop(L);
     lua_getiuservalue(L, 1, Q_ITEMS);
