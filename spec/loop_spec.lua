@@ -132,6 +132,36 @@ describe("event loop", function()
     assert.matches("handler broke", table.concat(lines))
   end)
 
+  -- Tasks that keep each other ready (a sleep(0) loop) while each step
+  -- takes a while: the loop must still look at I/O between batches, not
+  -- only every 1024 steps (a timed read then always timed out, its bytes
+  -- never taken in). Counted in steps, not seconds.
+  it("takes in I/O between batches of slow steps that never let it idle", function()
+    local steps, got_at = 0, nil
+    asyncio.run(function()
+      local srv = await(asyncio.start_server(function(_, w)
+        w:write("hello")
+      end, "127.0.0.1", 0))
+      local r, w = await(asyncio.open_connection("127.0.0.1", srv:sockets()[1]:getsockname()[2]))
+      local busy = asyncio.create_task(function()
+        while got_at == nil and steps < 2000 do
+          local t0 = os.clock()
+          repeat until os.clock() - t0 >= 0.002  -- a slow step
+          steps = steps + 1
+          await(asyncio.sleep(0))
+        end
+      end)
+      assert.equal("hello", await(r:readexactly(5)))
+      got_at = steps
+      await(busy)
+      w:close()
+      await(w:wait_closed())
+      srv:close()
+      await(srv:wait_closed())
+    end)
+    assert.is_true(got_at < 100, ("the bytes came in after %d slow steps"):format(got_at))
+  end)
+
   it("checks its arguments", function()
     local loop = asyncio.new_event_loop()
     assert.has_error(function() loop:call_soon(42) end,

@@ -107,6 +107,7 @@ typedef struct Loop {
   int vclock;            /* a virtual clock: time is 'vnow' and jumps (loop.c) */
   uint64_t vnow;         /* the virtual clock's nanoseconds */
   uint64_t slow_ns;      /* debug mode: report steps longer than this; 0: off */
+  uint64_t polled;       /* uv_hrtime() of the last look at I/O (loop.c) */
 } Loop;
 
 Loop *asyncio_toloop (lua_State *L, int idx);
