@@ -1085,9 +1085,7 @@ local function stream_scenario(P)
           local aw, how = read_op()
           local d  -- no time limit one time in three
           if rnd(1, 3) ~= 1 then d = pick_delay(P) end
-          local t0 = P.loop:time()
           local r = pack(pcall(await, asyncio.wait_for(aw, d)))
-          if os.getenv("DBG") then io.stderr:write(("R%d %s d=%s %.3f..%.3f %s %s eof=%s\n"):format(i, how, tostring(d), t0, P.loop:time(), tostring(r[1]), show(r[2]):sub(1,30), tostring(S.r:at_eof()))) end
           if not r[1] and is_cancel(r[2]) then
             problem(P, "stream: reader %d, which nobody cancelled, got CancelledError (%s)", i, how)
             return
