@@ -351,17 +351,19 @@ describe("issue 19", function()
     it("on a coroutine object or a sleep is reported when collected, by default", function()
       local function job_body() return 1 end
       local job = asyncio.async(job_body)
+      local job_line, sleep_line
       local got = reports_of(function()
-        job()
-        asyncio.sleep(1)
+        job(); job_line = debug.getinfo(1, "l").currentline
+        asyncio.sleep(1); sleep_line = debug.getinfo(1, "l").currentline
         collectgarbage()
         collectgarbage()
         await(asyncio.sleep(0))
       end)
       assert.are.same({
-        ("a coroutine object (async function of spec/issue19_spec.lua:%d) was never awaited: " ..
-          "its body never ran"):format(debug.getinfo(job_body, "S").linedefined),
-        "asyncio.sleep(1) was never awaited",
+        ("a coroutine object (async function of spec/issue19_spec.lua:%d) made at " ..
+          "spec/issue19_spec.lua:%d was never awaited: its body never ran"):format(
+          debug.getinfo(job_body, "S").linedefined, job_line),
+        ("asyncio.sleep(1) at spec/issue19_spec.lua:%d was never awaited"):format(sleep_line),
       }, got)
     end)
 

@@ -223,6 +223,33 @@ describe("the second review", function()
         "the results and errors of its 2 awaitables are lost"):format(line)}, got)
     end)
 
+    it("on a sleep or a coroutine object names the line that made it, and its values still arrive", function()
+      local function add_body(a, b, ...) return a + b, select("#", ...), ... end
+      local add = asyncio.async(add_body)
+      local line, results
+      local got = reports_of(function()
+        line = debug.getinfo(1, "l").currentline
+        asyncio.sleep(2, "lost")               -- line + 1
+        add(1, 2)                              -- line + 2
+        results = {
+          {await(asyncio.sleep(0.001, "a", nil, "c"))},
+          {await(add(1, 2, nil, "x"))},
+          {await(asyncio.create_task(add(3, 4)))},
+          {await(asyncio.ensure_future(add(5, 6, "y")))},
+          {await(asyncio.get_running_loop():create_task(add(7, 8)))},
+          {await(asyncio.wait_for(add(9, 10), 1))},
+        }
+      end)
+      assert.are.same({{"a", nil, "c"}, {3, 2, nil, "x"}, {7, 0}, {11, 1, "y"}, {15, 0}, {19, 0}},
+        results)
+      assert.are.same({
+        ("a coroutine object (async function of spec/review_reports_spec.lua:%d) made at " ..
+          "spec/review_reports_spec.lua:%d was never awaited: its body never ran"):format(
+          debug.getinfo(add_body, "S").linedefined, line + 2),
+        ("asyncio.sleep(2) at spec/review_reports_spec.lua:%d was never awaited"):format(line + 1),
+      }, got)
+    end)
+
     it("is not reported for what was awaited, refused, or handed to a task cancelled before it ran", function()
       local got = reports_of(function()
         local lock = asyncio.Lock()

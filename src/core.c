@@ -49,6 +49,43 @@ static int core_metatable (lua_State *L) {
 
 
 /*
+** core.where(level) -> function, line: the Lua function 'level' calls
+** above the caller of where (1: the caller's caller) and the line it is
+** at, or false. The library keeps both in the objects a forgotten await
+** would lose (a sleep, a coroutine object) to name the line in the report
+** (core.where_text). No table and no string: debug.getinfo and a
+** formatted "file:line" cost several times as much, on every sleep.
+*/
+static int core_where (lua_State *L) {
+  lua_Debug ar;
+  lua_Integer level = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, level >= 0 && level < 1000, 1, "level out of range");
+  if (lua_getstack(L, (int)level + 1, &ar) && lua_getinfo(L, "fl", &ar)) {
+    if (ar.currentline > 0 && lua_type(L, -1) == LUA_TFUNCTION) {
+      lua_pushinteger(L, ar.currentline);
+      return 2;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
+
+/* core.where_text(function, line) -> "file:line": what core.where found,
+** as Lua's error messages write it; false given false. */
+static int core_where_text (lua_State *L) {
+  lua_Debug ar;
+  if (!lua_toboolean(L, 1)) { lua_pushboolean(L, 0); return 1; }
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_pushvalue(L, 1);
+  lua_getinfo(L, ">S", &ar);
+  lua_pushfstring(L, "%s:%d", ar.short_src, (int)luaL_checkinteger(L, 2));
+  return 1;
+}
+
+
+/*
 ** A write to a socket or pipe whose reader is gone raises SIGPIPE, whose
 ** default action ends the process: one client hanging up would kill a
 ** server. Ignore it, as CPython and Node do at start-up, so the write
@@ -90,6 +127,10 @@ LUAMOD_API int luaopen_asyncio_core (lua_State *L) {
   asyncio_interrupt_open(L);
   lua_pushcfunction(L, core_metatable);
   lua_setfield(L, -2, "metatable");
+  lua_pushcfunction(L, core_where);
+  lua_setfield(L, -2, "where");
+  lua_pushcfunction(L, core_where_text);
+  lua_setfield(L, -2, "where_text");
   lua_pushstring(L, uv_version_string());
   lua_setfield(L, -2, "libuv_version");
   return 1;

@@ -17,6 +17,7 @@ local argcheck, typeerror, unpack, describe = util.argcheck, util.typeerror, uti
 local setmetatable, select, error, type, tostring = setmetatable, select, error, type, tostring
 local getmetatable = core.metatable  -- raw, and cheaper than Lua's
 local traceback, getinfo = debug.traceback, debug.getinfo
+local where, where_text = core.where, core.where_text  -- the program's line, cheaply
 local PENDING, CANCELLED, FINISHED = Future.PENDING, Future.CANCELLED, Future.FINISHED
 local schedule_callbacks, resolve = Future._schedule_callbacks, Future._resolve
 
@@ -80,23 +81,24 @@ M.Task = Task
 
 -- Coroutine objects ---------------------------------------------------------
 
--- A coroutine object is the list {nargs, fn, args...} (array part only: one
--- table and one array, whatever the arguments); nargs becomes false once
--- it has been awaited or given to a task.
+-- A coroutine object is the list {nargs, fn, wfn, wline, args...} (array
+-- part only: one table and one array, whatever the arguments; wfn, wline:
+-- the function and line that made it, see core.where, or false, nil);
+-- nargs becomes false once it has been awaited or given to a task.
 local Coro = {__name = "asyncio.coroutine"}
 Coro.__index = Coro
 M.Coro = Coro
 
 -- A coroutine object collected without being awaited (nor given to a
 -- task): its body never ran, and that is reported, by default, as
--- CPython's "coroutine ... was never awaited". In debug mode its tracker
--- reports it instead, with the line that made it.
+-- CPython's "coroutine ... was never awaited", with the line that made
+-- it. In debug mode its tracker reports it instead, with a traceback.
 Coro.__gc = function(c)
   if not c[1] or rawget(c, "_dbg") then return end
   local d = getinfo(c[2], "S")
-  rt.report_unawaited(nil, ("a coroutine object (async function of %s) was never awaited: " ..
+  rt.report_unawaited(nil, ("a coroutine object (async function of %s)%s was never awaited: " ..
     "its body never ran"):format(d.what == "C" and tostring(c[2]) or
-    ("%s:%d"):format(d.short_src, d.linedefined)))
+    ("%s:%d"):format(d.short_src, d.linedefined), c[3] and " made at " .. where_text(c[3], c[4]) or ""))
 end
 
 -- async function -> the plain function it wraps
@@ -107,7 +109,8 @@ local async_body = setmetatable({}, {__mode = "k"})
 function M.async(fn)
   argcheck(type(fn) == "function", 1, "async", typeerror("function", fn))
   local af = function(...)
-    local c = setmetatable({select("#", ...), fn, ...}, Coro)
+    local wfn, wline = where(1)
+    local c = setmetatable({select("#", ...), fn, wfn, wline, ...}, Coro)
     if DEBUG then
       local d = getinfo(fn, "S")
       track(c, ("a coroutine object (async function of %s:%d)"):format(d.short_src, d.linedefined))
@@ -245,11 +248,13 @@ Task.__await = await_future
 -- Awaiting a coroutine object runs it here, in the awaiting task.
 local function await_coro(c)
   local n = claim(c, "await")
-  return c[2](unpack(c, 3, n + 2))
+  return c[2](unpack(c, 5, n + 4))
 end
 Coro.__await = await_coro
 
--- A sleep is {delay} or {delay, values..., n = count}. Until it is awaited
+-- A sleep is {delay, wfn, wline} or {delay, wfn, wline, values..., n =
+-- count} (wfn, wline: the function and line that made it, see core.where,
+-- or false, nil). Until it is awaited
 -- its metatable is Sleep, whose finalizer reports it dropped un-awaited;
 -- awaiting it makes it an AwaitedSleep (the same but for that).
 local Sleep = {__name = "asyncio.sleep"}
@@ -259,7 +264,8 @@ AwaitedSleep.__index = AwaitedSleep
 local SLEEP0 = setmetatable({0}, AwaitedSleep)  -- shared: never reported
 
 Sleep.__gc = function(s)
-  rt.report_unawaited(nil, ("asyncio.sleep(%s) was never awaited"):format(tostring(s[1])))
+  rt.report_unawaited(nil, ("asyncio.sleep(%s)%s was never awaited"):format(tostring(s[1]),
+    s[2] and " at " .. where_text(s[2], s[3]) or ""))
 end
 
 -- Awaiting a sleep: the C core arms the timer (or queues the task at once
@@ -277,7 +283,7 @@ local function await_sleep(s)
   if task._must_cancel then raise_cancel(task) end
   if s == SLEEP0 then return end
   local n = s.n
-  if n then return unpack(s, 2, n) end
+  if n then return unpack(s, 4, n) end
 end
 Sleep.__await = await_sleep
 AwaitedSleep.__await = await_sleep
@@ -364,9 +370,11 @@ function M.sleep(delay, ...)
   util.checkdelay(delay, 1, "sleep")
   if n == 0 then
     if delay <= 0 then return SLEEP0 end
-    return setmetatable({delay}, Sleep)
+    local wfn, wline = where(1)
+    return setmetatable({delay, wfn, wline}, Sleep)
   end
-  return setmetatable({delay, n = n + 1, ...}, Sleep)
+  local wfn, wline = where(1)
+  return setmetatable({delay, wfn, wline, n = n + 3, ...}, Sleep)
 end
 
 -- In debug mode every sleep is its own object (no shared sleep(0)), tracked;
@@ -381,7 +389,8 @@ M.register_awaitable(DebugSleep)
 debug_sleep = function(delay, ...)
   util.checkdelay(delay, 1, "sleep")
   local n = select("#", ...)
-  local s = setmetatable(n == 0 and {delay} or {delay, n = n + 1, ...}, DebugSleep)
+  local s = setmetatable(n == 0 and {delay, false} or {delay, false, false, n = n + 3, ...},
+    DebugSleep)
   return track(s, ("asyncio.sleep(%s)"):format(tostring(delay)))
 end
 
@@ -511,7 +520,7 @@ local function spawn_for(loop, fname, what, opts, ...)
     util.checkopts(opts, TASK_OPTIONS, 2, fname)
     if mt ~= Coro then return named(spawn(loop, await, what), opts) end
     local nargs = claim(what, fname)
-    return named(spawn(loop, what[2], unpack(what, 3, nargs + 2)), opts)
+    return named(spawn(loop, what[2], unpack(what, 5, nargs + 4)), opts)
   elseif isfunction(what) then
     return spawn(loop, async_body[what] or what, opts, ...)
   end
@@ -545,7 +554,7 @@ function M.ensure_future(aw, fname, n, loop)
   if loop == nil then raise(("'%s' called with no running event loop"):format(fname)) end
   if mt == Coro then
     local nargs = claim(aw, fname)
-    return spawn(loop, aw[2], unpack(aw, 3, nargs + 2))
+    return spawn(loop, aw[2], unpack(aw, 5, nargs + 4))
   end
   return spawn(loop, await, aw)
 end
