@@ -13,6 +13,7 @@ local raise, throw = util.raise, util.throw
 local CancelledError, TimeoutError = errors.CancelledError, errors.TimeoutError
 local await, current, async = task.await, task.current, task.async
 local argcheck, typeerror, pack, unpack = util.argcheck, util.typeerror, util.pack, util.unpack
+local isyieldable = coroutine.isyieldable
 
 local M = {}
 
@@ -124,7 +125,8 @@ end
 function WaitFor.__await(w)
   if w[TASK] then raise("await: this wait_for was already awaited") end
   local aw, timeout = w[AW], w[TIMEOUT]
-  if not done_already(aw) then task.check_wait() end  -- refused before the timer is armed
+  -- refused before the timer is armed (isyieldable first: it is one C call)
+  if not isyieldable() and not done_already(aw) then task.check_wait() end
   if not timeout then
     w[TASK] = true
     return await(aw)
