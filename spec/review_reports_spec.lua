@@ -250,6 +250,27 @@ describe("the second review", function()
       }, got)
     end)
 
+    it("is not reported for what a wait_for refused where the task cannot wait", function()
+      local errs = {}
+      local got = reports_of(function()
+        local lock = asyncio.Lock()
+        await(lock:acquire())  -- held: the next acquire would have to wait
+        local t = {2, 1}
+        for _, make in ipairs{function() return asyncio.sleep(0.01) end,
+                              function() return lock:acquire() end} do
+          local ok, err = pcall(table.sort, t, function(a, b)
+            await(asyncio.wait_for(make(), 1))
+            return a < b
+          end)
+          assert.is_false(ok)
+          errs[#errs + 1] = err
+        end
+        lock:release()
+      end)
+      for _, err in ipairs(errs) do assert.matches("'await' cannot wait here", err) end
+      assert.are.same({}, got)
+    end)
+
     it("is not reported for what was awaited, refused, or handed to a task cancelled before it ran", function()
       local got = reports_of(function()
         local lock = asyncio.Lock()

@@ -109,8 +109,8 @@ static int run_inner (lua_State *L) {
         wait_events(lp, 0);
     }
     if (lp->stopping) break;
-    if (uv_hrtime() - lp->polled >= POLL_NS)
-      wait_events(lp, 0);
+    if (lp->rcount > 0 && uv_hrtime() - lp->polled >= POLL_NS)
+      wait_events(lp, 0);  /* (none ready: the loop's top waits for I/O anyway) */
   }
   lua_pushliteral(L, "stopped");
   return 1;

@@ -125,8 +125,12 @@ end
 function WaitFor.__await(w)
   if w[TASK] then raise("await: this wait_for was already awaited") end
   local aw, timeout = w[AW], w[TIMEOUT]
-  -- refused before the timer is armed (isyieldable first: it is one C call)
-  if not isyieldable() and not done_already(aw) then task.check_wait() end
+  -- refused before the timer is armed (isyieldable first: it is one C call);
+  -- the error says what became of 'aw': not reported later as never awaited
+  if not isyieldable() and not done_already(aw) then
+    task.forgo(aw)
+    task.check_wait()
+  end
   if not timeout then
     w[TASK] = true
     return await(aw)
