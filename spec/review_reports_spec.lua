@@ -271,6 +271,24 @@ describe("the second review", function()
       assert.are.same({}, got)
     end)
 
+    it("wait_for where the task cannot wait still does what needs no wait, as a plain await does", function()
+      local got = reports_of(function()
+        local t = {2, 1}
+        local lock, q = asyncio.Lock(), asyncio.Queue()
+        q:put_nowait("item")
+        local seen = {}
+        assert.is_true(pcall(table.sort, t, function(a, b)
+          if not lock:locked() then await(asyncio.wait_for(lock:acquire())) end  -- free: no wait
+          if q:qsize() > 0 then seen[#seen + 1] = await(asyncio.wait_for(q:get(), 1)) end  -- there
+          return a < b
+        end))
+        assert.is_true(lock:locked())
+        assert.are.same({"item"}, seen)
+        lock:release()
+      end)
+      assert.are.same({}, got)
+    end)
+
     it("is not reported for what was awaited, refused, or handed to a task cancelled before it ran", function()
       local got = reports_of(function()
         local lock = asyncio.Lock()

@@ -125,9 +125,23 @@ end
 function WaitFor.__await(w)
   if w[TASK] then raise("await: this wait_for was already awaited") end
   local aw, timeout = w[AW], w[TIMEOUT]
-  -- refused before the timer is armed (isyieldable first: it is one C call);
-  -- the error says what became of 'aw': not reported later as never awaited
+  -- Where the task cannot wait (isyieldable first: it is one C call), what
+  -- a plain await would do without waiting still works: no limit is that
+  -- await, a get finds its item; otherwise refused before the timer is
+  -- armed, and the error says what became of 'aw' (no report later).
   if not isyieldable() and not done_already(aw) then
+    if not timeout then
+      w[TASK] = true
+      return await(aw)
+    end
+    local now = timeout > 0 and rawget(getmetatable(aw), "__now")
+    if now then
+      local done, item = now(aw)
+      if done then
+        w[TASK] = true
+        return item
+      end
+    end
     task.forgo(aw)
     task.check_wait()
   end
