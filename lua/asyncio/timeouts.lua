@@ -122,38 +122,28 @@ local function wait_expired(aw)
   return unpack(r, 2, r.n)
 end
 
-function WaitFor.__await(w)
-  if w[TASK] then raise("await: this wait_for was already awaited") end
-  local aw, timeout = w[AW], w[TIMEOUT]
-  -- Where the task cannot wait (isyieldable first: it is one C call), what
-  -- a plain await would do without waiting still works: no limit is that
-  -- await, a get finds its item; otherwise refused before the timer is
-  -- armed, and the error says what became of 'aw' (no report later).
+-- Where the task cannot wait (isyieldable first: it is one C call), refuse
+-- before anything is set up for 'aw' (a task, a timer), unless it is done;
+-- the error says what became of 'aw': it is not reported later.
+local function check_wait_for(aw)
   if not isyieldable() and not done_already(aw) then
-    if not timeout then
-      w[TASK] = true
-      return await(aw)
-    end
-    local now = timeout > 0 and rawget(getmetatable(aw), "__now")
-    if now then
-      local done, item = now(aw)
-      if done then
-        w[TASK] = true
-        return item
-      end
-    end
     task.forgo(aw)
     task.check_wait()
   end
-  if not timeout then
+end
+
+function WaitFor.__await(w)
+  if w[TASK] then raise("await: this wait_for was already awaited") end
+  local aw, timeout = w[AW], w[TIMEOUT]
+  if not timeout then  -- a plain await, which checks for itself
     w[TASK] = true
     return await(aw)
   end
   if timeout <= 0 then
+    check_wait_for(aw)
     w[TASK] = true
     return wait_expired(aw)
   end
-  local t = rt.current  -- await checked that a task runs
   local now = rawget(getmetatable(aw), "__now")
   if now then  -- a get that finds its item never waits: no timer to arm
     local done, item = now(aw)
@@ -162,6 +152,8 @@ function WaitFor.__await(w)
       return item
     end
   end
+  check_wait_for(aw)
+  local t = rt.current  -- await checked that a task runs
   w[TASK] = t
   local core, timer = t._loop._core, false
   -- a deadline already due cancels at the first suspension point: a
