@@ -34,6 +34,36 @@ describe("the virtual clock", function()
     assert.is_true(os.time() - wall0 < 3600)  -- six hours did not pass
   end)
 
+  it("never jumps to a deadline of math.huge or past 1e9 s: those never come", function()
+    -- it used to arm them at 1e9 s, and a virtual clock jumped there
+    local function deadlocks(fn)
+      local ok, err = pcall(vrun, fn)
+      assert.is_false(ok)
+      assert.matches("deadlock", err)
+    end
+    deadlocks(function() await(asyncio.sleep(math.huge)) end)
+    deadlocks(function() await(asyncio.sleep(5e9)) end)
+    deadlocks(function() await(asyncio.wait_for(asyncio.Event():wait(), math.huge)) end)
+    deadlocks(function()
+      local ev = asyncio.Event()
+      local h = asyncio.get_running_loop():call_later(math.huge, function() ev:set() end)
+      assert.equal(math.huge, h:when())
+      await(ev:wait())
+    end)
+    -- cancelled, they leave nothing behind; the clock stays where it was
+    assert.same({"cancelled", 1, 0}, vrun(function()
+      local loop = asyncio.get_running_loop()
+      local t = asyncio.create_task(function() await(asyncio.sleep(5e9)) end)
+      local h = loop:call_at(1e300, print)
+      await(asyncio.sleep(1))
+      assert.matches("sleep with no end", asyncio.dump_tasks())
+      t:cancel()
+      h:cancel()
+      return {pcall(await, t) and "returned" or "cancelled", loop:time(),
+              (select(2, loop._core:pending()))}
+    end))
+  end)
+
   it("10,000 tasks sleeping random hours end in deadline order, the same on every run", function()
     -- under make check's GC stress (a full collection after every step) 2,000
     -- tell the same and take seconds, not minutes

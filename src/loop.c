@@ -58,10 +58,10 @@ static void virtual_wait (Loop *lp) {
   int busy = 0;
   wait_events(lp, 0);
   if (lp->rcount > 0 || lp->interrupted || lp->stopping) return;
-  if (lp->heap.n > 0 && asyncio_heap_next_ms(&lp->heap, lp->vnow) == 0) return;
+  if (asyncio_heap_next_ms(&lp->heap, lp->vnow) == 0) return;
   busy = lp->uv.active_reqs.count > 0;
   if (!busy) uv_walk(&lp->uv, find_process, &busy);
-  if (!busy && lp->heap.n > 0) {
+  if (!busy && asyncio_heap_live(&lp->heap)) {
     uint64_t next = lp->heap.slots[lp->heap.heap[0]].deadline;
     if (next > lp->vnow) lp->vnow = next;
     return;
@@ -95,7 +95,7 @@ static int run_inner (lua_State *L) {
     if (lp->interrupted) { lua_pushliteral(L, "interrupted"); return 1; }
     if (lp->rcount == 0) {
       if (lp->stopping) break;
-      if (lp->heap.n == 0 && !uv_loop_alive(&lp->uv)) {
+      if (!asyncio_heap_live(&lp->heap) && !uv_loop_alive(&lp->uv)) {
         lua_pushliteral(L, "idle");
         return 1;
       }

@@ -16,7 +16,8 @@
 
 #include "asyncio.h"
 
-/* Longest delay we arm, in seconds (about 31 years): longer is "never". */
+/* Longest delay we arm, in seconds (about 31 years): longer is "never"
+** (ASYNCIO_NEVER), as math.huge is. */
 #define MAX_DELAY  1e9
 
 /* The slot of a task's coroutine lives in the coroutine's extra space. It
@@ -607,9 +608,21 @@ static int task_suspend (lua_State *L) {
 static double checkdelay (lua_State *L, int arg) {
   double d = luaL_checknumber(L, arg);
   luaL_argcheck(L, !isnan(d), arg, "delay is NaN");
-  if (d < 0) d = 0;
-  if (d > MAX_DELAY) d = MAX_DELAY;
-  return d;
+  return d < 0 ? 0 : d;
+}
+
+
+/* The deadline 'd' seconds (> 0) from now: ASYNCIO_NEVER past MAX_DELAY. */
+static uint64_t deadline_in (const Loop *lp, double d) {
+  if (d > MAX_DELAY) return ASYNCIO_NEVER;
+  return asyncio_now(lp) + (uint64_t)(d * 1e9 + 0.5);
+}
+
+
+/* A deadline in seconds for Lua: math.huge for one that never comes. */
+static void push_deadline (lua_State *L, uint64_t deadline) {
+  if (deadline == ASYNCIO_NEVER) lua_pushnumber(L, (lua_Number)HUGE_VAL);
+  else lua_pushnumber(L, (lua_Number)deadline / 1e9);
 }
 
 
@@ -627,7 +640,7 @@ static int task_sleep (lua_State *L) {
     ring_push(lp, s);
   }
   else {
-    int64_t id = asyncio_heap_add(&lp->heap, asyncio_now(lp) + (uint64_t)(d * 1e9 + 0.5), s);
+    int64_t id = asyncio_heap_add(&lp->heap, deadline_in(lp, d), s);
     if (id < 0) return asyncio_nomem(L);
     lp->slots[s].timer = id;
   }
@@ -678,7 +691,7 @@ static int arm (lua_State *L, Loop *lp, uint64_t deadline) {
     return asyncio_nomem(L);
   }
   lua_pushinteger(L, (lua_Integer)id);
-  lua_pushnumber(L, (lua_Number)deadline / 1e9);
+  push_deadline(L, deadline);
   return 2;
 }
 
@@ -687,7 +700,7 @@ static int arm (lua_State *L, Loop *lp, uint64_t deadline) {
 static int task_timer (lua_State *L) {
   Loop *lp = asyncio_checkloop(L, 1);
   double d = checkdelay(L, 2);
-  return arm(L, lp, asyncio_now(lp) + (uint64_t)(d * 1e9 + 0.5));
+  return arm(L, lp, d > 0 ? deadline_in(lp, d) : asyncio_now(lp));
 }
 
 
@@ -697,7 +710,7 @@ static int task_timer_at (lua_State *L) {
   double when = luaL_checknumber(L, 2);
   double max = (double)asyncio_now(lp) / 1e9 + MAX_DELAY;
   luaL_argcheck(L, !isnan(when), 2, "time is NaN");
-  if (when > max) when = max;
+  if (when > max) return arm(L, lp, ASYNCIO_NEVER);
   return arm(L, lp, when <= 0 ? 0 : (uint64_t)(when * 1e9 + 0.5));
 }
 
@@ -772,7 +785,7 @@ static int task_info (lua_State *L) {
     default: lua_pushliteral(L, "suspended"); break;
   }
   if (lp->slots[s].timer >= 0 && asyncio_heap_deadline(&lp->heap, lp->slots[s].timer, &deadline)) {
-    lua_pushnumber(L, (lua_Number)deadline / 1e9);
+    push_deadline(L, deadline);
     return 2;
   }
   return 1;

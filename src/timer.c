@@ -165,11 +165,18 @@ int asyncio_heap_pop (Heap *h, uint64_t now, int64_t *id, int32_t *payload) {
 }
 
 
-/* Milliseconds from 'now' to the earliest deadline, rounded up; -1 if none. */
+/* Milliseconds from 'now' to the earliest deadline, rounded up; -1 if none
+** (or if every timer is one that never fires). */
 int64_t asyncio_heap_next_ms (const Heap *h, uint64_t now) {
   uint64_t dl;
-  if (h->n == 0) return -1;
+  if (!asyncio_heap_live(h)) return -1;
   dl = h->slots[h->heap[0]].deadline;
   if (dl <= now) return 0;
   return (int64_t)((dl - now + 999999) / 1000000);
+}
+
+
+/* Is there a timer that will fire some day (not only ASYNCIO_NEVER ones)? */
+int asyncio_heap_live (const Heap *h) {
+  return h->n > 0 && h->slots[h->heap[0]].deadline != ASYNCIO_NEVER;
 }

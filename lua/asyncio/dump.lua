@@ -32,6 +32,7 @@ local function awaits(t, loop)
   local where, deadline = loop._core:task_info(t._co)
   if where == nil then return "done", {} end
   if where ~= "suspended" then return where == "ready" and "ready to run" or "running", {} end
+  if deadline == math.huge then return "sleep with no end (until cancelled)", {} end
   if deadline then return format("sleep, %.3f s left", deadline - loop:time()), {} end
   local w = t._waiting
   if not w then return "suspended (a sleep with no deadline, or a wake-up due)", {} end
