@@ -26,6 +26,12 @@ describe("wait_for", function()
     assert.same({true, true}, r)
   end)
 
+  it("takes an awaitable whose metatable is hidden behind __metatable", function()
+    -- wait_for looked its __now up with rawget(getmetatable(aw)): a string here
+    local aw = setmetatable({}, {__metatable = "private", __await = function() return 7 end})
+    assert.equal(7, support.run(function() return await(asyncio.wait_for(aw, 1)) end))
+  end)
+
   it("has no limit with a nil timeout", function()
     assert.equal("v", support.run(function() return await(asyncio.wait_for(asyncio.sleep(0.001, "v"))) end))
   end)

@@ -88,8 +88,10 @@ local function schedule_callbacks(fut)
     raise("Future has waiters but no event loop to run them")
   end
   local core = loop._core
-  if cb then
-    schedule_one(core, fut, cb)
+  if cb then  -- schedule_one, inline: most futures have this one alone
+    if not getmetatable(cb) then core:call_soon(cb, fut)
+    elseif cb._on_done then cb:_on_done(fut)
+    else core:wake(cb._co) end
     fut._callbacks = false
   end
   if more then

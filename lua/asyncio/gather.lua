@@ -165,12 +165,18 @@ end
 
 -- The futures for 'n' awaitables in 'list' (coroutine objects become tasks).
 local function futures_of(list, n)
-  local loop, Task = rt.loop, task.Task
+  local loop, Task, Coro = rt.loop, task.Task, task.Coro
   local children = {}
   for i = 1, n do
     local aw = list[i]
-    local fut = getmetatable(aw) == Task and aw or task.ensure_future(aw, "gather", i, loop)
-    if getmetatable(fut) == GatheringFuture then looked_at(fut) end  -- its outcome reaches this one
+    local mt = getmetatable(aw)
+    local fut = aw
+    if mt ~= Task then
+      fut = task.ensure_future(aw, "gather", i, loop)  -- a coroutine object's is a task
+      if mt ~= Coro and getmetatable(fut) == GatheringFuture then
+        looked_at(fut)  -- its outcome reaches this one
+      end
+    end
     loop = loop or fut._loop
     children[i] = fut
   end

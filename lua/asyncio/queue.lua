@@ -13,6 +13,7 @@ local util = require "asyncio.util"
 local raise, throw = util.raise, util.throw
 
 local raise_cancel, REFUSED, check_wait = task.raise_cancel, task.REFUSED, task.check_wait
+local isyieldable = coroutine.isyieldable
 local argcheck, typeerror = util.argcheck, util.typeerror
 local methods = core.queue_methods
 local setmetatable, error, pcall, mtype = setmetatable, error, pcall, math.type
@@ -54,7 +55,8 @@ function GetOp.__await(op)
   local q = op[1]
   local ok, item = try_get(q)
   if ok then return item end
-  check_wait()  -- in a sort comparator, say: refused before the getter is listed
+  -- in a sort comparator, say: refused before the getter is listed
+  if not isyieldable() then check_wait() end  -- (which raises; the test inline: hot path)
   local t = rt.current  -- await checked that a task runs
   if t._must_cancel then raise_cancel(t) end  -- cancelled while it ran
   t._waiting = q  -- the wait, inlined: this is the hot path of a consumer
@@ -89,7 +91,7 @@ function PutOp.__await(op)
   if op._awaited then raise("await: this put was already awaited") end
   op._awaited = true
   if try_put(q, item) then return end
-  if not coroutine.isyieldable() then  -- refused before the putter is listed: as it was
+  if not isyieldable() then  -- refused before the putter is listed: as it was
     op._awaited = nil
     check_wait()
   end

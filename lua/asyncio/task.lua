@@ -245,9 +245,13 @@ end
 Future.__await = await_future
 Task.__await = await_future
 
--- Awaiting a coroutine object runs it here, in the awaiting task.
+-- Awaiting a coroutine object runs it here, in the awaiting task (one
+-- argument, the common case, needs no unpack).
 local function await_coro(c)
-  local n = claim(c, "await")
+  local n = c[1]
+  if not n then return claim(c, "await") end  -- which raises
+  c[1] = false
+  if n == 1 then return c[2](c[5]) end
   return c[2](unpack(c, 5, n + 4))
 end
 Coro.__await = await_coro
@@ -531,7 +535,9 @@ end
 function M.create_task(what, ...)
   local loop = rt.loop
   if not loop then raise("'create_task' called with no running event loop") end
-  if isfunction(what) then return spawn(loop, async_body[what] or what, ...) end
+  if seen_functions[what] or isfunction(what) then  -- (the lookup first: no call)
+    return spawn(loop, async_body[what] or what, ...)
+  end
   return spawn_for(loop, "create_task", what, ...)
 end
 
@@ -554,6 +560,7 @@ function M.ensure_future(aw, fname, n, loop)
   if loop == nil then raise(("'%s' called with no running event loop"):format(fname)) end
   if mt == Coro then
     local nargs = claim(aw, fname)
+    if nargs == 1 then return spawn(loop, aw[2], aw[5]) end
     return spawn(loop, aw[2], unpack(aw, 5, nargs + 4))
   end
   return spawn(loop, await, aw)

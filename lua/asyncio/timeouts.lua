@@ -14,6 +14,7 @@ local CancelledError, TimeoutError = errors.CancelledError, errors.TimeoutError
 local await, current, async = task.await, task.current, task.async
 local argcheck, typeerror, pack, unpack = util.argcheck, util.typeerror, util.pack, util.unpack
 local isyieldable = coroutine.isyieldable
+local getmetatable = require("asyncio.core").metatable  -- raw, and cheaper than Lua's
 
 local M = {}
 
@@ -132,6 +133,14 @@ local function check_wait_for(aw)
   end
 end
 
+-- An awaitable's metatable -> its __now (false if none), looked up once:
+-- a time limit per read must cost little.
+local now_of = setmetatable({}, {__mode = "k", __index = function(cache, mt)
+  local now = rawget(mt, "__now") or false
+  cache[mt] = now
+  return now
+end})
+
 function WaitFor.__await(w)
   if w[TASK] then raise("await: this wait_for was already awaited") end
   local aw, timeout = w[AW], w[TIMEOUT]
@@ -144,7 +153,7 @@ function WaitFor.__await(w)
     w[TASK] = true
     return wait_expired(aw)
   end
-  local now = rawget(getmetatable(aw), "__now")
+  local now = now_of[getmetatable(aw)]
   if now then  -- a get that finds its item never waits: no timer to arm
     local done, item = now(aw)
     if done then
@@ -164,11 +173,18 @@ function WaitFor.__await(w)
 end
 task.register_awaitable(WaitFor)
 
+-- The metatables of awaitables seen by wait_for (weak): one lookup.
+local awaitable_mts = setmetatable({}, {__mode = "k"})
+
 -- wait_for(aw, timeout): await 'aw' for at most 'timeout' seconds; on
 -- expiry 'aw' is cancelled and TimeoutError raised. nil: no limit.
 function M.wait_for(aw, timeout)
   if timeout ~= tonumber(timeout) then util.checkdelay(timeout, 2, "wait_for", true) end  -- not a number
-  if not task.isawaitable(aw) then argcheck(false, 1, "wait_for", typeerror("awaitable", aw)) end
+  local mt = getmetatable(aw)
+  if not awaitable_mts[mt] then
+    argcheck(task.isawaitable(aw), 1, "wait_for", typeerror("awaitable", aw))
+    awaitable_mts[mt] = true
+  end
   return setmetatable({aw, timeout or false, false, false, false}, WaitFor)
 end
 
