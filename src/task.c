@@ -26,7 +26,7 @@
 ** and name this very coroutine. */
 #define SLOT_OF(co)  (*(int32_t *)lua_getextraspace(co))
 
-enum { HOOK_FINISH = 1, HOOK_CALLBACK_ERROR, HOOK_BAD_YIELD, HOOK_SLOW };
+enum { HOOK_FINISH = 1, HOOK_CALLBACK_ERROR, HOOK_BAD_YIELD, HOOK_SLOW, HOOK_CLOSE_ERROR };
 
 static const char foreign_msg[] =
   "asyncio: a task's coroutine can only be resumed by its event loop";
@@ -343,6 +343,29 @@ static void call_hook (lua_State *L, int loopidx, int h, int n) {
 
 
 /*
+** Close the pending <close> variables of 'co', the dead coroutine of the
+** task at 'taskidx' whose body ended with the error at 'erridx' (0: it
+** yielded without await, no error). Its outcome is decided already: an
+** error a closing method raises (Lua would make it the error) goes to the
+** close hook rather than being lost.
+*/
+static void close_task_thread (lua_State *L, int loopidx, lua_State *co,
+                               int taskidx, int erridx) {
+  int status = ASYNCIO_CLOSETHREAD(co, L);
+  if (status != LUA_OK && lua_gettop(co) > 0) {
+    lua_xmove(co, L, 1);               /* the last error of the closing */
+    if (erridx != 0 && lua_rawequal(L, -1, erridx)) lua_pop(L, 1);  /* the body's own */
+    else {
+      lua_pushvalue(L, taskidx);
+      lua_insert(L, -2);
+      call_hook(L, loopidx, HOOK_CLOSE_ERROR, 2);
+    }
+  }
+  lua_settop(co, 0);                   /* the reset may leave the error there */
+}
+
+
+/*
 ** The body of the task in slot 's' has ended with 'status': hand the
 ** outcome to the finish hook (task, nres, results... or task, false, error,
 ** coroutine) and release the slot. A task that yielded without await is
@@ -371,20 +394,24 @@ static void task_ended (lua_State *L, Loop *lp, int loopidx, int32_t s,
     lua_pop(L, 1);
   }
   else if (status == LUA_YIELD) {      /* a bare coroutine.yield */
+    int top = lua_gettop(L);           /* stack: co, task */
     lua_pop(co, nres);
-    lua_pushvalue(L, -2);
+    lua_pushvalue(L, top);
+    lua_pushvalue(L, top - 1);
     call_hook(L, loopidx, HOOK_BAD_YIELD, 2);
-    ASYNCIO_CLOSETHREAD(co, L);
-    lua_pop(L, 1);
+    close_task_thread(L, loopidx, co, top, 0);
+    lua_settop(L, top - 2);
   }
   else {
-    lua_pushboolean(L, 0);
+    int top = lua_gettop(L);           /* stack: co, task */
     lua_xmove(co, L, 1);               /* the error object */
-    lua_pushvalue(L, -4);              /* the coroutine, for a traceback */
+    lua_pushvalue(L, top);
+    lua_pushboolean(L, 0);
+    lua_pushvalue(L, top + 1);
+    lua_pushvalue(L, top - 1);         /* the coroutine, for a traceback */
     call_hook(L, loopidx, HOOK_FINISH, 4);
-    ASYNCIO_CLOSETHREAD(co, L);        /* closes its pending <close> variables */
-    lua_settop(co, 0);                 /* the reset may leave the error there */
-    lua_pop(L, 1);
+    close_task_thread(L, loopidx, co, top, top + 1);
+    lua_settop(L, top - 2);
   }
 }
 

@@ -700,6 +700,12 @@ function M.hooks(loop)
       end
       loop:call_exception_handler(ctx)
     end,
+    function(task, err)  -- closing a <close> variable of an ended task raised
+      rt.current = nil
+      loop:call_exception_handler({task = task, exception = err, message = ("error in a <close> " ..
+        "variable of %s, closed after the task had failed (it keeps its own error)")
+        :format(task:get_name())})
+    end,
   }
 end
 

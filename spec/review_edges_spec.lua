@@ -1,0 +1,58 @@
+-- Defects a third hostile review found (session of 2026-12-07): each spec
+-- here failed before its fix.
+local asyncio = require "asyncio"
+local support = require "spec.support"
+local await = asyncio.await
+
+-- A <close> variable whose closing raises.
+local function closing_raises(msg)
+  return setmetatable({}, {__close = function() error(msg, 0) end})
+end
+
+describe("the third review", function()
+  after_each(support.assert_clean)
+
+  it("an error closing a <close> variable of a failed, cancelled or yielding task is reported, not lost", function()
+    local got, outcomes = nil, {}
+    support.run(function()
+      got = support.capture(asyncio.get_running_loop())
+      local failed = asyncio.create_task(function()
+        local c <close> = closing_raises("close 1")  -- luacheck: ignore
+        await(asyncio.sleep(0))
+        error("body failed", 0)
+      end)
+      local cancelled = asyncio.create_task(function()
+        local c <close> = closing_raises("close 2")  -- luacheck: ignore
+        await(asyncio.sleep(10))
+      end)
+      local yielded = asyncio.create_task(function()
+        local c <close> = closing_raises("close 3")  -- luacheck: ignore
+        coroutine.yield()
+      end)
+      local same = asyncio.create_task(function()  -- re-raises the body's error: nothing new
+        local c <close> = setmetatable({}, {__close = function(_, e) error(e, 0) end})  -- luacheck: ignore
+        error("same", 0)
+      end)
+      support.ticks(2)
+      cancelled:cancel()
+      for _, t in ipairs({failed, cancelled, yielded, same}) do
+        local _, e = pcall(await, t)
+        outcomes[#outcomes + 1] = tostring(e)
+      end
+    end)
+    -- each task keeps the outcome it had before its variables were closed
+    assert.equal("body failed", outcomes[1])
+    assert.equal("CancelledError", outcomes[2])
+    assert.matches("yielded outside 'await'", outcomes[3])
+    assert.equal("same", outcomes[4])
+    local closes = {}
+    for _, ctx in ipairs(got) do
+      if ctx.message:find("<close> variable", 1, true) then
+        closes[#closes + 1] = ctx.exception
+        assert.equal("asyncio.Task", getmetatable(ctx.task).__name)
+      end
+    end
+    table.sort(closes)
+    assert.same({"close 1", "close 2", "close 3"}, closes)
+  end)
+end)
