@@ -55,4 +55,33 @@ describe("the third review", function()
     table.sort(closes)
     assert.same({"close 1", "close 2", "close 3"}, closes)
   end)
+
+  it("a dropped put or drain collected during the run is reported once, not again at its end", function()
+    local msgs = {}
+    local port = support.free_port()
+    asyncio.run(function()
+      asyncio.get_running_loop():set_exception_handler(function(_, ctx)
+        msgs[#msgs + 1] = ctx.message
+      end)
+      local q = asyncio.Queue(1)
+      q:put_nowait(1)
+      local op = q:put(2)  -- the queue is full: this put waits, if awaited
+      local srv = await(asyncio.start_server(function() await(asyncio.sleep(math.huge)) end,
+        "127.0.0.1", port))
+      local _, w = await(asyncio.open_connection("127.0.0.1", port))
+      w:write(string.rep("x", 8 << 20))  -- nobody reads: past the high-water mark
+      local drain = w:drain()
+      assert.equal("asyncio.StreamWriter.drain", getmetatable(drain).__name)
+      op, drain = nil, nil  -- luacheck: ignore
+      collectgarbage()  -- one cycle: it finalizes them; their weak keys go in the next
+      w:close()
+      srv:close()
+    end)
+    local puts, drains = 0, 0
+    for _, m in ipairs(msgs) do
+      if m:find("q:put(2)", 1, true) then puts = puts + 1 end
+      if m:find("writer:drain()", 1, true) then drains = drains + 1 end
+    end
+    assert.same({1, 1}, {puts, drains})
+  end)
 end)

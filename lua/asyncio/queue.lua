@@ -83,8 +83,12 @@ function PutOp._unawaited(op)
   return ("q:put(%s)%s was never awaited: the queue was full and the item was not put")
     :format(util.describe(op[2]), op[3] and " at " .. op[3] or "")
 end
+-- (marked: a finalized key stays in the weak set rt.unawaited until the
+-- next collection, and the end of the run would report it again)
 PutOp.__gc = function(op)
-  if not op._awaited then rt.report_unawaited(nil, op:_unawaited()) end
+  if op._awaited then return end
+  op._awaited = true
+  rt.report_unawaited(nil, op:_unawaited())
 end
 function PutOp.__await(op)
   local q, item = op[1], op[2]

@@ -459,8 +459,10 @@ function DrainOp._unawaited(o)
   return ("writer:drain()%s was never awaited: %d bytes were queued beyond the high-water " ..
     "mark and the writer did not wait for them"):format(o[3] and " at " .. o[3] or "", o[2])
 end
-DrainOp.__gc = function(o)
-  if not o._awaited then rt.report_unawaited(o[1]._conn.loop, o:_unawaited()) end
+DrainOp.__gc = function(o)  -- marked: see queue.lua's PutOp.__gc
+  if o._awaited then return end
+  o._awaited = true
+  rt.report_unawaited(o[1]._conn.loop, o:_unawaited())
 end
 task.register_awaitable(DrainOp)
 
