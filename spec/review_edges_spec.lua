@@ -84,4 +84,18 @@ describe("the third review", function()
     end
     assert.same({1, 1}, {puts, drains})
   end)
+
+  it("an as_completed awaitable awaited a second time is refused, not left waiting for another's result", function()
+    local r = support.run(function()
+      local it = asyncio.as_completed({asyncio.sleep(0.001, "a"), asyncio.sleep(0.002, "b")})
+      local first = it()
+      local got = {await(first)}
+      local ok, err = pcall(await, first)
+      got[#got + 1] = ok
+      got[#got + 1] = tostring(err):match("already awaited") ~= nil
+      got[#got + 1] = await(it())
+      return got
+    end)
+    assert.same({"a", false, true, "b"}, r)
+  end)
 end)

@@ -275,7 +275,10 @@ function M.as_completed(fs, opts)
       while #waiters > 0 do wake_one() end
     end)
   end
-  local Next = {__name = "asyncio.as_completed", __await = function()
+  local Next = {__name = "asyncio.as_completed", __await = function(self)
+    -- each takes one result: awaited again, it would take another's
+    if self[1] then raise("await: this as_completed awaitable was already awaited") end
+    self[1] = true
     while #finished == 0 and not timed_out do
       task.check_wait()  -- before the waiter is listed
       local w = Future._new(Future, loop)
