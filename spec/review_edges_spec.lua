@@ -98,4 +98,21 @@ describe("the third review", function()
     end)
     assert.same({"a", false, true, "b"}, r)
   end)
+
+  it("awaiting a pending future of another loop is refused at once, also under wait_for", function()
+    local other = asyncio.new_event_loop()
+    local r = support.run(function()
+      local f = other:create_future()
+      local t = other:create_task(function() end)
+      local res = {}
+      for _, aw in ipairs({f, t, asyncio.wait_for(f, 0.01)}) do
+        local ok, err = pcall(await, aw)
+        res[#res + 1] = not ok and tostring(err):match("belongs to a different event loop") ~= nil
+      end
+      res[#res + 1] = f:cancelled()  -- the refused wait_for left it as it was
+      return res
+    end)
+    other:close()
+    assert.same({true, true, true, false}, r)
+  end)
 end)

@@ -223,6 +223,10 @@ local function await_future(fut)
   end
   if fut._state == PENDING then
     if fut == task then raise("a task cannot await itself") end
+    local loop = fut._loop
+    if loop and loop ~= task._loop then  -- nothing on this loop could ever wake it
+      raise("await: the future belongs to a different event loop")
+    end
     fut:_add_waiter(task)
     task._waiting = fut
     rt.current = nil
