@@ -65,7 +65,7 @@ describe("the third review", function()
       end)
       local q = asyncio.Queue(1)
       q:put_nowait(1)
-      local op = q:put(2)  -- the queue is full: this put waits, if awaited
+      local op = q:put(2)  -- luacheck: ignore (full: this put waits, if awaited)
       local srv = await(asyncio.start_server(function() await(asyncio.sleep(math.huge)) end,
         "127.0.0.1", port))
       local _, w = await(asyncio.open_connection("127.0.0.1", port))
@@ -114,5 +114,40 @@ describe("the third review", function()
     end)
     other:close()
     assert.same({true, true, true, false}, r)
+  end)
+
+  it("misuse of all_tasks, dump_tasks, print_tasks, get_loop, new_event_loop and advance names the function", function()
+    local here = debug.getinfo(1, "S").short_src
+    local function refused_here(msg, fn, ...)  -- named at the program's line (pcall's caller)
+      local ok, err = pcall(fn, ...)
+      assert.is_false(ok)
+      assert.equal(here .. ":", err:sub(1, #here + 1))
+      assert.matches(msg, err, 1, true)
+    end
+    refused_here("bad argument #1 to 'all_tasks' (asyncio.EventLoop expected, got number)",
+      asyncio.all_tasks, 5)
+    refused_here("bad argument #1 to 'dump_tasks' (asyncio.EventLoop expected, got number)",
+      asyncio.dump_tasks, 5)
+    refused_here("bad argument #1 to 'print_tasks' (asyncio.EventLoop expected, got number)",
+      asyncio.print_tasks, 5)
+    refused_here("dump_tasks: no running event loop (pass the loop)", asyncio.dump_tasks)
+    refused_here("bad argument #1 to 'get_loop' (asyncio.Future expected, got number)",
+      asyncio.Future.get_loop, 5)
+    refused_here("bad argument #1 to 'new_event_loop' (unknown option 'bogus')",
+      asyncio.new_event_loop, {bogus = 1}, "oops")
+    assert.is_true(next(asyncio.all_tasks()) == nil)  -- no loop: no tasks, as before
+    local loop = asyncio.new_event_loop({clock = "virtual"})
+    refused_here("bad argument #2 to 'print_tasks' (file expected, got number)",
+      asyncio.print_tasks, loop, 5)
+    refused_here("bad argument #1 to 'advance' (seconds must be below 1e9)",
+      asyncio.testing.advance, 2e9, loop)
+    refused_here("bad argument #1 to 'advance' (seconds is NaN)", asyncio.testing.advance, 0 / 0, loop)
+    refused_here("bad argument #2 to 'advance' (asyncio.EventLoop expected, got number)",
+      asyncio.testing.advance, 1, 5)
+    asyncio.testing.advance(2, loop)
+    assert.equal(2, loop:time())
+    loop:close()
+    refused_here("bad argument #1 to 'all_tasks' (asyncio.EventLoop expected, got string)",
+      asyncio.all_tasks, "x")
   end)
 end)

@@ -7,7 +7,7 @@
 local core = require "asyncio.core"
 local rt = require "asyncio.runtime"
 local util = require "asyncio.util"
-local text_of, raise = util.describe, util.raise
+local text_of = util.describe
 
 local getmetatable, format, concat = core.metatable, string.format, table.concat
 local traceback = debug.traceback
@@ -98,8 +98,10 @@ end
 -- dump_tasks([loop]) -> text: every pending task of 'loop' (default: the
 -- running one), as a tree of who awaits whom.
 function M.dump_tasks(loop)
-  loop = loop or rt.loop
-  if loop == nil then raise("dump_tasks: no running event loop (pass the loop)") end
+  return M._dump_tasks(rt.checkloop(loop, 1, "dump_tasks"))
+end
+
+function M._dump_tasks(loop)
   if loop._core:is_closed() then return "no tasks (the loop is closed)\n" end
   local tasks = loop._core:tasks()
   local awaited, kids_of = {}, {}
@@ -131,7 +133,10 @@ end
 
 -- print_tasks([loop], [file]): write dump_tasks to 'file' (default stdout).
 function M.print_tasks(loop, file)
-  local text = M.dump_tasks(loop)
+  local text = M._dump_tasks(rt.checkloop(loop, 1, "print_tasks"))
+  util.argcheck(file == nil or io.type(file) == "file" or
+    (type(file) == "table" and type(file.write) == "function"), 2, "print_tasks",
+    util.typeerror("file", file))
   ;(file or io.stdout):write(text)
   ;(file or io.stdout):flush()
 end

@@ -264,7 +264,10 @@ function Future:_remove_waiter(task)
   remove_callback(self, task, true)
 end
 
-function Future:get_loop() return self._loop end
+function Future:get_loop()
+  checkfuture(self, "get_loop")
+  return self._loop
+end
 
 -- The task waiting on this future will never run again (task.lua's
 -- abandon): the primitive that made the future (sync.lua) undoes the wait.

@@ -57,4 +57,19 @@ function rt.report_dropped(loop)
   end
 end
 
+-- The event loop given as argument #n of 'fname' (nil: the running one,
+-- or an error if none runs), checked.
+function rt.checkloop(loop, n, fname)
+  local util = require "asyncio.util"
+  if loop == nil then
+    loop = rt.loop
+    if loop == nil then util.raise(("%s: no running event loop (pass the loop)"):format(fname)) end
+    return loop
+  end
+  local mt = getmetatable(loop)
+  util.argcheck(type(mt) == "table" and mt.__name == "asyncio.EventLoop", n, fname,
+    util.typeerror("asyncio.EventLoop", loop))
+  return loop
+end
+
 return rt

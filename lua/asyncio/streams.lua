@@ -1051,7 +1051,10 @@ function Server:sockets()
   return list
 end
 
-function Server:get_loop() return self._loop end
+function Server:get_loop()
+  checkserver(self, "get_loop")
+  return self._loop
+end
 
 function Server:__tostring()
   return ("<asyncio.Server %s, %d connections>"):format(self._serving and "serving" or "closed",

@@ -656,7 +656,7 @@ end
 function M.current_task() return rt.current end
 
 function M.all_tasks(loop)
-  loop = loop or rt.loop
+  if loop ~= nil or rt.loop ~= nil then loop = rt.checkloop(loop, 1, "all_tasks") end
   local set = {}
   if loop == nil or loop._core:is_closed() then return set end
   for _, t in ipairs(loop._core:tasks()) do set[t] = true end

@@ -3,7 +3,6 @@
 
 local rt = require "asyncio.runtime"
 local util = require "asyncio.util"
-local raise = util.raise
 
 local argcheck, typeerror = util.argcheck, util.typeerror
 
@@ -13,10 +12,11 @@ local M = {}
 -- running one) on by 'seconds'; the timers due by then fire on the loop's
 -- next turn, in deadline order.
 function M.advance(seconds, loop)
-  argcheck(type(seconds) == "number" and seconds >= 0 and seconds == seconds, 1, "advance",
-    type(seconds) == "number" and "seconds must not be negative" or typeerror("number", seconds))
-  loop = loop or rt.loop
-  if loop == nil then raise("advance: no running event loop (pass the loop)") end
+  argcheck(type(seconds) == "number", 1, "advance", typeerror("number", seconds))
+  argcheck(seconds == seconds, 1, "advance", "seconds is NaN")
+  argcheck(seconds >= 0, 1, "advance", "seconds must not be negative")
+  argcheck(seconds < 1e9, 1, "advance", "seconds must be below 1e9")
+  loop = rt.checkloop(loop, 2, "advance")
   argcheck(loop._core:is_virtual(), 2, "advance",
     "the loop's clock is not virtual (new_event_loop{clock = \"virtual\"})")
   loop._core:advance(seconds)
