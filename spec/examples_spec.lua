@@ -163,7 +163,7 @@ describe("README.md", function()
       return support.sh(support.LUA .. " " .. f)
     end)
     assert.equal(0, status, out)
-    assert.equal("result1\tresult2\tresult3\t3\n5050\nfalse\ttrue\n6\nhello\n\n", out)
+    assert.equal("result1\tresult2\tresult3\t3\n5050\nfalse\ttrue\n6\nhello\n", out)
   end)
 end)
 
