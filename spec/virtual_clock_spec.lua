@@ -64,6 +64,27 @@ describe("the virtual clock", function()
     end))
   end)
 
+  it("saturates after 584 years of jumps rather than wrap around to the past", function()
+    local r = vrun(function()
+      local loop = asyncio.get_running_loop()
+      for _ = 1, 18 do await(asyncio.sleep(1e9)) end
+      local t0 = loop:time()
+      local sleeper = asyncio.create_task(function() await(asyncio.sleep(1e9)) end)
+      local h = loop:call_at(t0 + 5e8, print)
+      await(asyncio.sleep(0))
+      await(asyncio.sleep(0))
+      local asleep = not sleeper:done()  -- it woke at once: its deadline had wrapped
+      sleeper:cancel()
+      local when = h:when()
+      h:cancel()
+      asyncio.testing.advance(5e8)
+      local t1 = loop:time()
+      asyncio.testing.advance(5e8)
+      return {t0, asleep, when, t1 > t0, loop:time() == t1}
+    end)
+    assert.same({18e9, true, math.huge, true, true}, r)
+  end)
+
   it("10,000 tasks sleeping random hours end in deadline order, the same on every run", function()
     -- under make check's GC stress (a full collection after every step) 2,000
     -- tell the same and take seconds, not minutes

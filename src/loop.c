@@ -165,7 +165,11 @@ static int loop_advance (lua_State *L) {
   double d = luaL_checknumber(L, 2);
   luaL_argcheck(L, lp->vclock, 1, "the loop's clock is not virtual");
   luaL_argcheck(L, d >= 0 && d < 1e9, 2, "seconds must be between 0 and 1e9");
-  lp->vnow += (uint64_t)(d * 1e9);
+  {
+    uint64_t ns = (uint64_t)(d * 1e9);
+    /* saturates below ASYNCIO_NEVER (584 years of jumps) rather than wrap */
+    lp->vnow = ns >= ASYNCIO_NEVER - 1 - lp->vnow ? ASYNCIO_NEVER - 1 : lp->vnow + ns;
+  }
   return 0;
 }
 

@@ -639,10 +639,14 @@ static double checkdelay (lua_State *L, int arg) {
 }
 
 
-/* The deadline 'd' seconds (> 0) from now: ASYNCIO_NEVER past MAX_DELAY. */
+/* The deadline 'd' seconds (> 0) from now: ASYNCIO_NEVER past MAX_DELAY,
+** or past what the clock can count (a virtual clock that has jumped on for
+** 584 years saturates there rather than wrap around). */
 static uint64_t deadline_in (const Loop *lp, double d) {
+  uint64_t now = asyncio_now(lp), ns;
   if (d > MAX_DELAY) return ASYNCIO_NEVER;
-  return asyncio_now(lp) + (uint64_t)(d * 1e9 + 0.5);
+  ns = (uint64_t)(d * 1e9 + 0.5);
+  return ns >= ASYNCIO_NEVER - now ? ASYNCIO_NEVER : now + ns;
 }
 
 
@@ -737,7 +741,7 @@ static int task_timer_at (lua_State *L) {
   double when = luaL_checknumber(L, 2);
   double max = (double)asyncio_now(lp) / 1e9 + MAX_DELAY;
   luaL_argcheck(L, !isnan(when), 2, "time is NaN");
-  if (when > max) return arm(L, lp, ASYNCIO_NEVER);
+  if (when > max || when * 1e9 >= (double)ASYNCIO_NEVER) return arm(L, lp, ASYNCIO_NEVER);
   return arm(L, lp, when <= 0 ? 0 : (uint64_t)(when * 1e9 + 0.5));
 }
 
