@@ -110,10 +110,26 @@ describe("the third review", function()
         res[#res + 1] = not ok and tostring(err):match("belongs to a different event loop") ~= nil
       end
       res[#res + 1] = f:cancelled()  -- the refused wait_for left it as it was
+      -- nor do a cancellation pending in this task, a limit of 0 or gather touch them
+      asyncio.current_task():cancel()
+      local ok, err = pcall(await, f)
+      asyncio.current_task():uncancel()
+      res[#res + 1] = not ok and tostring(err):match("different event loop") ~= nil
+      for _, aw in ipairs({asyncio.wait_for(f, 0), asyncio.wait_for(t, 0)}) do
+        ok, err = pcall(await, aw)
+        res[#res + 1] = not ok and tostring(err):match("different event loop") ~= nil
+      end
+      local ran = false
+      local c = asyncio.async(function() ran = true end)()
+      ok, err = pcall(asyncio.gather, c, f)
+      res[#res + 1] = not ok and tostring(err):match("gather: the future belongs") ~= nil
+      support.ticks(2)
+      res[#res + 1] = ran  -- the task gather made for 'c' was cancelled before it ran
+      res[#res + 1] = f:cancelled() or t:cancelled() or t:cancelling() > 0
       return res
     end)
     other:close()
-    assert.same({true, true, true, false}, r)
+    assert.same({true, true, true, false, true, true, true, true, false, false}, r)
   end)
 
   it("misuse of all_tasks, dump_tasks, print_tasks, get_loop, new_event_loop and advance names the function", function()

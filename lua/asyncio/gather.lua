@@ -179,6 +179,13 @@ local function futures_of(list, n)
     end
     loop = loop or fut._loop
     children[i] = fut
+    if fut._loop ~= loop and fut._loop and fut._state == PENDING then
+      -- refused; the tasks made here for coroutine objects are cancelled unrun
+      for j = 1, i - 1 do
+        if getmetatable(list[j]) == Coro then children[j]:cancel() end
+      end
+      task.check_same_loop(fut, loop, "gather")
+    end
   end
   if loop == nil then raise("'gather' called with no running event loop") end
   return loop, children

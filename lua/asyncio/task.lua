@@ -206,27 +206,34 @@ end
 
 -- await ---------------------------------------------------------------------
 
+-- Refuse a pending future of a loop other than 'loop', for 'fname': nothing
+-- on 'loop' could ever complete it (CPython: "attached to a different loop").
+local function check_same_loop(fut, loop, fname)
+  local l = fut._loop
+  if l and l ~= loop and fut._state == PENDING then
+    raise(("%s: the future belongs to a different event loop"):format(fname))
+  end
+end
+M.check_same_loop = check_same_loop
+
 -- Awaiting a future: its results, or its error raised. The task waits in
 -- the future's callbacks; _waiting tells Task:cancel where it is.
 local function await_future(fut)
   local task = rt.current
-  if fut._state == PENDING and not isyieldable() then
+  if fut._state == PENDING then  -- refused before anything is touched:
     if fut == task then raise("a task cannot await itself") end
-    raise(NOWAIT_MSG)
-  end
-  if task._must_cancel and fut._state == PENDING and fut ~= task then
-    -- cancelled while it ran (Task:cancel could wake nobody): the future it
-    -- now awaits is cancelled instead, as if the cancel had come during the
-    -- wait (CPython's Task.__step); a task awaited finishes its own way
-    if fut:_cancel_wait(task, task._cancel_message) then task._must_cancel = false
-    else raise_cancel(task) end
+    if not isyieldable() then raise(NOWAIT_MSG) end
+    local loop = fut._loop
+    if loop and loop ~= task._loop then check_same_loop(fut, task._loop, "await") end
+    if task._must_cancel then
+      -- cancelled while it ran (Task:cancel could wake nobody): the future it
+      -- now awaits is cancelled instead, as if the cancel had come during the
+      -- wait (CPython's Task.__step); a task awaited finishes its own way
+      if fut:_cancel_wait(task, task._cancel_message) then task._must_cancel = false
+      else raise_cancel(task) end
+    end
   end
   if fut._state == PENDING then
-    if fut == task then raise("a task cannot await itself") end
-    local loop = fut._loop
-    if loop and loop ~= task._loop then  -- nothing on this loop could ever wake it
-      raise("await: the future belongs to a different event loop")
-    end
     fut:_add_waiter(task)
     task._waiting = fut
     rt.current = nil

@@ -98,6 +98,7 @@ end
 local function wait_expired(aw)
   if task.isdone(aw) then return await(aw) end
   local fut = task.ensure_future(aw, "wait_for", 1)
+  task.check_same_loop(fut, rt.current._loop, "wait_for")  -- before it is cancelled
   if not fut:done() then
     fut:cancel()
     local ended = Future._new(Future, fut._loop or rt.loop)
