@@ -166,4 +166,14 @@ describe("the third review", function()
     refused_here("bad argument #1 to 'all_tasks' (asyncio.EventLoop expected, got string)",
       asyncio.all_tasks, "x")
   end)
+
+  it("a signal number that is no signal is named as such", function()
+    local loop = asyncio.new_event_loop()
+    for _, sig in ipairs({99, 0, -1}) do
+      local ok, err = pcall(loop.add_signal_handler, loop, sig, print)
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'add_signal_handler' (unknown signal " .. sig .. ")", err, 1, true)
+    end
+    loop:close()
+  end)
 end)

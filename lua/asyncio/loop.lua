@@ -351,14 +351,7 @@ end
 
 local function run_signal(h) h._fn(unpack(h, 1, h.n)) end
 
-local function checksignal(sig, fname)
-  local num, name = core.signal_number(sig)
-  if num == nil then
-    raise(("bad argument #1 to '%s' (%s)"):format(fname, type(sig) == "string" and
-      ("unknown signal '%s'"):format(sig) or typeerror("signal name or number", sig)))
-  end
-  return num, name
-end
+local checksignal = util.checksignal
 
 -- loop:add_signal_handler(sig, fn, ...): fn(...) runs on the loop (like
 -- call_soon) after signal 'sig' ("SIGUSR1", "USR1" or a number) arrives;

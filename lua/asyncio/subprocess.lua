@@ -112,14 +112,7 @@ function Process:communicate(input)
   return op(communicate_impl, self, input)
 end
 
-local function signum(sig, fname)
-  local num = core.signal_number(sig)
-  if not num then
-    raise(("bad argument #1 to '%s' (%s)"):format(fname, type(sig) == "string" and
-      ("unknown signal '%s'"):format(sig) or typeerror("signal name or number", sig)))
-  end
-  return num
-end
+local function signum(sig, fname) return (util.checksignal(sig, fname)) end  -- the number alone
 
 -- process:send_signal(sig): nothing if it has exited already.
 function Process:send_signal(sig)

@@ -152,4 +152,18 @@ end
 util.pack = table.pack
 util.unpack = table.unpack
 
+-- Signal 'sig' ("SIGUSR1", "USR1" or a number) as argument #1 of 'fname':
+-- its number and name, or an error naming the function.
+function util.checksignal(sig, fname)
+  local num, name = require("asyncio.core").signal_number(sig)
+  if num == nil then
+    local t = type(sig)
+    error(("bad argument #1 to '%s' (%s)"):format(fname,
+      t == "string" and ("unknown signal '%s'"):format(sig) or
+      t == "number" and ("unknown signal %s"):format(sig) or
+      util.typeerror("signal name or number", sig)), program_level())
+  end
+  return num, name
+end
+
 return util
