@@ -176,4 +176,36 @@ describe("the third review", function()
     end
     loop:close()
   end)
+
+  it("a reset that arrives with the last bytes is a reset, not a clean end of the stream", function()
+    -- a peer that sends 1000 bytes and resets (SO_LINGER 0), no FIN between
+    local peer = table.concat({
+      "import socket, struct, sys",
+      "s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))",
+      "s.sendall(b'x' * 1000)",
+      "s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))",
+      "s.close()"}, "\n") .. "\n"
+    local got = support.with_file(peer, function(script)
+      return support.run_within(30, function()
+        local done, result = asyncio.Event(), nil
+        local server <close> = await(asyncio.start_server(function(r)
+          os.execute("sleep 0.3")  -- blocks the loop: the bytes and the reset arrive together
+          local total = 0
+          while true do
+            local ok, d = pcall(await, r:read(65536))
+            if not ok then result = {total, tostring(d):match("ConnectionResetError") ~= nil}; break end
+            if d == "" then result = {total, "clean EOF"}; break end
+            total = total + #d
+          end
+          done:set()
+        end, "127.0.0.1", 0))
+        local p = await(asyncio.create_subprocess_exec("python3", script,
+          tostring(server:sockets()[1]:getsockname()[2])))
+        await(p:wait())
+        await(done:wait())
+        return result
+      end)
+    end)
+    assert.same({1000, true}, got)  -- every byte first, then the error (docs/api.md)
+  end)
 end)

@@ -229,6 +229,20 @@ static void start_reading (Box *b) {
 }
 
 
+/* UV_EOF, or the error pending on a TCP socket: when a reset arrives with
+** the last bytes, libuv (seeing POLLHUP after a short read) reports EOF
+** without reading again, and the reset would pass for a clean end. */
+static ssize_t eof_or_error (uv_stream_t *h) {
+  uv_os_fd_t fd;
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (h->type == UV_TCP && uv_fileno((uv_handle_t *)h, &fd) == 0 &&
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0)
+    return uv_translate_sys_error(err);
+  return UV_EOF;
+}
+
+
 static void on_read (uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
   Box *b = ((Stream *)h->data)->box;
   (void)buf;
@@ -246,6 +260,7 @@ static void on_read (uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
     if (b->tls != NULL) return;
   }
   else if (nread < 0) {
+    if (nread == UV_EOF) nread = eof_or_error(h);
     if (nread != UV_EOF) b->rerr = (int)nread;
     b->eof = 1;
     uv_read_stop(h);
