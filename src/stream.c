@@ -42,6 +42,13 @@ enum { T_NONE, T_HANDSHAKE, T_OPEN };
 
 struct Box;
 
+/* The timer of a TLS stream's graceful close (see start_grace), with the
+** closer the loop's close_walk finds first through its data pointer. */
+typedef struct Grace {
+  asyncio_closer closer;
+  uv_timer_t timer;
+} Grace;
+
 typedef struct Stream {
   asyncio_closer closer;       /* first: the loop closes leftovers with it */
   union { uv_handle_t h; uv_stream_t s; uv_tcp_t tcp; uv_pipe_t pipe; uv_poll_t poll; } u;
@@ -51,6 +58,9 @@ typedef struct Stream {
   uv_shutdown_t shutdown;
   int32_t post;                /* a listener's sticky callback slot */
   int lfd;                     /* a listener's socket ('u' polls it), or -1 */
+  int nhandles;                /* handles not yet closed: 'u', and 'grace' if used */
+  int graceful;                /* 'grace' was started */
+  Grace grace;
 } Stream;
 
 typedef struct Box {
@@ -121,14 +131,23 @@ static void on_close (uv_handle_t *h) {
   Stream *s = (Stream *)h->data;
   Box *b = s->box;
   if (s->lfd >= 0) close(s->lfd);  /* a listener the loop closed (close_walk) */
+  s->lfd = -1;
   if (b != NULL) {
+    s->box = NULL;
     b->s = NULL;
     b->closing = b->closed = 1;  /* closed by its loop's close too: is_closing says so */
     b->eof = 1;
     b->connecting = 0;
     wake_all(b);
   }
-  free(s);
+  if (--s->nhandles == 0) free(s);
+}
+
+
+/* The grace timer is gone (its Stream is found from its address). */
+static void on_grace_closed (uv_handle_t *h) {
+  Stream *s = (Stream *)(void *)((char *)h - offsetof(Stream, grace.timer));
+  if (--s->nhandles == 0) free(s);
 }
 
 
@@ -137,7 +156,75 @@ static void on_close (uv_handle_t *h) {
 ** port must be free when close() returns). */
 static void close_handle (Stream *s) {
   if (!uv_is_closing(&s->u.h)) uv_close(&s->u.h, on_close);
+  if (s->graceful && !uv_is_closing((uv_handle_t *)&s->grace.timer))
+    uv_close((uv_handle_t *)&s->grace.timer, on_grace_closed);
   if (s->lfd >= 0) { close(s->lfd); s->lfd = -1; }
+}
+
+
+/*
+** A graceful close of a plain TCP socket first throws away what the peer
+** sent and nobody read: with unread bytes in its receive queue, close()
+** sends a reset instead of FIN, and the reset also drops at both ends what
+** is still queued (the end of what we wrote, what the peer has not read).
+*/
+static void drop_unread (Stream *s) {
+  char sink[16384];
+  uv_os_fd_t fd;
+  int i;
+  if (s->u.h.type != UV_TCP || uv_fileno(&s->u.h, &fd) != 0) return;
+  for (i = 0; i < 256; i++)  /* 4 MiB at most: a peer that keeps sending is reset */
+    if (recv(fd, sink, sizeof sink, MSG_DONTWAIT) <= 0) break;
+}
+
+
+/*
+** The graceful close of a TLS stream: our close_notify is out; as CPython
+** does, wait (at most GRACE_MS) for the peer to close too, reading and
+** dropping what it still sends, before the socket is closed. Closed at
+** once, a socket that receives bytes answers with a reset, and the reset
+** drops at the peer what it has not read yet: a TLS 1.3 server sends
+** session tickets after the handshake, and a client that wrote a request
+** and closed at once cost the server the end of that request.
+*/
+#define GRACE_MS  10000
+
+static void sink_alloc (uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  static char sink[READ_CHUNK];  /* what the peer sends now is dropped */
+  (void)h; (void)hint;
+  buf->base = sink;
+  buf->len = sizeof sink;
+}
+
+static void sink_read (uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
+  (void)buf;
+  if (nread < 0) close_handle((Stream *)h->data);  /* the peer's EOF, or an error */
+}
+
+static void on_grace (uv_timer_t *t) {
+  close_handle((Stream *)(void *)((char *)t - offsetof(Stream, grace.timer)));
+}
+
+static void on_shutdown (uv_shutdown_t *req, int status);
+
+/* Close 's' (Box 'b', whose writes are out): gracefully if it speaks TLS. */
+static void close_after_writes (Stream *s, Box *b) {
+  if (b->tls != NULL && b->tlsstate == T_OPEN && !b->eof && b->rerr == 0 && !b->listener &&
+      uv_timer_init(&s->lp->uv, &s->grace.timer) == 0) {
+    s->grace.closer = on_grace_closed;
+    s->grace.timer.data = &s->grace;
+    s->graceful = 1;
+    s->nhandles++;
+    uv_timer_start(&s->grace.timer, on_grace, GRACE_MS, 0);
+    if (!b->shut) {  /* our FIN after the close_notify */
+      b->shut = 1;
+      uv_shutdown(&s->shutdown, &s->u.s, on_shutdown);
+    }
+    uv_read_stop(&s->u.s);
+    if (uv_read_start(&s->u.s, sink_alloc, sink_read) == 0) return;
+  }
+  else drop_unread(s);
+  close_handle(s);
 }
 
 
@@ -164,7 +251,8 @@ static void close_stream (lua_State *L, Box *b, int loopidx, int hard) {
   }
   else {
     b->lingering = 0;
-    close_handle(s);
+    if (hard) close_handle(s);
+    else close_after_writes(s, b);
   }
   wake_all(b);
 }
@@ -441,7 +529,7 @@ static void on_write (uv_write_t *req, int status) {
       asyncio_io_wake(b->lp, &b->waiter[W_WRITE]);
     if (b->lingering && (b->wpending == 0 || b->werr != 0)) {
       b->lingering = 0;  /* closed while bytes were queued: they are out now */
-      close_handle(s);
+      close_after_writes(s, b);
     }
   }
   free(w);
@@ -726,6 +814,7 @@ static Box *new_box (lua_State *L, Loop *lp, int loopidx, int pipe, size_t limit
   if (s == NULL) { asyncio_nomem(L); return NULL; }
   memset(s, 0, sizeof *s);
   s->closer = on_close;
+  s->nhandles = 1;
   s->u.h.data = s;
   s->lp = lp;
   s->lfd = -1;
