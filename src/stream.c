@@ -42,7 +42,7 @@ enum { T_NONE, T_HANDSHAKE, T_OPEN };
 
 struct Box;
 
-/* The timer of a TLS stream's graceful close (see start_grace), with the
+/* The timer of a TLS stream's graceful close (see close_after_writes), with the
 ** closer the loop's close_walk finds first through its data pointer. */
 typedef struct Grace {
   asyncio_closer closer;
