@@ -208,4 +208,45 @@ describe("the third review", function()
     end)
     assert.same({1000, true}, got)  -- every byte first, then the error (docs/api.md)
   end)
+
+  it("a writer closed and collected while its bytes are still queued still sends them all", function()
+    local got = support.run_within(60, function()
+      local done, result = asyncio.Event(), nil
+      local srv <close> = await(asyncio.start_server(function(r)
+        await(asyncio.sleep(0.2))  -- reads late: the writer lingers meanwhile
+        local ok, d = pcall(await, r:read())
+        result = ok and #d or tostring(d)
+        done:set()
+      end, "127.0.0.1", 0))
+      do
+        local _, w = await(asyncio.open_connection("127.0.0.1", srv:sockets()[1]:getsockname()[2]))
+        w:write(string.rep("q", 8 << 20) .. "!")
+        w:close()
+      end
+      collectgarbage()
+      collectgarbage()  -- the writer is gone; its socket was closed with half the bytes queued
+      await(done:wait())
+      return result
+    end)
+    assert.equal((8 << 20) + 1, got)
+  end)
+
+  it("a clean end stays clean when a late write of ours provoked the peer's reset", function()
+    local got = support.run_within(60, function()
+      local srv <close> = await(asyncio.start_server(function(_, w)
+        w:write(string.rep("r", 150000))
+        await(w:drain())
+        w:close()
+        await(w:wait_closed())
+      end, "127.0.0.1", 0))
+      local r, w = await(asyncio.open_connection("127.0.0.1", srv:sockets()[1]:getsockname()[2]))
+      await(asyncio.sleep(0.3))  -- every byte and the FIN are in; reading paused at the high mark
+      w:write("late")            -- the closed peer answers with a reset (EPIPE in SO_ERROR)
+      await(asyncio.sleep(0.2))
+      local ok, d = pcall(await, r:read())
+      w:close()
+      return ok and #d or tostring(d)
+    end)
+    assert.equal(150000, got)
+  end)
 end)

@@ -296,6 +296,48 @@ describe("TLS streams", function()
     assert.equal(200001, got)
   end)
 
+  it("a TLS writer closed and then collected still waits for its peer; abort_clients ends the wait", function()
+    local got = run(function()
+      local done, result = asyncio.Event(), nil
+      local srv = await(asyncio.start_server(function(r)
+        await(asyncio.sleep(0.05))
+        local ok, d = pcall(await, r:read())
+        result = ok and #d or tostring(d)
+        done:set()
+      end, "127.0.0.1", 0, {ssl = server_ctx()}))
+      do
+        local _, w = await(asyncio.open_connection("127.0.0.1", port_of(srv), {ssl = client_ctx()}))
+        w:write(string.rep("q", 200000) .. "!")
+        w:close()
+      end
+      collectgarbage()
+      collectgarbage()  -- collected in its grace: it was closed at once, with a reset
+      await(done:wait())
+      srv:close()
+      -- a server whose clients never close: its side waits in the grace; abort ends it now
+      local srv2 = await(asyncio.start_server(function(r, w)
+        await(r:readexactly(5))
+        w:write("resp")
+        w:close()
+        await(w:wait_closed())
+      end, "127.0.0.1", 0, {ssl = server_ctx()}))
+      local r, w = await(asyncio.open_connection("127.0.0.1", port_of(srv2), {ssl = client_ctx()}))
+      w:write("hello")
+      await(r:readexactly(4))
+      await(asyncio.sleep(0.1))
+      local closed = false
+      local waiter = asyncio.create_task(function() await(srv2:wait_closed()); closed = true end)
+      srv2:close()
+      srv2:abort_clients()
+      local ticks = 0  -- counted in loop turns, not time: the grace would take 10 s
+      while not closed and ticks < 5000 do await(asyncio.sleep(0)); ticks = ticks + 1 end
+      waiter:cancel()
+      w:close()
+      return {result, closed}
+    end)
+    assert.same({200001, true}, got)
+  end)
+
   it("behave as TCP: 8 MB each way with drain, readexactly, write_eof and EOF", function()
     local res = run(function()
       local srv <close> = await(asyncio.start_server(function(r, w)

@@ -59,7 +59,10 @@ typedef struct Stream {
   int32_t post;                /* a listener's sticky callback slot */
   int lfd;                     /* a listener's socket ('u' polls it), or -1 */
   int nhandles;                /* handles not yet closed: 'u', and 'grace' if used */
-  int graceful;                /* 'grace' was started */
+  unsigned graceful : 1,       /* 'grace' was started */
+           tlsclose : 1,       /* closing, its writes out, it waits for the TLS peer */
+           shut : 1,           /* our FIN is sent or queued */
+           orphan : 1;         /* its Box was collected while its last writes went out */
   Grace grace;
 } Stream;
 
@@ -207,17 +210,17 @@ static void on_grace (uv_timer_t *t) {
 
 static void on_shutdown (uv_shutdown_t *req, int status);
 
-/* Close 's' (Box 'b', whose writes are out): gracefully if it speaks TLS. */
-static void close_after_writes (Stream *s, Box *b) {
-  if (b->tls != NULL && b->tlsstate == T_OPEN && !b->eof && b->rerr == 0 && !b->listener &&
-      uv_timer_init(&s->lp->uv, &s->grace.timer) == 0) {
+/* Close 's', whose writes are out: gracefully if it speaks TLS (tlsclose,
+** decided by close_stream: the Box may be gone by now). */
+static void close_after_writes (Stream *s) {
+  if (s->tlsclose && uv_timer_init(&s->lp->uv, &s->grace.timer) == 0) {
     s->grace.closer = on_grace_closed;
     s->grace.timer.data = &s->grace;
     s->graceful = 1;
     s->nhandles++;
     uv_timer_start(&s->grace.timer, on_grace, GRACE_MS, 0);
-    if (!b->shut) {  /* our FIN after the close_notify */
-      b->shut = 1;
+    if (!s->shut) {  /* our FIN after the close_notify */
+      s->shut = 1;
       uv_shutdown(&s->shutdown, &s->u.s, on_shutdown);
     }
     uv_read_stop(&s->u.s);
@@ -237,13 +240,14 @@ static void close_after_writes (Stream *s, Box *b) {
 */
 static void close_stream (lua_State *L, Box *b, int loopidx, int hard) {
   Stream *s = b->s;
-  if (s == NULL || (b->closing && !(hard && b->lingering))) return;
+  if (s == NULL || (b->closing && !(hard && (b->lingering || s->graceful)))) return;
   b->closing = 1;
   if (s->post > 0 && L != NULL) asyncio_sticky_free(L, s->lp, loopidx, s->post);
   s->post = 0;
   if (!hard && b->tlsstate == T_OPEN) {  /* our close_notify goes out last */
     asyncio_tls_shutdown(b->tls);
     tls_flush(b);
+    s->tlsclose = !b->eof && b->rerr == 0 && !b->listener;
   }
   if (!hard && b->wpending > 0 && b->werr == 0 && !uv_is_closing(&s->u.h)) {
     b->lingering = 1;
@@ -252,7 +256,7 @@ static void close_stream (lua_State *L, Box *b, int loopidx, int hard) {
   else {
     b->lingering = 0;
     if (hard) close_handle(s);
-    else close_after_writes(s, b);
+    else close_after_writes(s);
   }
   wake_all(b);
 }
@@ -317,16 +321,18 @@ static void start_reading (Box *b) {
 }
 
 
-/* UV_EOF, or the error pending on a TCP socket: when a reset arrives with
+/* UV_EOF, or ECONNRESET pending on a TCP socket: when a reset arrives with
 ** the last bytes, libuv (seeing POLLHUP after a short read) reports EOF
-** without reading again, and the reset would pass for a clean end. */
+** without reading again, and the reset would pass for a clean end. (A
+** reset after the peer's FIN, which our late write provoked, leaves EPIPE
+** there: every byte and the FIN had come, and that end is clean.) */
 static ssize_t eof_or_error (uv_stream_t *h) {
   uv_os_fd_t fd;
   int err = 0;
   socklen_t len = sizeof err;
   if (h->type == UV_TCP && uv_fileno((uv_handle_t *)h, &fd) == 0 &&
-      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0)
-    return uv_translate_sys_error(err);
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == ECONNRESET)
+    return UV_ECONNRESET;
   return UV_EOF;
 }
 
@@ -529,8 +535,14 @@ static void on_write (uv_write_t *req, int status) {
       asyncio_io_wake(b->lp, &b->waiter[W_WRITE]);
     if (b->lingering && (b->wpending == 0 || b->werr != 0)) {
       b->lingering = 0;  /* closed while bytes were queued: they are out now */
-      close_after_writes(s, b);
+      close_after_writes(s);
     }
+  }
+  else if (s->orphan && !uv_is_closing(&s->u.h) &&
+           (status < 0 || uv_stream_get_write_queue_size(&s->u.s) == 0)) {
+    s->orphan = 0;  /* collected while lingering: its last bytes are out (or cannot go) */
+    if (status < 0) close_handle(s);
+    else close_after_writes(s);
   }
   free(w);
 }
@@ -627,7 +639,7 @@ static int stream_shutdown (lua_State *L) {
   int r;
   if (b->s == NULL || b->closing) return asyncio_error(L, "write_eof on a closed stream");
   if (b->shut) { lua_pushboolean(L, 1); return 1; }
-  b->shut = 1;
+  b->shut = b->s->shut = 1;
   if (b->tlsstate == T_OPEN) {  /* close_notify first: TLS's own EOF */
     asyncio_tls_shutdown(b->tls);
     tls_flush(b);
@@ -1253,7 +1265,10 @@ static int stream_gc (lua_State *L) {
       asyncio_sticky_free(L, s->lp, lua_gettop(L), s->post);
       lua_pop(L, 1);
     }
-    close_handle(s);
+    /* a close under way ends by itself: its queued bytes go out first
+    ** (orphan, see on_write), a TLS one waits for its peer (EOF or timer) */
+    if (b->lingering) s->orphan = 1;
+    else if (!s->graceful) close_handle(s);
     if (open && lua_getfield(L, lua_upvalueindex(3), "unclosed") == LUA_TFUNCTION) {
       lua_pushboolean(L, b->listener);
       lua_pcall(L, 1, 0, 0);  /* the hook only queues a report; nothing to add */
