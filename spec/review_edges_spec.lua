@@ -249,4 +249,26 @@ describe("the third review", function()
     end)
     assert.equal(150000, got)
   end)
+
+  it("SIGPIPE stays ignored after a handler of the program's for it is removed or its loop closed", function()
+    local out, status = support.lua_run([[
+      local asyncio = require "asyncio"
+      local await = asyncio.await
+      -- libuv sets a signal back to its default when its last watcher goes
+      asyncio.run(function() asyncio.get_running_loop():add_signal_handler("SIGPIPE", print) end)
+      asyncio.run(function()
+        local loop = asyncio.get_running_loop()
+        loop:add_signal_handler("SIGPIPE", print)
+        loop:remove_signal_handler("SIGPIPE")
+        local p = await(asyncio.create_subprocess_exec("true", {stdin = "pipe"}))
+        await(p:wait())
+        p.stdin:write(("x"):rep(100000))  -- to a pipe nobody reads any more
+        local ok, err = pcall(await, p.stdin:drain())
+        print(ok, asyncio.BrokenPipeError:is(err))
+      end)
+      print("alive")
+    ]])
+    assert.equal(0, status, out)  -- 141 before: killed by SIGPIPE
+    assert.equal("false\ttrue\nalive\n", out)
+  end)
 end)

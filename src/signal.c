@@ -36,6 +36,7 @@ static void on_close (uv_handle_t *h) {
   Sig *s = (Sig *)h->data;
   if (s->box != NULL) s->box->s = NULL;
   free(s);
+  asyncio_sigpipe_restore();  /* libuv reset the signal to its default */
 }
 
 
@@ -116,6 +117,7 @@ static void stop (lua_State *L, SigBox *b, int loopidx) {
   if (s->post > 0 && !s->lp->closed) asyncio_sticky_free(L, s->lp, loopidx, s->post);
   s->post = 0;
   if (!uv_is_closing((uv_handle_t *)&s->h)) uv_close((uv_handle_t *)&s->h, on_close);
+  asyncio_sigpipe_restore();  /* at once: on_close comes on the loop's next turn */
 }
 
 
