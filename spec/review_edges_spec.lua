@@ -271,4 +271,28 @@ describe("the third review", function()
     assert.equal(0, status, out)  -- 141 before: killed by SIGPIPE
     assert.equal("false\ttrue\nalive\n", out)
   end)
+
+  it("a File whose read failed goes on working: later reads, writes and seeks are not refused", function()
+    local path = os.tmpname()
+    local r = support.run(function()
+      local f = await(asyncio.open_file(path, "w"))
+      await(f:write("one\n"))
+      local res = {}
+      local ok, err = pcall(await, f:read(1))  -- a write-only file: EBADF
+      res[1] = not ok and asyncio.OSError:is(err)
+      res[2] = (pcall(await, f:write("two\n")))  -- "request already consumed", and lost
+      res[3] = (pcall(await, f:close()))
+      local d = await(asyncio.open_file("/tmp"))  -- a directory: EISDIR, twice, then a seek
+      res[4] = not pcall(await, d:read(1)) and not pcall(await, d:read(1))
+      res[5] = (pcall(await, d:seek("set", 0)))
+      await(d:close())
+      return res
+    end)
+    local f = assert(io.open(path))
+    local text = f:read("a")
+    f:close()
+    os.remove(path)
+    assert.same({true, true, true, true, true}, r)
+    assert.equal("one\ntwo\n", text)
+  end)
 end)

@@ -143,7 +143,11 @@ local function fill(t, f, want)
     req = start(t, "read", READ, f._fd, size, pos)
     f._ahead = {req = req, pos = pos, n = size}
   end
-  local data = finish(t, "read", req, f)
+  local ok, data = pcall(finish, t, "read", req, f)
+  if not ok then  -- failed, the read is over: forgotten (cancelled, it stays)
+    if not errors.CancelledError:is(data) then f._ahead = nil end
+    error(data, 0)
+  end
   f._ahead = nil
   alive(f)
   if #data == size then
