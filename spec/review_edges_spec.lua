@@ -295,4 +295,32 @@ describe("the third review", function()
     assert.same({true, true, true, true, true}, r)
     assert.equal("one\ntwo\n", text)
   end)
+
+  it("a mode, a port or a second waiting task is refused with the function, the argument and the line", function()
+    local here = debug.getinfo(1, "S").short_src
+    local r = support.run(function()
+      local res = {}
+      local function refused(msg, fn, ...)
+        local ok, err = pcall(fn, ...)
+        res[#res + 1] = not ok and tostring(err):sub(1, #here + 1) == here .. ":" and
+          tostring(err):find(msg, 1, true) ~= nil or tostring(err)
+      end
+      refused("bad argument #2 to 'mkdir' (mode out of range (0 to 07777))", asyncio.fs.mkdir, "/tmp/x", -1)
+      refused("bad argument #2 to 'mkdir' (mode out of range (0 to 07777))", asyncio.fs.mkdir, "/tmp/x", 1 << 20)
+      refused("bad argument #2 to 'getaddrinfo' (port out of range)", asyncio.getaddrinfo, "127.0.0.1", 70000)
+      refused("bad argument #2 to 'getaddrinfo' (port out of range)", asyncio.getaddrinfo, "127.0.0.1", -1)
+      local u = await(asyncio.open_udp({local_addr = {"127.0.0.1", 0}}))
+      refused("bad argument #4 to 'sendto' (port out of range)", u.sendto, u, "x", "127.0.0.1", 70000)
+      local t = asyncio.create_task(function() return await(u:recvfrom()) end)
+      await(asyncio.sleep(0))
+      refused("recvfrom: another task is already waiting on this endpoint", function()
+        return await(u:recvfrom())
+      end)
+      t:cancel()
+      pcall(await, t)
+      u:close()
+      return res
+    end)
+    assert.same({true, true, true, true, true, true}, r)
+  end)
 end)

@@ -548,6 +548,7 @@ function fs.mkdir(path, mode)
   argcheck(type(path) == "string", 1, "mkdir", typeerror("string", path))
   checknul(path, 1, "mkdir")
   argcheck(mode == nil or mtype(mode) == "integer", 2, "mkdir", typeerror("integer", mode))
+  argcheck(mode == nil or (mode >= 0 and mode <= 4095), 2, "mkdir", "mode out of range (0 to 07777)")
   local function impl() call("mkdir", "mkdir " .. path, MKDIR, path, mode or 511) end
   streams.name_ops{[impl] = ("asyncio.fs.mkdir(%q)"):format(path)}
   return op(impl)

@@ -11,7 +11,7 @@ local raise, throw = util.raise, util.throw
 
 local argcheck, typeerror = util.argcheck, util.typeerror
 local raise_cancel, wait_object = task.raise_cancel, streams.wait_object
-local setmetatable, error, type = setmetatable, error, type
+local setmetatable, type = setmetatable, type
 local op, mtype = streams.op, math.type
 
 local M = {}
@@ -24,7 +24,7 @@ local function checkep(e, fname) util.checkself(Endpoint, e, fname) end
 
 local function recvfrom_impl(e)
   local t = task.current("recvfrom")
-  if t._loop ~= e._loop then error("'recvfrom': the endpoint belongs to a different event loop", 0) end
+  if t._loop ~= e._loop then raise("recvfrom: the endpoint belongs to a different event loop") end
   while true do
     local data, a, b = e._box:_recv()
     if data then return data, a, b end
@@ -32,7 +32,7 @@ local function recvfrom_impl(e)
       if a == "closed" then throw(errors.oserror("EBADF", "the endpoint is closed", "recvfrom")) end
       throw(errors.oserror(a, b, "recvfrom"))
     end
-    if e._waiting then error("recvfrom: another task is already waiting on this endpoint", 0) end
+    if e._waiting then raise("recvfrom: another task is already waiting on this endpoint") end
     e._waiting = true
     local refused = wait_object(t, e._box)
     e._waiting = false
@@ -63,6 +63,7 @@ function Endpoint:sendto(data, host, port)
   argcheck(type(host) == "string", 3, "sendto", typeerror("string", host))
   util.checknul(host, 3, "sendto")
   argcheck(mtype(port) == "integer", 4, "sendto", typeerror("integer", port))
+  argcheck(port >= 0 and port <= 65535, 4, "sendto", "port out of range")
   if self._remote then raise("sendto: the endpoint is connected (use send)") end
   local ok, name, msg = self._box:_send(data, host, port)
   if not ok then raise(errors.oserror(name, msg, ("sendto %s:%d"):format(host, port))) end
