@@ -174,6 +174,11 @@ describe("the third review", function()
       assert.is_false(ok)
       assert.matches("bad argument #1 to 'add_signal_handler' (unknown signal " .. sig .. ")", err, 1, true)
     end
+    -- every POSIX signal by name, real-time ones by number (it knew 15)
+    for _, sig in ipairs({"SIGTTIN", "TTOU", "SIGPROF", "SIGXCPU", 34}) do
+      assert.is_nil(loop:add_signal_handler(sig, print))
+      assert.is_true(loop:remove_signal_handler(sig))
+    end
     loop:close()
   end)
 
@@ -322,5 +327,16 @@ describe("the third review", function()
       return res
     end)
     assert.same({true, true, true, true, true, true}, r)
+  end)
+
+  it("send_signal(0) checks that the child is there and sends nothing", function()
+    local r = support.run(function()
+      local p = await(asyncio.create_subprocess_exec("sleep", "5"))
+      local ok = pcall(p.send_signal, p, 0)  -- "unknown signal 0" before
+      local running = p.returncode == nil
+      p:kill()
+      return {ok, running, await(p:wait())}
+    end)
+    assert.same({true, true, -9}, r)
   end)
 end)

@@ -28,8 +28,23 @@ static const struct { const char *name; int num; } signames[] = {
   {"SIGALRM", SIGALRM}, {"SIGCHLD", SIGCHLD}, {"SIGPIPE", SIGPIPE},
   {"SIGWINCH", SIGWINCH}, {"SIGCONT", SIGCONT}, {"SIGTSTP", SIGTSTP},
   {"SIGKILL", SIGKILL}, {"SIGSTOP", SIGSTOP}, {"SIGABRT", SIGABRT},
+  {"SIGTTIN", SIGTTIN}, {"SIGTTOU", SIGTTOU}, {"SIGURG", SIGURG},
+  {"SIGXCPU", SIGXCPU}, {"SIGXFSZ", SIGXFSZ}, {"SIGVTALRM", SIGVTALRM},
+  {"SIGPROF", SIGPROF}, {"SIGSYS", SIGSYS}, {"SIGTRAP", SIGTRAP},
+  {"SIGBUS", SIGBUS}, {"SIGFPE", SIGFPE}, {"SIGILL", SIGILL}, {"SIGSEGV", SIGSEGV},
+#ifdef SIGIO
+  {"SIGIO", SIGIO},
+#endif
+#ifdef SIGPWR
+  {"SIGPWR", SIGPWR},
+#endif
   {NULL, 0}
 };
+
+/* Signals are numbered 1 to NSIG - 1 (real-time ones have no name here). */
+#ifndef NSIG
+#define NSIG 65
+#endif
 
 
 static void on_close (uv_handle_t *h) {
@@ -54,7 +69,10 @@ static int core_signal_number (lua_State *L) {
     lua_Integer n = lua_tointeger(L, 1);
     for (i = 0; signames[i].name; i++)
       if (signames[i].num == n) { lua_pushinteger(L, n); lua_pushstring(L, signames[i].name); return 2; }
-    return 0;
+    if (n < 1 || n >= NSIG || (lua_Number)n != lua_tonumber(L, 1)) return 0;
+    lua_pushinteger(L, n);
+    lua_pushfstring(L, "signal %d", (int)n);
+    return 2;
   }
   if (lua_type(L, 1) == LUA_TSTRING) {
     const char *name = lua_tostring(L, 1);

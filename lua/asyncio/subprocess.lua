@@ -112,7 +112,11 @@ function Process:communicate(input)
   return op(communicate_impl, self, input)
 end
 
-local function signum(sig, fname) return (util.checksignal(sig, fname)) end  -- the number alone
+-- The number alone; 0 sends nothing but checks that the process exists.
+local function signum(sig, fname)
+  if sig == 0 then return 0 end
+  return (util.checksignal(sig, fname))
+end
 
 -- process:send_signal(sig): nothing if it has exited already.
 function Process:send_signal(sig)
