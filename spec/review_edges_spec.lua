@@ -169,15 +169,22 @@ describe("the third review", function()
 
   it("a signal number that is no signal is named as such", function()
     local loop = asyncio.new_event_loop()
-    for _, sig in ipairs({99, 0, -1}) do
+    for _, sig in ipairs({99, 0, -1, 32}) do  -- 32: glibc's own, below SIGRTMIN
       local ok, err = pcall(loop.add_signal_handler, loop, sig, print)
       assert.is_false(ok)
       assert.matches("bad argument #1 to 'add_signal_handler' (unknown signal " .. sig .. ")", err, 1, true)
     end
     -- every POSIX signal by name, real-time ones by number (it knew 15)
-    for _, sig in ipairs({"SIGTTIN", "TTOU", "SIGPROF", "SIGXCPU", 34}) do
+    for _, sig in ipairs({"SIGTTIN", "TTOU", "SIGPROF", "SIGXCPU", "SIGPOLL", 34}) do
       assert.is_nil(loop:add_signal_handler(sig, print))
       assert.is_true(loop:remove_signal_handler(sig))
+    end
+    assert.has_error(function() loop:add_signal_handler("USR1\0junk", print) end,
+      "bad argument #1 to 'add_signal_handler' (embedded null byte)")
+    -- a fault's signal, caught and returned from, would fault again for ever
+    for _, sig in ipairs({"SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL"}) do
+      assert.has_error(function() loop:add_signal_handler(sig, print) end,
+        "add_signal_handler: " .. sig .. " comes from a fault and cannot be handled on the loop")
     end
     loop:close()
   end)
@@ -329,14 +336,32 @@ describe("the third review", function()
     assert.same({true, true, true, true, true, true}, r)
   end)
 
-  it("send_signal(0) checks that the child is there and sends nothing", function()
+  it("send_signal(0) tells whether the child is there and sends nothing", function()
     local r = support.run(function()
       local p = await(asyncio.create_subprocess_exec("sleep", "5"))
-      local ok = pcall(p.send_signal, p, 0)  -- "unknown signal 0" before
+      local there = p:send_signal(0)  -- "unknown signal 0" before
       local running = p.returncode == nil
       p:kill()
-      return {ok, running, await(p:wait())}
+      local code = await(p:wait())
+      return {there, running, code, p:send_signal(0)}
     end)
-    assert.same({true, true, -9}, r)
+    assert.same({true, true, -9, false}, r)
+  end)
+
+  it("a signal gets back the disposition it had before its handlers once the last goes", function()
+    -- libuv leaves the default: SIGHUP ignored under nohup then killed the process
+    local out, status = support.lua_run([[
+      local asyncio = require "asyncio"
+      local pid = io.open("/proc/self/stat"):read("n")
+      local loop = asyncio.new_event_loop()
+      loop:add_signal_handler("SIGHUP", print)
+      loop:remove_signal_handler("SIGHUP")
+      loop:add_signal_handler("SIGHUP", print)
+      loop:close()
+      os.execute("kill -HUP " .. pid)
+      print("alive")
+    ]], "trap '' HUP; ")
+    assert.equal(0, status, out)
+    assert.equal("alive\n", out)
   end)
 end)

@@ -57,8 +57,6 @@ int asyncio_heap_pop (Heap *h, uint64_t now, int64_t *id, int32_t *payload);
 int64_t asyncio_heap_next_ms (const Heap *h, uint64_t now);
 int asyncio_heap_live (const Heap *h);
 
-/* core.c: SIGPIPE ignored again after libuv reset it (signal.c) */
-void asyncio_sigpipe_restore (void);
 
 /* The deadline of a timer that never fires (a delay of math.huge, or past
 ** MAX_DELAY): it stays in the heap so that it can be cancelled like any

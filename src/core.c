@@ -93,28 +93,16 @@ static int core_where_text (lua_State *L) {
 ** default: a program with a handler of its own keeps it. Children start
 ** with every signal at its default again (libuv resets them in uv_spawn).
 */
-static int sigpipe_ignored = 0;  /* SIGPIPE was ignored once we loaded */
-
 static void ignore_sigpipe (void) {
   struct sigaction old;
-  if (sigaction(SIGPIPE, NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO)) return;
-  if (old.sa_handler == SIG_DFL) {
+  if (sigaction(SIGPIPE, NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) &&
+      old.sa_handler == SIG_DFL) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_IGN;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGPIPE, &sa, NULL);
-    sigpipe_ignored = 1;
   }
-  else if (old.sa_handler == SIG_IGN) sigpipe_ignored = 1;  /* the host's choice, kept */
-}
-
-
-/* A SIGPIPE handler of the program's was removed: libuv, stopping the last
-** watcher of a signal, sets it back to the default, which for SIGPIPE ends
-** the process at the next broken pipe. Ignore it again if it was. */
-void asyncio_sigpipe_restore (void) {
-  if (sigpipe_ignored) ignore_sigpipe();  /* (only if it is at the default now) */
 }
 
 

@@ -13,6 +13,7 @@
 typedef struct Sig {
   asyncio_closer closer;       /* first: the loop closes leftovers with it */
   uv_signal_t h;
+  int signum;                  /* counted in 'watchers' while not 0 */
   Loop *lp;
   int32_t post;                /* the sticky callback slot, or 0 */
   struct SigBox *box;          /* NULL once the userdata is collected */
@@ -35,23 +36,52 @@ static const struct { const char *name; int num; } signames[] = {
 #ifdef SIGIO
   {"SIGIO", SIGIO},
 #endif
+#ifdef SIGPOLL
+  {"SIGPOLL", SIGPOLL},
+#endif
+#ifdef SIGIOT
+  {"SIGIOT", SIGIOT},
+#endif
 #ifdef SIGPWR
   {"SIGPWR", SIGPWR},
 #endif
   {NULL, 0}
 };
 
-/* Signals are numbered 1 to NSIG - 1 (real-time ones have no name here). */
+/* Signals are numbered 1 to NSIG - 1; real-time ones (SIGRTMIN to SIGRTMAX:
+** glibc keeps the two below SIGRTMIN for itself) go by number. */
 #ifndef NSIG
 #define NSIG 65
 #endif
 
 
+/* libuv sets a signal to its default when its last watcher stops: the
+** disposition the process had before the first one (a host's handler,
+** SIGHUP ignored under nohup, SIGPIPE ignored at our load) is put back.
+** Signals are process-wide, so the count is too (one thread runs loops). */
+static struct sigaction before[NSIG];
+static int watchers[NSIG];
+
+static void watch (Sig *s, int signum) {
+  if (watchers[signum]++ == 0) sigaction(signum, NULL, &before[signum]);
+  s->signum = signum;
+}
+
+static void unwatch (Sig *s) {
+  int signum = s->signum;
+  struct sigaction now;
+  if (signum == 0) return;
+  s->signum = 0;
+  if (--watchers[signum] == 0 && sigaction(signum, NULL, &now) == 0 &&
+      now.sa_handler == SIG_DFL && !(now.sa_flags & SA_SIGINFO))
+    sigaction(signum, &before[signum], NULL);
+}
+
 static void on_close (uv_handle_t *h) {
   Sig *s = (Sig *)h->data;
   if (s->box != NULL) s->box->s = NULL;
+  unwatch(s);  /* closed by the loop's close: libuv reset it just now */
   free(s);
-  asyncio_sigpipe_restore();  /* libuv reset the signal to its default */
 }
 
 
@@ -69,7 +99,7 @@ static int core_signal_number (lua_State *L) {
     lua_Integer n = lua_tointeger(L, 1);
     for (i = 0; signames[i].name; i++)
       if (signames[i].num == n) { lua_pushinteger(L, n); lua_pushstring(L, signames[i].name); return 2; }
-    if (n < 1 || n >= NSIG || (lua_Number)n != lua_tonumber(L, 1)) return 0;
+    if (n < SIGRTMIN || n > SIGRTMAX || (lua_Number)n != lua_tonumber(L, 1)) return 0;
     lua_pushinteger(L, n);
     lua_pushfstring(L, "signal %d", (int)n);
     return 2;
@@ -114,10 +144,12 @@ static int core_signal_start (lua_State *L) {
   s->h.data = s;
   s->box = b;
   b->s = s;
+  watch(s, signum);
   if ((r = uv_signal_start(&s->h, on_signal, signum)) < 0) {
     s->box = NULL;
     b->s = NULL;
     uv_close((uv_handle_t *)&s->h, on_close);
+    unwatch(s);
     return asyncio_pushuverror(L, r);
   }
   if (lua_toboolean(L, 5)) uv_unref((uv_handle_t *)&s->h);
@@ -135,7 +167,7 @@ static void stop (lua_State *L, SigBox *b, int loopidx) {
   if (s->post > 0 && !s->lp->closed) asyncio_sticky_free(L, s->lp, loopidx, s->post);
   s->post = 0;
   if (!uv_is_closing((uv_handle_t *)&s->h)) uv_close((uv_handle_t *)&s->h, on_close);
-  asyncio_sigpipe_restore();  /* at once: on_close comes on the loop's next turn */
+  unwatch(s);  /* at once: on_close comes on the loop's next turn */
 }
 
 

@@ -366,6 +366,10 @@ function EventLoop:add_signal_handler(sig, fn, ...)
   if name == "SIGKILL" or name == "SIGSTOP" then
     raise(("add_signal_handler: %s cannot be caught"):format(name))
   end
+  if name == "SIGSEGV" or name == "SIGBUS" or name == "SIGFPE" or name == "SIGILL" then
+    -- caught and returned from, the faulting instruction runs again for ever
+    raise(("add_signal_handler: %s comes from a fault and cannot be handled on the loop"):format(name))
+  end
   self._signals = self._signals or {}
   local old = self._signals[num]
   local h = newhandle(self, fn, ...)

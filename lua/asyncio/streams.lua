@@ -653,8 +653,8 @@ function M.getaddrinfo(host, port, opts)
   checknul(port, 2, "getaddrinfo")
   argcheck(port == nil or mtype(port) == "integer" or type(port) == "string", 2, "getaddrinfo",
     typeerror("integer or string", port))
-  argcheck(mtype(port) ~= "integer" or (port >= 0 and port <= 65535), 2, "getaddrinfo",
-    "port out of range")
+  local pnum = math.tointeger(tonumber(port))  -- "70000" too: the resolver would wrap it
+  argcheck(pnum == nil or (pnum >= 0 and pnum <= 65535), 2, "getaddrinfo", "port out of range")
   opts = util.checkopts(opts, {family = true, type = true, passive = true}, 3, "getaddrinfo")
   argcheck(FAMILIES[opts.family or 0] ~= nil, 3, "getaddrinfo", "family must be 4 or 6")
   argcheck(opts.type == nil or SOCKTYPES[opts.type], 3, "getaddrinfo",

@@ -118,10 +118,11 @@ local function signum(sig, fname)
   return (util.checksignal(sig, fname))
 end
 
--- process:send_signal(sig): nothing if it has exited already.
+-- process:send_signal(sig): nothing if it has exited already. Returns
+-- whether the child was there to get it (0: only that check).
 function Process:send_signal(sig)
   checkproc(self, "send_signal")
-  self._box:_kill(signum(sig, "send_signal"))
+  return self._box:_kill(signum(sig, "send_signal")) == true
 end
 
 -- process:send_signal_group(sig): to the process group the child leads

@@ -155,6 +155,7 @@ util.unpack = table.unpack
 -- Signal 'sig' ("SIGUSR1", "USR1" or a number) as argument #1 of 'fname':
 -- its number and name, or an error naming the function.
 function util.checksignal(sig, fname)
+  util.checknul(sig, 1, fname)
   local num, name = require("asyncio.core").signal_number(sig)
   if num == nil then
     local t = type(sig)
