@@ -57,7 +57,6 @@ int asyncio_heap_pop (Heap *h, uint64_t now, int64_t *id, int32_t *payload);
 int64_t asyncio_heap_next_ms (const Heap *h, uint64_t now);
 int asyncio_heap_live (const Heap *h);
 
-
 /* The deadline of a timer that never fires (a delay of math.huge, or past
 ** MAX_DELAY): it stays in the heap so that it can be cancelled like any
 ** other, but nothing waits for it, a virtual clock never jumps to it, and
