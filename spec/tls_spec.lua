@@ -59,6 +59,20 @@ end
 
 local function port_of(srv) return srv:sockets()[1]:getsockname()[2] end
 
+-- A TLS server that reads one connection to its end (after 'delay' s): the
+-- server, and a function that waits for that and gives how many bytes it
+-- read (or its error, as a string).
+local function reading_server(delay)
+  local done, result = asyncio.Event(), nil
+  local srv = await(asyncio.start_server(function(r)
+    if delay then await(asyncio.sleep(delay)) end
+    local ok, d = pcall(await, r:read())
+    result = ok and #d or tostring(d)
+    done:set()
+  end, "127.0.0.1", 0, {ssl = server_ctx()}))
+  return srv, function() await(done:wait()); return result end
+end
+
 setup(function()
   dir = support.sh("mktemp -d"):gsub("%s+$", "")
   make_cert("ca", "asyncio test CA")
@@ -280,31 +294,19 @@ describe("TLS streams", function()
     -- never reads them, and a close() with unread bytes sent a reset that
     -- dropped the end of the request: the server got ConnectionResetError
     local got = run(function()
-      local done, result = asyncio.Event(), nil
-      local srv <close> = await(asyncio.start_server(function(r)
-        local ok, d = pcall(await, r:read())
-        result = ok and #d or tostring(d)
-        done:set()
-      end, "127.0.0.1", 0, {ssl = server_ctx()}))
+      local srv <close>, read_all = reading_server()
       local _, w = await(asyncio.open_connection("127.0.0.1", port_of(srv), {ssl = client_ctx()}))
       w:write(string.rep("q", 200000) .. "!")
       w:close()
       await(w:wait_closed())
-      await(done:wait())
-      return result
+      return read_all()
     end)
     assert.equal(200001, got)
   end)
 
   it("a TLS writer closed and then collected still waits for its peer; abort_clients ends the wait", function()
     local got = run(function()
-      local done, result = asyncio.Event(), nil
-      local srv = await(asyncio.start_server(function(r)
-        await(asyncio.sleep(0.05))
-        local ok, d = pcall(await, r:read())
-        result = ok and #d or tostring(d)
-        done:set()
-      end, "127.0.0.1", 0, {ssl = server_ctx()}))
+      local srv, read_all = reading_server(0.05)
       do
         local _, w = await(asyncio.open_connection("127.0.0.1", port_of(srv), {ssl = client_ctx()}))
         w:write(string.rep("q", 200000) .. "!")
@@ -312,7 +314,7 @@ describe("TLS streams", function()
       end
       collectgarbage()
       collectgarbage()  -- collected in its grace: it was closed at once, with a reset
-      await(done:wait())
+      local result = read_all()
       srv:close()
       -- a server whose clients never close: its side waits in the grace; abort ends it now
       local srv2 = await(asyncio.start_server(function(r, w)

@@ -147,9 +147,14 @@ static void on_close (uv_handle_t *h) {
 }
 
 
-/* The grace timer is gone (its Stream is found from its address). */
+/* The Stream of grace timer 't', found from its address. */
+static Stream *grace_stream (void *t) {
+  return (Stream *)(void *)((char *)t - offsetof(Stream, grace.timer));
+}
+
+/* The grace timer is gone. */
 static void on_grace_closed (uv_handle_t *h) {
-  Stream *s = (Stream *)(void *)((char *)h - offsetof(Stream, grace.timer));
+  Stream *s = grace_stream(h);
   if (--s->nhandles == 0) free(s);
 }
 
@@ -205,7 +210,7 @@ static void sink_read (uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
 }
 
 static void on_grace (uv_timer_t *t) {
-  close_handle((Stream *)(void *)((char *)t - offsetof(Stream, grace.timer)));
+  close_handle(grace_stream(t));
 }
 
 static void on_shutdown (uv_shutdown_t *req, int status);
