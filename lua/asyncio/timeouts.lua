@@ -165,11 +165,7 @@ function WaitFor.__await(w)
   check_wait_for(aw)
   local t = rt.current  -- await checked that a task runs
   w[TASK] = t
-  local core, timer = t._loop._core, false
-  -- a deadline already due cancels at the first suspension point: a
-  -- callback queued now runs before any wake-up of this task (CPython)
-  if timeout <= 0 then core:call_soon(expire, w)
-  else timer = core:timer(timeout, expire, w) end
+  local timer = t._loop._core:timer(timeout, expire, w)  -- (a limit <= 0 returned above)
   return wait_for_end(w, t, t._num_cancels_requested or 0, timer, pcall(await, aw))
 end
 task.register_awaitable(WaitFor)
