@@ -115,6 +115,7 @@ typedef struct Loop {
   uint64_t vnow;         /* the virtual clock's nanoseconds */
   uint64_t slow_ns;      /* debug mode: report steps longer than this; 0: off */
   uint64_t polled;       /* uv_hrtime() of the last look at I/O (loop.c) */
+  struct Pool *pools;    /* the worker pools of this loop (worker.c) */
 } Loop;
 
 Loop *asyncio_toloop (lua_State *L, int idx);
@@ -191,6 +192,18 @@ void asyncio_udp_open (lua_State *L);
 void asyncio_fs_open (lua_State *L);
 void asyncio_signal_open (lua_State *L);
 void asyncio_resolve_open (lua_State *L);
+
+/* copy.c: values copied between Lua states (worker.c) */
+typedef struct CopyBuf { char *p; size_t n, cap; } CopyBuf;
+#define ASYNCIO_WHYLEN 80
+int asyncio_copy_write (lua_State *L, int first, int n, CopyBuf *b, char *why);
+int asyncio_copy_read (lua_State *L, const char *p, size_t n);
+void asyncio_copy_free (CopyBuf *b);
+
+/* worker.c: worker threads; close_loop shuts the loop's pools down first */
+struct Pool;
+void asyncio_worker_open (lua_State *L);
+void asyncio_pools_shutdown (Loop *lp);
 
 /* tls.c: a TLS engine over memory BIOs (see there); stream.c runs it. */
 typedef struct asyncio_tls asyncio_tls;

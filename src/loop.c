@@ -231,6 +231,7 @@ static void close_walk (uv_handle_t *h, void *arg) {
 */
 static void close_loop (lua_State *L, Loop *lp, int loopidx) {
   if (lp->closed) return;
+  asyncio_pools_shutdown(lp);  /* first: its workers must stop sending */
   uv_walk(&lp->uv, close_walk, lp);
   while (uv_loop_close(&lp->uv) == UV_EBUSY)
     uv_run(&lp->uv, UV_RUN_DEFAULT);

@@ -76,6 +76,16 @@ function errors.ExceptionGroup.__tostring(e)
     describe(e.message), #parts, #parts == 1 and "" or "s", table.concat(parts, "; "))
 end
 
+-- An error raised by a function run on a worker thread (threads.lua):
+-- 'message' is its text, 'value' the error value itself if it could be
+-- copied back, 'worker_traceback' where it was raised in the worker.
+errors.ThreadError = class("ThreadError", Error, "error in a worker thread")
+function errors.ThreadError.__tostring(e)
+  local tb = rawget(e, "worker_traceback")
+  if tb == nil or tb == "" then return message_of(e) end
+  return ("%s\nin the worker thread: %s"):format(message_of(e), tb)
+end
+
 -- OSError and its kinds: 'errno' is libuv's name ("ECONNREFUSED"),
 -- 'strerror' its message. errors.oserror picks the class from the name.
 errors.OSError = class("OSError", Error, "operating system error")

@@ -26,6 +26,7 @@ local udp = require "asyncio.udp"
 local files = require "asyncio.files"
 local ssl = require "asyncio.ssl"
 local dump = require "asyncio.dump"
+local threads = require "asyncio.threads"
 
 local argcheck, typeerror = util.argcheck, util.typeerror
 
@@ -84,6 +85,9 @@ local asyncio = {
   dump_tasks = dump.dump_tasks,
   print_tasks = dump.print_tasks,
   ssl_context = ssl.ssl_context,
+  to_thread = threads.to_thread,
+  worker_pool = threads.worker_pool,
+  WorkerPool = threads.WorkerPool,
   SSLContext = ssl.SSLContext,
   subprocess = {PIPE = "pipe", DEVNULL = "devnull", STDOUT = "stdout", INHERIT = "inherit"},
 }

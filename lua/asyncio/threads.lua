@@ -1,0 +1,201 @@
+-- threads.lua: worker threads. to_thread(fn, ...) and pool:call(fn, ...)
+-- run a Lua function on a thread of its own, in that thread's own Lua state
+-- (worker.c); the awaiting task waits without holding up the loop. What
+-- goes over is copied: the function as its bytecode (so it may not keep
+-- upvalues other than _ENV), its arguments and its results as values
+-- (copy.c: nil, booleans, numbers, strings and tables of these).
+
+local core = require "asyncio.core"
+local errors = require "asyncio.errors"
+local EventLoop = require "asyncio.loop"
+local streams = require "asyncio.streams"
+local task = require "asyncio.task"
+local util = require "asyncio.util"
+
+local argcheck, typeerror, raise, throw = util.argcheck, util.typeerror, util.raise, util.throw
+local raise_cancel, wait_object, op = task.raise_cancel, streams.wait_object, streams.op
+local ThreadError = errors.ThreadError
+local mtype = math.type
+
+local M = {}
+
+-- The bytecode of each function sent so far (the dump is the costly part).
+local dumps = setmetatable({}, {__mode = "k"})
+
+-- The bytecode of function 'fn', argument 'n' of 'fname' ('what' names an
+-- option instead, as "init"): refused if it cannot run in another state.
+local function bytecode(fn, n, fname, what)
+  local code = dumps[fn]
+  if code then return code end
+  local prefix = what and what .. ": " or ""
+  argcheck(type(fn) == "function", n, fname, prefix .. typeerror("function", fn))
+  for i = 1, math.huge do
+    local name = debug.getupvalue(fn, i)
+    if name == nil then break end
+    argcheck(name == "_ENV", n, fname, ("%sfunction uses upvalue '%s', but a worker thread "
+      .. "runs it in a Lua state of its own: pass the value as an argument"):format(prefix, name))
+  end
+  local ok, dumped = pcall(string.dump, fn)
+  argcheck(ok, n, fname, prefix .. "a C function cannot be sent to a worker thread (call it "
+    .. "from a Lua function that requires its module)")
+  dumps[fn] = dumped
+  return dumped
+end
+
+-- WorkerPool ----------------------------------------------------------------------
+
+local WorkerPool = {__name = "asyncio.WorkerPool"}
+WorkerPool.__index = WorkerPool
+M.WorkerPool = WorkerPool
+
+local function default_size()
+  return math.min(32, core.cpu_count() + 4)  -- CPython's default for to_thread
+end
+
+-- worker_pool{size = N, init = fn, join_timeout = seconds}: see docs/api.md.
+-- No thread starts before the first call; the pool binds to the loop of
+-- its first call.
+function M.worker_pool(opts)
+  opts = util.checkopts(opts, {size = true, init = true, join_timeout = true}, 1, "worker_pool")
+  local size = opts.size == nil and default_size() or opts.size
+  argcheck(mtype(size) == "integer" and size >= 1 and size <= 1024, 1, "worker_pool",
+    "size must be an integer from 1 to 1024")
+  local init = opts.init ~= nil and bytecode(opts.init, 1, "worker_pool", "init") or nil
+  local join = opts.join_timeout == nil and 30 or opts.join_timeout
+  argcheck(type(join) == "number" and join >= 0 and join <= 1e6, 1, "worker_pool",
+    "join_timeout must be a number of seconds from 0 to 1e6")
+  return setmetatable({_size = size, _init = init, _join = join, _loop = false,
+                       _core = false, _closed = false}, WorkerPool)
+end
+
+local CLOSED = "the worker pool is closed"
+
+-- The pool's C side, made on the first call, on task 't's loop.
+local function core_of(pool, t, fname)
+  if pool._closed then raise(("'%s': %s"):format(fname, CLOSED)) end
+  if pool._loop then
+    if pool._loop ~= t._loop then
+      raise(("'%s': the worker pool belongs to a different event loop"):format(fname))
+    end
+    return pool._core
+  end
+  local c, name, msg = core.pool_new(t._loop._core, pool._size, pool._init, pool._join,
+    package.path, package.cpath)
+  if not c then throw(errors.oserror(name, msg, "worker_pool")) end
+  pool._loop, pool._core = t._loop, c
+  return c
+end
+
+-- What a call came back as, for task 't': its results, or its error.
+local function settle(t, box, status, ...)
+  if status == "ok" then return ... end
+  if status == false then  -- not back yet: wait, and ask again
+    local refused = wait_object(t, box)
+    if refused then raise(refused) end
+    if t._must_cancel then raise_cancel(t) end
+    return settle(t, box, box:_result())
+  end
+  if status == "error" then
+    local message, traceback, value = ...
+    throw(ThreadError(message, {value = value, worker_traceback = traceback}))
+  end
+  if status == "failed" then throw(ThreadError((...))) end
+  if status == "cancelled" then raise_cancel(t) end
+  raise("the event loop closed before the worker thread's call came back")
+end
+
+local function run_call(t, pool, box, fname)
+  local ok, why, msg = core_of(pool, t, fname):_submit(box)
+  if not ok then
+    if why == "closed" then raise(("'%s': %s"):format(fname, CLOSED)) end
+    if why == "broken" then throw(ThreadError(msg)) end
+    throw(errors.oserror(why, msg, "start a worker thread"))
+  end
+  return settle(t, box, box:_result())
+end
+
+local function call_impl(pool, box)
+  return run_call(task.current("call"), pool, box, "call")
+end
+
+-- pool:call(fn, ...) -> awaitable: fn(...)'s results, run on one of the
+-- pool's workers. The arguments are copied now; the call is queued when
+-- it is awaited.
+function WorkerPool:call(fn, ...)
+  util.checkself(WorkerPool, self, "call")
+  if self._closed then raise(("'call': %s"):format(CLOSED)) end
+  local box = core.worker_call("call", 1, bytecode(fn, 1, "call"), ...)
+  return op(call_impl, self, box)
+end
+
+-- pool:close(): no more calls. Calls already queued or running still run
+-- and come back; each worker then closes its Lua state and its thread
+-- ends. Returns at once. Closing again does nothing.
+function WorkerPool:close()
+  util.checkself(WorkerPool, self, "close")
+  self._closed = true
+  if self._core then self._core:_close() end
+end
+WorkerPool.__close = WorkerPool.close
+
+-- pool:size() -> the most threads it runs
+function WorkerPool:size()
+  util.checkself(WorkerPool, self, "size")
+  return self._size
+end
+
+-- pool:info() -> {threads, idle, queued, running}: how it is doing now
+function WorkerPool:info()
+  util.checkself(WorkerPool, self, "info")
+  local threads, idle, queued, running = 0, 0, 0, 0
+  if self._core and not self._closed then
+    threads, idle, queued, running = self._core:_info()
+  end
+  return {threads = threads or 0, idle = idle or 0, queued = queued or 0, running = running or 0}
+end
+
+function WorkerPool:__tostring()
+  return ("asyncio.WorkerPool(size %d%s)"):format(self._size, self._closed and ", closed" or "")
+end
+
+-- to_thread -------------------------------------------------------------------------
+
+-- The loop's default pool, for to_thread and run_in_executor(nil, ...).
+local function default_pool(loop)
+  local pool = loop._default_pool
+  if not pool then
+    pool = M.worker_pool()
+    loop._default_pool = pool
+  end
+  return pool
+end
+
+local function to_thread_impl(box)
+  local t = task.current("to_thread")
+  return run_call(t, default_pool(t._loop), box, "to_thread")
+end
+
+-- to_thread(fn, ...) -> awaitable: fn(...)'s results, run on a worker of
+-- the loop's default pool (min(32, CPUs + 4) threads).
+function M.to_thread(fn, ...)
+  local box = core.worker_call("to_thread", 1, bytecode(fn, 1, "to_thread"), ...)
+  return op(to_thread_impl, box)
+end
+
+streams.name_ops{[call_impl] = "pool:call(...)", [to_thread_impl] = "to_thread(...)"}
+
+-- loop:run_in_executor(pool, fn, ...): CPython's spelling; pool nil is the
+-- default pool. (Set here: loop.lua is loaded before this module.)
+function EventLoop:run_in_executor(pool, fn, ...)
+  argcheck(getmetatable(self) == EventLoop, 1, "run_in_executor",
+    typeerror("asyncio.EventLoop", self))
+  argcheck(pool == nil or getmetatable(pool) == WorkerPool, 2, "run_in_executor",
+    typeerror("asyncio.WorkerPool or nil", pool))
+  if pool == nil then
+    local box = core.worker_call("run_in_executor", 2, bytecode(fn, 2, "run_in_executor"), ...)
+    return op(to_thread_impl, box)
+  end
+  return pool:call(fn, ...)
+end
+
+return M

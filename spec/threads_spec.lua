@@ -1,0 +1,336 @@
+-- Worker threads: to_thread, worker_pool, run_in_executor (threads.lua,
+-- worker.c, copy.c). Real threads, real Lua states; no clock is asserted:
+-- what runs at once is shown by rendezvous that only threads running at
+-- once can complete.
+local asyncio = require "asyncio"
+local support = require "spec.support"
+local await = asyncio.await
+
+-- How many threads this process has now.
+local function threads()
+  local f = assert(io.open("/proc/self/status"))
+  local n = f:read("a"):match("Threads:%s*(%d+)")
+  f:close()
+  return tonumber(n)
+end
+
+-- Run in a worker: wait until file 'path' exists (polled, at most 'cap'
+-- looks, 5 ms apart). Returns whether it appeared.
+local function wait_file(path, cap)
+  for _ = 1, cap or 4000 do
+    local f = io.open(path)
+    if f then f:close() return true end
+    os.execute("sleep 0.005")
+  end
+  return false
+end
+
+local function touch(path)
+  assert(io.open(path, "w")):close()
+end
+
+describe("to_thread", function()
+  after_each(support.assert_clean)
+
+  it("runs the function on a worker and results in its values, copied both ways", function()
+    local got = table.pack(support.run(function()
+      return await(asyncio.to_thread(function(a, b, t, s)
+        local shared = {n = #t}
+        return a + b, a / b, t.deep[1][1], s, #s, {shared, shared}, nil, math.maxinteger, true
+      end, 7, 2, {deep = {{"x"}}}, "with\0nul", "z"))
+    end))
+    assert.equal(9, got.n)
+    assert.equal(9, got[1])
+    assert.equal("integer", math.type(got[1]))
+    assert.equal(3.5, got[2])
+    assert.equal("x", got[3])
+    assert.equal("with\0nul", got[4])
+    assert.equal(8, got[5])
+    assert.equal(got[6][1], got[6][2])  -- one table on the way there, one on the way back
+    assert.same({n = 0}, got[6][1])
+    assert.is_nil(got[7])
+    assert.equal(math.maxinteger, got[8])
+    assert.is_true(got[9])
+  end)
+
+  it("copies a table that holds itself as one that holds itself", function()
+    local ok = support.run(function()
+      local t = {name = "loop"}
+      t.self = t
+      t[t] = "key"
+      local back = await(asyncio.to_thread(function(x)
+        return x.self == x and x[x] == "key" and x
+      end, t))
+      return back ~= t and back.self == back and back[back] == "key" and back.name == "loop"
+    end)
+    assert.is_true(ok)
+  end)
+
+  it("refuses what cannot be copied, naming the argument, at the caller's line", function()
+    local msgs = {}
+    support.run(function()
+      local function try(...)
+        local ok, err = pcall(...)
+        assert.is_false(ok)
+        msgs[#msgs + 1] = err
+      end
+      try(asyncio.to_thread, function() end, 1, print)
+      try(asyncio.to_thread, function() end, {f = print})
+      try(asyncio.to_thread, function() end, setmetatable({}, {}))
+      try(asyncio.to_thread, function() end, io.stdout)
+      try(asyncio.to_thread, function() end, coroutine.create(print))
+      local up = 1
+      try(asyncio.to_thread, function() return up end)
+      try(asyncio.to_thread, print)
+      try(asyncio.to_thread, "print")
+      local deep = {}
+      for _ = 1, 150 do deep = {deep} end
+      try(asyncio.to_thread, function() end, deep)
+    end)
+    local line = "threads_spec.lua:%d+: "
+    assert.matches(line .. "bad argument #3 to 'to_thread' %(a function cannot be copied", msgs[1])
+    assert.matches("bad argument #2 to 'to_thread' %(a table holding a function cannot", msgs[2])
+    assert.matches("#2 to 'to_thread' %(a table with a metatable cannot be copied", msgs[3])
+    assert.matches("#2 to 'to_thread' %(a userdata cannot be copied", msgs[4])
+    assert.matches("#2 to 'to_thread' %(a coroutine cannot be copied", msgs[5])
+    assert.matches("#1 to 'to_thread' %(function uses upvalue 'up'", msgs[6])
+    assert.matches("#1 to 'to_thread' %(a C function cannot be sent", msgs[7])
+    assert.matches("#1 to 'to_thread' %(function expected, got string%)", msgs[8])
+    assert.matches("#2 to 'to_thread' %(tables nested more than 100 deep", msgs[9])
+  end)
+
+  it("raises the function's error as a ThreadError with the value and the worker's traceback", function()
+    local err, tableerr, badresult = support.run(function()
+      local _, e1 = pcall(await, asyncio.to_thread(function()
+        local function inner() error("boom") end
+        inner()
+      end))
+      local _, e2 = pcall(await, asyncio.to_thread(function() error({code = 42}) end))
+      local _, e3 = pcall(await, asyncio.to_thread(function() return 1, print end))
+      return e1, e2, e3
+    end)
+    assert.is_true(asyncio.ThreadError:is(err))
+    assert.matches("threads_spec.lua:%d+: boom$", err.message)
+    assert.equal(err.message, err.value)
+    assert.matches("threads_spec.lua:%d+: in local 'inner'", err.worker_traceback)
+    assert.matches("ThreadError: .*boom\nin the worker thread: stack traceback:", tostring(err))
+    assert.same({code = 42}, tableerr.value)
+    assert.matches("result 2 of the worker's function is a function", badresult.message)
+    assert.is_nil(badresult.value)
+  end)
+
+  it("an error value that cannot be copied back still gives its message", function()
+    local err = support.run(function()
+      local _, e = pcall(await, asyncio.to_thread(function()
+        error(setmetatable({}, {__tostring = function() return "custom error" end}))
+      end))
+      return e
+    end)
+    assert.equal("custom error", err.message)
+    assert.is_nil(err.value)
+  end)
+
+  it("runs calls at once on several threads while the loop goes on", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    local met, ticks = support.run(function()
+      local calls, running = {}, true
+      local ticker = asyncio.create_task(function()
+        local n = 0
+        while running do await(asyncio.sleep(0.005)); n = n + 1 end
+        return n
+      end)
+      -- each call says it is here, then waits for all three: only three
+      -- threads running at the same time can all get past that
+      for i = 1, 3 do
+        calls[i] = asyncio.to_thread(function(d, me, code)
+          local wait = load(code)
+          assert(io.open(d .. "/" .. me, "w")):close()
+          return wait(d .. "/1") and wait(d .. "/2") and wait(d .. "/3")
+        end, dir, tostring(i), string.dump(wait_file))
+      end
+      local res = await(asyncio.gather(table.unpack(calls)))
+      running = false
+      return res, await(ticker)
+    end)
+    os.execute("rm -rf " .. dir)
+    assert.same({true, true, true, n = 3}, met)
+    assert.is_true(ticks >= 1)
+  end)
+
+  it("cancelling the waiting task: a call not yet started never runs; a running one is dropped", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    local outcome = support.run(function()
+      local pool = asyncio.worker_pool{size = 1}
+      local wait = string.dump(wait_file)
+      local first = asyncio.create_task(pool:call(function(d, w)
+        assert(io.open(d .. "/started", "w")):close()
+        return load(w)(d .. "/go")
+      end, dir, wait))
+      local second = asyncio.create_task(pool:call(function(d)
+        assert(io.open(d .. "/second ran", "w")):close()
+      end, dir))
+      while not io.open(dir .. "/started") do await(asyncio.sleep(0.005)) end
+      second:cancel()
+      first:cancel()
+      support.ticks(2)
+      touch(dir .. "/go")
+      -- the pool goes on: a third call runs after the first is done
+      local third = await(pool:call(function() return "third" end))
+      pool:close()
+      return {first = first:cancelled(), second = second:cancelled(), third = third}
+    end)
+    local second_ran = io.open(dir .. "/second ran") ~= nil
+    os.execute("rm -rf " .. dir)
+    assert.same({first = true, second = true, third = "third"}, outcome)
+    assert.is_false(second_ran)
+  end)
+
+  it("a call never awaited never runs, and is reported", function()
+    local out = support.lua_run([[
+      local asyncio = require "asyncio"
+      do local _ = asyncio.to_thread(function() os.exit(3) end) end
+      collectgarbage(); collectgarbage()
+      print(asyncio.run(asyncio.async(function() return "end" end)))
+    ]])
+    assert.matches("to_thread%(...%) at [^\n]*:2 was never awaited: it never ran", out)
+    assert.matches("\nend\n$", out)
+  end)
+
+  it("the end of asyncio.run joins the worker threads; a worker stuck past join_timeout is reported", function()
+    local before = threads()
+    local during = support.run(function()
+      local pool = asyncio.worker_pool{size = 3}
+      local calls = {}
+      for i = 1, 30 do calls[i] = pool:call(function(x) return x * 2 end, i) end
+      local r = await(asyncio.gather(table.unpack(calls)))
+      assert.equal(60, r[30])
+      return threads()
+    end)
+    assert.is_true(during > before)
+    assert.equal(before, threads())
+    local out, code = support.lua_run([[
+      local asyncio = require "asyncio"
+      print(asyncio.run(asyncio.async(function()
+        local pool = asyncio.worker_pool{size = 1, join_timeout = 0.1}
+        asyncio.create_task(pool:call(function() while true do end end))
+        asyncio.await(asyncio.sleep(0.05))
+        return "main done"
+      end)))
+    ]])
+    assert.equal(0, code)
+    assert.matches("asyncio: worker_pool: 1 worker thread still running a call 0.1 s after the loop "
+      .. "closed; left running", out)
+    assert.matches("main done", out)
+  end)
+end)
+
+describe("worker_pool", function()
+  after_each(support.assert_clean)
+
+  it("each worker keeps its Lua state: init runs once, calls see what it left", function()
+    local seen = support.run(function()
+      local pool <close> = asyncio.worker_pool{size = 1, init = function()
+        counter = 100  -- luacheck: ignore (the worker's own global)
+      end}
+      local seen = {}
+      for i = 1, 3 do
+        seen[i] = await(pool:call(function() counter = counter + 1; return counter end))  -- luacheck: ignore
+      end
+      return seen
+    end)
+    assert.same({101, 102, 103}, seen)
+  end)
+
+  it("require in a worker looks where the program's require does", function()
+    local name = support.run(function()
+      return await(asyncio.to_thread(function() return require("asyncio.errors").Error.name end))
+    end)
+    assert.equal("Error", name)
+  end)
+
+  it("an init that fails breaks the pool: every call raises its error", function()
+    local e1, e2 = support.run(function()
+      local pool = asyncio.worker_pool{size = 2, init = function() error("no database", 0) end}
+      local _, a = pcall(await, pool:call(function() return 1 end))
+      local _, b = pcall(await, pool:call(function() return 2 end))
+      pool:close()
+      return a, b
+    end)
+    assert.is_true(asyncio.ThreadError:is(e1))
+    assert.equal("worker_pool: init failed: no database", e1.message)
+    assert.equal("worker_pool: init failed: no database", e2.message)
+  end)
+
+  it("close: calls in flight still come back, new ones are refused, closing twice is fine", function()
+    local results, err = support.run(function()
+      local pool = asyncio.worker_pool{size = 2}
+      local tasks = {}
+      for i = 1, 6 do tasks[i] = asyncio.create_task(pool:call(function(x) return x + 1 end, i)) end
+      support.ticks(1)
+      pool:close()
+      pool:close()
+      local _, e = pcall(pool.call, pool, function() end)
+      return await(asyncio.gather(table.unpack(tasks))), e
+    end)
+    assert.same({2, 3, 4, 5, 6, 7, n = 6}, results)
+    assert.matches("'call': the worker pool is closed", err)
+  end)
+
+  it("a pool collected without close lets its threads go", function()
+    local before = threads()
+    support.run(function()
+      local pool = asyncio.worker_pool{size = 2}
+      await(asyncio.gather(pool:call(function() return 1 end), pool:call(function() return 2 end)))
+      pool = nil  -- luacheck: ignore
+      collectgarbage()
+      collectgarbage()
+      for _ = 1, 200 do
+        if threads() == before then break end
+        await(asyncio.sleep(0.01))
+      end
+    end)
+    assert.equal(before, threads())
+  end)
+
+  it("refuses bad options and misuse clearly", function()
+    local function err(fn, ...)
+      local ok, e = pcall(fn, ...)
+      assert.is_false(ok)
+      return e
+    end
+    assert.matches("bad argument #1 to 'worker_pool' %(size must be an integer from 1 to 1024%)",
+      err(asyncio.worker_pool, {size = 0}))
+    assert.matches("size must be", err(asyncio.worker_pool, {size = "4"}))
+    assert.matches("unknown option 'sise'", err(asyncio.worker_pool, {sise = 4}))
+    assert.matches("%(init: function expected, got number%)", err(asyncio.worker_pool, {init = 5}))
+    assert.matches("join_timeout must be", err(asyncio.worker_pool, {join_timeout = -1}))
+    assert.matches("bad argument #1 to 'call' %(asyncio.WorkerPool expected",
+      err(asyncio.WorkerPool.call, {}, function() end))
+    local pool = asyncio.worker_pool{size = 1}
+    support.run(function() assert.equal(1, await(pool:call(function() return 1 end))) end)
+    local other = support.run(function()
+      local _, e = pcall(await, pool:call(function() return 1 end))
+      return e
+    end)
+    assert.matches("the worker pool belongs to a different event loop", other)
+    pool:close()
+    assert.matches("outside a running task", err(function()
+      await(asyncio.to_thread(function() end))
+    end))
+  end)
+
+  it("loop:run_in_executor runs on the default pool or the given one", function()
+    local a, b = support.run(function()
+      local loop = asyncio.get_running_loop()
+      local pool <close> = asyncio.worker_pool{size = 1}
+      return await(loop:run_in_executor(nil, function(x) return x .. "!" end, "default")),
+        await(loop:run_in_executor(pool, function(x) return x .. "?" end, "pool"))
+    end)
+    assert.equal("default!", a)
+    assert.equal("pool?", b)
+  end)
+end)
