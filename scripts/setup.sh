@@ -9,6 +9,8 @@ purpose=${1:-build}
 
 # the real programs the network specs talk to
 net="redis-server:redis-server openssl:openssl curl:curl socat:socat netcat-openbsd:nc python3:python3"
+# worker threads' spec: a PostgreSQL server of its own, driven through LuaSQL
+db="postgresql:glob:/usr/lib/postgresql/*/bin/initdb lua-sql-postgres:lua5.4-module:luasql.postgres"
 # another Lua, for the spec that asyncio refuses it clearly
 other_lua="lua5.1:lua5.1"
 # make dist (zip packs the .src.rock) and installing it (luarocks unpacks with unzip)
@@ -18,8 +20,8 @@ dist="zip:zip unzip:unzip git:git"
 need="pkg-config:pkg-config gcc:cc make:make lua5.4:lua5.4 liblua5.4-dev:pc:lua5.4 libuv1-dev:pc:libuv libssl-dev:pc:openssl"
 case "$purpose" in
   build|demo) ;;
-  test)  need="$need lua-busted:busted luarocks:luarocks $net $other_lua $dist" ;;
-  check) need="$need lua-busted:busted luarocks:luarocks lua-check:luacheck valgrind:valgrind cppcheck:cppcheck $net $other_lua $dist" ;;
+  test)  need="$need lua-busted:busted luarocks:luarocks $net $db $other_lua $dist" ;;
+  check) need="$need lua-busted:busted luarocks:luarocks lua-check:luacheck valgrind:valgrind cppcheck:cppcheck $net $db $other_lua $dist" ;;
   bench) need="$need python3:python3 nodejs:node wrk:wrk lua5.1:lua5.1 lua-http:lua5.1-module:http.server lua-cqueues:lua5.4-module:_cqueues lua-luv:lua5.4-module:luv valgrind:valgrind" ;;
   *) echo "setup.sh: unknown purpose '$purpose' (build, demo, test, check, bench)" >&2; exit 2 ;;
 esac
@@ -27,6 +29,7 @@ esac
 present() {
   case "$1" in
     pc:*) command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "${1#pc:}" ;;
+    glob:*) for f in ${1#glob:}; do [ -e "$f" ] && return 0; done; return 1 ;;
     lua5.[1-4]-module:*) lua=${1%%-module:*}; command -v "$lua" >/dev/null 2>&1 &&
         "$lua" -e "require '${1#*-module:}'" >/dev/null 2>&1 ;;
     *) command -v "$1" >/dev/null 2>&1 ;;

@@ -87,6 +87,7 @@ struct Pool {
   char *broken;              /* init's error: the pool runs nothing more */
   char *init;                /* init's bytecode, or NULL */
   size_t ninit;
+  CopyBuf initargs;          /* its arguments (read by every worker, written by none) */
   char *path, *cpath;        /* the loop's package.path and cpath, for require */
   double join_timeout;       /* seconds the loop's close waits for a worker */
   struct PoolBox *box;       /* loop side: the userdata, or NULL */
@@ -132,6 +133,7 @@ static void free_pool (Pool *p) {
   uv_cond_destroy(&p->gone);
   free(p->broken);
   free(p->init);
+  asyncio_copy_free(&p->initargs);
   free(p->path);
   free(p->cpath);
   free(p->workers);
@@ -202,7 +204,7 @@ static int run_code (lua_State *L, const char *code, size_t ncode, const CopyBuf
   lua_pushcfunction(L, keep_traceback);
   base = lua_gettop(L);
   push_function(L, code, ncode);
-  nargs = in ? asyncio_copy_read(L, in->p, in->n) : 0;
+  nargs = asyncio_copy_read(L, in->p, in->n);
   if (lua_pcall(L, nargs, LUA_MULTRET, base) == LUA_OK) {
     int pos = asyncio_copy_write(L, base + 1, lua_gettop(L) - base, out, why);
     if (pos == 0) return OUT_OK;
@@ -262,7 +264,7 @@ static int open_state (lua_State *L) {
   lua_pushstring(L, p->cpath);
   lua_setfield(L, -2, "cpath");
   lua_pop(L, 1);
-  if (p->init != NULL && run_code(L, p->init, p->ninit, NULL, &w->initout) != OUT_OK) {
+  if (p->init != NULL && run_code(L, p->init, p->ninit, &p->initargs, &w->initout) != OUT_OK) {
     lua_settop(L, 0);
     asyncio_copy_read(L, w->initout.p, w->initout.n);
     lua_settop(L, 1);
@@ -511,15 +513,16 @@ void asyncio_pools_shutdown (Loop *lp) {
 /* Lua functions ------------------------------------------------------------- */
 
 /*
-** core.pool_new(loop, size, init_bytecode|nil, join_timeout, path, cpath)
-** -> pool | nil, err, msg. No thread starts until a call needs one; each
-** worker's 'require' looks where the loop's did when the pool was made.
+** core.pool_new(loop, size, init|nil, join_timeout, path, cpath) -> pool
+** | nil, err, msg. 'init' is a call (core.worker_call) each worker makes
+** once, first. No thread starts until a call needs one; each worker's
+** 'require' looks where the loop's did when the pool was made.
 */
 static int pool_new (lua_State *L) {
   Loop *lp = asyncio_checkloop(L, 1);
   int size = asyncio_checkrange(L, 2, 1, 1024);
-  size_t ninit = 0;
-  const char *init = luaL_optlstring(L, 3, NULL, &ninit);
+  CallBox *initcall = lua_isnil(L, 3) ? NULL : (CallBox *)luaL_checkudata(L, 3, ASYNCIO_CALL);
+  const Job *ij = initcall ? initcall->job : NULL;
   double join_timeout = luaL_checknumber(L, 4);
   const char *path = luaL_checkstring(L, 5), *cpath = luaL_checkstring(L, 6);
   PoolBox *box;
@@ -533,15 +536,22 @@ static int pool_new (lua_State *L) {
   p = (Pool *)calloc(1, sizeof *p);
   if (p == NULL) return asyncio_nomem(L);
   p->workers = (Worker *)calloc((size_t)size, sizeof *p->workers);
-  p->init = init ? (char *)malloc(ninit) : NULL;
+  luaL_argcheck(L, initcall == NULL || (ij != NULL && !initcall->submitted), 3, "spent call");
+  p->init = ij ? (char *)malloc(ij->ncode) : NULL;
+  p->initargs.p = ij ? (char *)malloc(ij->in.n) : NULL;
   p->path = strdup(path);
   p->cpath = strdup(cpath);
-  if (p->workers == NULL || (init && p->init == NULL) || p->path == NULL || p->cpath == NULL) {
-    free(p->workers); free(p->init); free(p->path); free(p->cpath); free(p);
+  if (p->workers == NULL || (ij && (p->init == NULL || p->initargs.p == NULL)) ||
+      p->path == NULL || p->cpath == NULL) {
+    free(p->workers); free(p->init); free(p->initargs.p); free(p->path); free(p->cpath); free(p);
     return asyncio_nomem(L);
   }
-  if (init) memcpy(p->init, init, ninit);
-  p->ninit = ninit;
+  if (ij) {
+    memcpy(p->init, ij->code, ij->ncode);
+    p->ninit = ij->ncode;
+    memcpy(p->initargs.p, ij->in.p, ij->in.n);
+    p->initargs.n = p->initargs.cap = ij->in.n;
+  }
   p->size = size;
   p->join_timeout = join_timeout;
   p->lp = lp;
@@ -564,7 +574,7 @@ static int pool_new (lua_State *L) {
   p->box = box;
   return 1;
 fail:
-  free(p->workers); free(p->init); free(p->path); free(p->cpath); free(p);
+  free(p->workers); free(p->init); free(p->initargs.p); free(p->path); free(p->cpath); free(p);
   return asyncio_pushuverror(L, r);
 }
 
@@ -609,7 +619,9 @@ static int pool_info (lua_State *L) {
 ** core.worker_call(fname, fnarg, bytecode, ...) -> call: a call not yet
 ** given to any pool, its arguments copied now (a value that cannot be
 ** copied is refused at the program's line, as a bad argument of 'fname':
-** the function was its argument 'fnarg', the values follow it).
+** the function was its argument 'fnarg', the values follow it; a negative
+** 'fnarg' says the values are the list in option 'initargs' of argument
+** -fnarg).
 */
 static int worker_call (lua_State *L) {
   const char *fname = luaL_checkstring(L, 1);
@@ -630,6 +642,9 @@ static int worker_call (lua_State *L) {
   memcpy(j->code, code, ncode);
   j->ncode = ncode;
   pos = asyncio_copy_write(L, 4, nargs, &j->in, why);
+  if (pos != 0 && fnarg < 0)
+    return asyncio_error(L, "bad argument #%d to '%s' (initargs[%d] is %s, which cannot be "
+                         "copied to a worker thread)", -fnarg, fname, pos, why);
   if (pos != 0)
     return asyncio_error(L, "bad argument #%d to '%s' (%s cannot be copied to a worker thread)",
                          pos + fnarg, fname, why);

@@ -427,6 +427,49 @@ function asyncio.create_subprocess_shell(cmd, opts) end
 ---@return asyncio.SSLContext
 function asyncio.ssl_context(opts) end
 
+-- Worker threads
+
+---@class (exact) asyncio.WorkerPoolOptions
+---@field size? integer # most threads (1 to 1024; default min(32, CPUs + 4))
+---@field init? fun() # run once in each worker's Lua state before its first call
+---@field initargs? any[] # init's arguments (copied; `n` for a list with holes)
+---@field join_timeout? number # seconds the loop's close waits for a running call (default 30)
+
+--- Runs `fn(...)` on a thread of the loop's default pool, in that thread's
+--- own Lua state: `fn` may keep no upvalue but `_ENV`; arguments and
+--- results are copied (nil, booleans, numbers, strings, tables of these).
+--- Its error is raised as a `ThreadError`.
+---@param fn function
+---@param ... any
+---@return asyncio.Awaitable<any> # fn's results
+function asyncio.to_thread(fn, ...) end
+
+--- A pool of worker threads, each with a Lua state kept for its life.
+---@param opts? asyncio.WorkerPoolOptions
+---@return asyncio.WorkerPool
+function asyncio.worker_pool(opts) end
+
+--- What `asyncio.worker_pool` makes; a `<close>` variable too.
+---@class asyncio.WorkerPool
+asyncio.WorkerPool = {}
+
+--- Runs `fn(...)` on one of the pool's workers (see `to_thread`).
+---@param fn function
+---@param ... any
+---@return asyncio.Awaitable<any> # fn's results
+function asyncio.WorkerPool:call(fn, ...) end
+
+--- No more calls; those queued or running still come back. Returns at once.
+function asyncio.WorkerPool:close() end
+
+--- The most threads the pool runs.
+---@return integer
+function asyncio.WorkerPool:size() end
+
+--- How the pool is doing now.
+---@return {threads: integer, idle: integer, queued: integer, running: integer}
+function asyncio.WorkerPool:info() end
+
 -- Testing and debugging
 
 --- Every pending task of the loop (default: the running one) as a tree of
@@ -472,6 +515,14 @@ function asyncio.EventLoop:run_until_complete(aw) end
 
 --- Runs until `stop()`, or until nothing is left that could ever run.
 function asyncio.EventLoop:run_forever() end
+
+--- CPython's spelling of `pool:call(fn, ...)`; `pool` nil is the default
+--- pool of `to_thread`.
+---@param pool asyncio.WorkerPool?
+---@param fn function
+---@param ... any
+---@return asyncio.Awaitable<any> # fn's results
+function asyncio.EventLoop:run_in_executor(pool, fn, ...) end
 
 --- Makes the running loop return after the current batch of callbacks.
 function asyncio.EventLoop:stop() end
@@ -1192,6 +1243,14 @@ asyncio.IncompleteReadError = {}
 ---@field consumed integer # the bytes left in the buffer
 ---@overload fun(message: any, consumed?: integer): asyncio.LimitOverrunError
 asyncio.LimitOverrunError = {}
+
+--- A function run on a worker thread raised an error (or its pool's init
+--- did, or a result could not be copied back).
+---@class asyncio.ThreadError: asyncio.Error
+---@field value any # the error value itself, if it could be copied back
+---@field worker_traceback? string # where the worker raised it
+---@overload fun(message?: any, fields?: table): asyncio.ThreadError
+asyncio.ThreadError = {}
 
 --- What the operating system refused.
 ---@class asyncio.OSError: asyncio.Error

@@ -52,15 +52,22 @@ local function default_size()
   return math.min(32, core.cpu_count() + 4)  -- CPython's default for to_thread
 end
 
--- worker_pool{size = N, init = fn, join_timeout = seconds}: see docs/api.md.
--- No thread starts before the first call; the pool binds to the loop of
--- its first call.
+-- worker_pool{size = N, init = fn, initargs = {...}, join_timeout = seconds}:
+-- see docs/api.md. No thread starts before the first call; the pool binds
+-- to the loop of its first call.
+local POOL_OPTIONS = {size = true, init = true, initargs = true, join_timeout = true}
 function M.worker_pool(opts)
-  opts = util.checkopts(opts, {size = true, init = true, join_timeout = true}, 1, "worker_pool")
+  opts = util.checkopts(opts, POOL_OPTIONS, 1, "worker_pool")
   local size = opts.size == nil and default_size() or opts.size
   argcheck(mtype(size) == "integer" and size >= 1 and size <= 1024, 1, "worker_pool",
     "size must be an integer from 1 to 1024")
-  local init = opts.init ~= nil and bytecode(opts.init, 1, "worker_pool", "init") or nil
+  local initargs = opts.initargs
+  argcheck(initargs == nil or (type(initargs) == "table" and getmetatable(initargs) == nil), 1,
+    "worker_pool", "initargs: " .. typeerror("table", initargs))
+  argcheck(initargs == nil or opts.init ~= nil, 1, "worker_pool", "initargs without init")
+  local init = opts.init ~= nil and core.worker_call("worker_pool", -1,
+    bytecode(opts.init, 1, "worker_pool", "init"), table.unpack(initargs or {}, 1, initargs and
+      (initargs.n or #initargs) or 0)) or nil
   local join = opts.join_timeout == nil and 30 or opts.join_timeout
   argcheck(type(join) == "number" and join >= 0 and join <= 1e6, 1, "worker_pool",
     "join_timeout must be a number of seconds from 0 to 1e6")
