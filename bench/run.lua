@@ -62,6 +62,16 @@ local WORKLOADS = {
   {id = "W12", title = "W12 file copy, MB/s", n = 256, smoke = 2, higher = true,
    env = os.execute("test -d /dev/shm -a -w /dev/shm") and "TMPDIR=/dev/shm" or nil,
    metric = function(r, n) return n / r.elapsed end},
+  -- issue 21: n calls of a pure-Lua CPU loop (about 20 ms each) on a worker
+  -- pool of 2 threads (W13) and of 1 (W13s); the speed-up W13 / W13s is
+  -- what a second core gives (the machine's count is printed beside it)
+  {id = "W13", title = "W13 CPU on 2 workers, calls/s", n = 100, smoke = 4, higher = true,
+   peers = {asyncio = true}, metric = function(r, n) return n / r.elapsed end},
+  {id = "W13s", title = "W13 CPU on 1 worker, calls/s", n = 50, smoke = 2, higher = true,
+   peers = {asyncio = true}, metric = function(r, n) return n / r.elapsed end},
+  -- to_thread round trips of a trivial function, one after another
+  {id = "W14", title = "W14 to_thread, calls/s", n = 20000, smoke = 100, higher = true,
+   peers = {asyncio = true, python = true}, metric = function(r, n) return n / r.elapsed end},
 }
 
 -- The bar of issue 10, as ratios in this run: {workload, peer, op, bound};
@@ -82,6 +92,9 @@ local GOALS = {
   {"W10", "node", ">=", 1.0},
   {"W11", "node", ">=", 1.0},
   {"W12", "node", ">=", 1.0}, {"W12", "cp", ">=", 0.5},
+  -- issue 21 (W13: on a machine of 2 cores or more)
+  {"W13", "W13s", ">=", 1.7},
+  {"W14", nil, ">=", 20000},
 }
 
 local function parse_args(argv)
@@ -261,7 +274,7 @@ local function main(argv)
       -- alternate the order of the runtimes from round to round
       for k = 0, #runtimes - 1 do
         local rt = runtimes[(k + round - 1) % #runtimes + 1]
-        local server_ok = not (rt.skip and rt.skip[w.id])
+        local server_ok = not (rt.skip and rt.skip[w.id]) and (not w.peers or w.peers[rt.id])
         if w.derived then server_ok = false end
         if w.server and server_ok and (not rt.only or rt.only[w.id]) then
           local r = run_server(rt, w, n)
@@ -293,8 +306,9 @@ local function main(argv)
     for _, rt in ipairs(runtimes) do med[w.id][rt.id] = median(samples[w.id][rt.id]) end
   end
 
-  print(("Medians of %d round(s)%s. Higher is better for rates; lower for W2, W6 and latency."):format(
-    o.rounds, o.smoke and " (smoke sizes: the figures mean nothing)" or ""))
+  print(("Medians of %d round(s)%s, on %s CPU(s). Higher is better for rates; lower for W2, W6 "
+    .. "and latency."):format(o.rounds, o.smoke and " (smoke sizes: the figures mean nothing)" or "",
+    (sh("nproc"):match("%d+") or "?")))
   print()
   local head = {pad("workload", 32)}
   for _, rt in ipairs(runtimes) do head[#head + 1] = pad(rt.title, 15) end
@@ -337,9 +351,12 @@ local function main(argv)
         local p = med[wid][peer]
         value = (mine and p and p ~= 0) and mine / p or nil
         what = ("%s: lua-asyncio / %s %s %.1f"):format(wid, peer, op, bound)
-      else
+      elseif wid == "W6" then
         value = mine
         what = ("%s: bytes per sleeping task %s %d"):format(wid, op, bound)
+      else
+        value = mine
+        what = ("%s: lua-asyncio %s %d"):format(wid, op, bound)
       end
       local met = value ~= nil and ((op == ">=" and value >= bound) or (op == "<=" and value <= bound))
       print(("  %-44s %-10s %s"):format(what, value and ("%.2f"):format(value) or "-",

@@ -261,4 +261,42 @@ function W.W12(n)
   return dt
 end
 
+-- CPU work on worker threads: n calls of a pure-Lua loop (about 20 ms
+-- each) on a pool of 'size' workers, all awaited at once
+local function cpu_calls(n, size)
+  local function work(k)
+    local x = 0
+    for i = 1, 2000000 do x = (x + i * k) % 1000003 end
+    return x
+  end
+  return asyncio.run(function()
+    local pool <close> = asyncio.worker_pool{size = size}
+    await(pool:call(work, 0))  -- the workers' start is not the work's
+    if size > 1 then await(gather(pool:call(work, 0), pool:call(work, 0))) end
+    local t0 = now()
+    local calls = {}
+    for i = 1, n do calls[i] = pool:call(work, i % 7) end
+    local r = await(gather(calls))
+    local dt = now() - t0
+    for i = 1, n do common.check(r[i] == work(i % 7), "W13 answer") end
+    return dt
+  end)
+end
+function W.W13(n) return cpu_calls(n, 2) end
+function W.W13s(n) return cpu_calls(n, 1) end
+
+-- to_thread round trips: n calls of a trivial function, one after another
+function W.W14(n)
+  local function inc(i) return i + 1 end
+  return asyncio.run(function()
+    await(asyncio.to_thread(inc, 0))  -- the default pool's first thread
+    local t0 = now()
+    local sum = 0
+    for i = 1, n do sum = sum + await(asyncio.to_thread(inc, i)) end
+    local dt = now() - t0
+    common.check(sum == n * (n + 1) // 2 + n, "W14 sum")
+    return dt
+  end)
+end
+
 common.main(W, ...)

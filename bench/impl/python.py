@@ -239,8 +239,23 @@ async def w10(n):
     return dt
 
 
+async def w14(n):
+    # to_thread round trips: n calls of a trivial function, one after another
+    def inc(i):
+        return i + 1
+
+    await asyncio.to_thread(inc, 0)
+    t0 = time.monotonic()
+    total = 0
+    for i in range(1, n + 1):
+        total += await asyncio.to_thread(inc, i)
+    dt = time.monotonic() - t0
+    check(total == n * (n + 1) // 2 + n, "W14 sum")
+    return dt
+
+
 WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W3b": w3b, "W4": w4, "W5": w5, "W6": w6,
-             "W7": w7, "W8": w8, "W9": w9, "W10": w10, "W11": w11}
+             "W7": w7, "W8": w8, "W9": w9, "W10": w10, "W11": w11, "W14": w14}
 
 
 def main():
