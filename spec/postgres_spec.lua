@@ -113,6 +113,21 @@ describe("a PostgreSQL driver (LuaSQL) in a worker pool", function()
     assert.is_true(cancelled)
   end)
 
+  it("examples/db_pool.lua runs its queries on the workers against this server", function()
+    local out, code = support.sh(("%s examples/db_pool.lua %s %d --workers 4 --queries 8")
+      :format(support.LUA, dir, port))
+    assert.equal(0, code, out)
+    assert.matches("^1 2 3 4 5 6 7 8\n8 queries of 0%.2 s on 4 workers: [%d.]+ s %(one at a time: 1%.6 s%); "
+      .. "the loop ticked %d+ times\na bad query:\tfalse\tcolumn \"nonsense\" does not exist", out)
+    local mod = support.lua_run(([[
+      local asyncio = require "asyncio"
+      local db_pool = require "examples.db_pool"
+      local r = asyncio.run(db_pool.main, {host = %q, port = %d, workers = 2, queries = 2})
+      print("ticks", r.ticks > 0)
+    ]]):format(dir, port))
+    assert.matches("ticks\ttrue", mod)
+  end)
+
   it("an init that cannot connect breaks the pool with the driver's message", function()
     local err = support.run_within(60, function()
       local pool <close> = asyncio.worker_pool{size = 2, init = connect, initargs = {dir .. "/none", port}}
