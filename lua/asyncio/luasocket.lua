@@ -5,17 +5,16 @@
 -- give these sockets inside a task and the real LuaSocket outside one.
 
 local asyncio = require "asyncio"
+local sockbuf = require "asyncio.sockbuf"
 local task = require "asyncio.task"
 
-local await, TimeoutError, OSError = asyncio.await, asyncio.TimeoutError, asyncio.OSError
+local await, timed = asyncio.await, sockbuf.timed
 local type, error, tostring, setmetatable, getmetatable = type, error, tostring, setmetatable,
   getmetatable
-local min, sub, find, gsub = math.min, string.sub, string.find, string.gsub
+local min, sub, find = math.min, string.sub, string.find
 local DONE = task.DONE
 
 local M = {_VERSION = "LuaSocket 3.1.0 (asyncio.luasocket)"}
-
-local CHUNK = 65536          -- the most one read takes from the stream
 
 local function argerror(n, fname, msg)
   error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
@@ -73,23 +72,9 @@ local ANY = {master = true, client = true, closed = true}
 local CONNECTED = {client = true, closed = true}
 local UNCONNECTED = {master = true, closed = true}
 
--- LuaSocket's word for what went wrong in 'err' (an asyncio error or not).
-local function reason(err)
-  if TimeoutError:is(err) then return "timeout" end
-  if not OSError:is(err) then error(err, 0) end  -- a bug, not an outcome: raise it
-  local errno = err.errno
-  if errno == "ECONNREFUSED" then return "connection refused"
-  elseif errno == "ECONNRESET" or errno == "ECONNABORTED" or errno == "EPIPE" then return "closed"
-  elseif errno == "ETIMEDOUT" then return "timeout"
-  elseif errno == "EAI_NONAME" then return "host or service not provided, or not known"
-  elseif errno and errno:match("^EAI_") then return "host not found"
-  end
-  return err.strerror or err.message or "unknown error"
-end
-
 -- Seconds the next wait of 's' may take: the block limit, and what is
 -- left of the total limit of the call that started at 'start' (nil: none).
-local function allowance(s, start)
+function Tcp._limit(s, start)
   local t = s._block
   if s._total then
     local left = s._total - (asyncio.monotonic() - start)
@@ -97,22 +82,6 @@ local function allowance(s, start)
     t = t and min(t, left) or left
   end
   return t
-end
-
--- Await the awaitable 'mk(a)' makes, within 't' seconds (nil: no limit).
--- Returns true and its results, or false and LuaSocket's reason. A
--- cancellation of the task goes through, raised.
-local function timed(t, mk, a)
-  local ok, r1, r2
-  if t == nil then
-    ok, r1, r2 = asyncio.pcall(function() return await(mk(a)) end)
-  else
-    ok, r1, r2 = asyncio.pcall(function()
-      return await(asyncio.timeout(t, function() return await(mk(a)) end))
-    end)
-  end
-  if ok then return true, r1, r2 end
-  return false, reason(r1)
 end
 
 -- connect -------------------------------------------------------------------
@@ -136,7 +105,7 @@ function Tcp:connect(host, port)
   intask("connect")
   if self._state == "closed" then return nil, "closed" end
   local opts = {family = FAMILY[self._family], local_addr = self._local}
-  local ok, reader, writer = timed(allowance(self, asyncio.monotonic()), function()
+  local ok, reader, writer = timed(self:_limit(asyncio.monotonic()), function()
     return asyncio.open_connection(host, port, opts)
   end)
   if not ok then return nil, reader end
@@ -164,69 +133,6 @@ Tcp.listen, Tcp.accept, Tcp.setfd = unsupported("listen"), unsupported("accept")
 
 -- receive ---------------------------------------------------------------------
 
--- Take one more chunk from the stream into s._buf: true, or nil and the
--- reason ("closed" at EOF, "timeout", ...).
-local function readchunk(reader) return reader:read(CHUNK) end
-
-local function fill(s, start)
-  if s._eof then return nil, "closed" end
-  local ok, data = timed(allowance(s, start), readchunk, s._reader)
-  if not ok then
-    if data == "closed" then s._eof = true end
-    return nil, data
-  end
-  if data == "" then
-    s._eof = true
-    return nil, "closed"
-  end
-  s._received = s._received + #data
-  if s._pos > #s._buf then s._buf, s._pos = data, 1
-  else s._buf = sub(s._buf, s._pos) .. data; s._pos = 1 end
-  return true
-end
-
--- Take bytes 'i' to 'j' (positions in s._buf) and move past 'j', and
--- past 'skip' more bytes (a line's "\n").
-local function take(s, i, j, skip)
-  local r = sub(s._buf, i, j)
-  s._pos = j + 1 + (skip or 0)
-  if s._pos > #s._buf then s._buf, s._pos = "", 1 end
-  return r
-end
-
-local function rest(s) return take(s, s._pos, #s._buf) end
-
-local function receive_line(s, prefix, start)
-  local from = s._pos
-  while true do
-    local nl = find(s._buf, "\n", from, true)
-    if nl then
-      return prefix .. (gsub(take(s, s._pos, nl - 1, 1), "\r", ""))
-    end
-    from = #s._buf + 1 - (s._pos - 1)  -- the search goes on where it ended
-    local ok, err = fill(s, start)
-    if not ok then return nil, err, prefix .. (gsub(rest(s), "\r", "")) end
-  end
-end
-
-local function receive_count(s, n, prefix, start)
-  while #s._buf - s._pos + 1 < n do
-    local ok, err = fill(s, start)
-    if not ok then return nil, err, prefix .. rest(s) end
-  end
-  return prefix .. take(s, s._pos, s._pos + n - 1)
-end
-
-local function receive_all(s, prefix, start)
-  while true do
-    local ok, err = fill(s, start)
-    if not ok then
-      if err == "closed" then return prefix .. rest(s) end
-      return nil, err, prefix .. rest(s)
-    end
-  end
-end
-
 local PATTERNS = {["*l"] = "l", l = "l", ["*a"] = "a", a = "a"}
 
 -- client:receive([pattern], [prefix]): "*l" (default) a line without its
@@ -248,18 +154,10 @@ function Tcp:receive(pattern, prefix)
   if self._state == "closed" then return nil, "closed" end
   intask("receive")
   local start = asyncio.monotonic()
-  if kind == "l" then
-    -- the common case: a whole line is buffered (no closure, no search of the start again)
-    local nl = find(self._buf, "\n", self._pos, true)
-    if nl then
-      local line = take(self, self._pos, nl - 1, 1)
-      if find(line, "\r", 1, true) then line = gsub(line, "\r", "") end
-      return prefix .. line
-    end
-    return receive_line(self, prefix, start)
-  elseif kind == "a" then return receive_all(self, prefix, start)
+  if kind == "l" then return sockbuf.line(self, prefix, start)
+  elseif kind == "a" then return sockbuf.all(self, prefix, start)
   end
-  return receive_count(self, kind, prefix, start)
+  return sockbuf.count(self, kind, prefix, start)
 end
 
 -- send ------------------------------------------------------------------------
@@ -291,7 +189,7 @@ function Tcp:send(data, i, j)
   self._sent = self._sent + (j - i + 1)
   local d = w:drain()  -- DONE unless too much is queued or the connection failed
   if d == DONE then return j end
-  local ok, err = timed(allowance(self, asyncio.monotonic()), identity, d)
+  local ok, err = timed(self:_limit(asyncio.monotonic()), identity, d)
   if ok then return j end
   if err == "timeout" then return nil, "timeout", j end
   return nil, err, i - 1
@@ -388,7 +286,7 @@ end
 -- client:dirty(): true when received bytes wait to be taken.
 function Tcp:dirty()
   checksock(self, "dirty", ANY)
-  return self._pos <= #self._buf
+  return sockbuf.buffered(self) > 0
 end
 
 function Tcp:getfd()
