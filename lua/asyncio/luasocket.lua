@@ -333,10 +333,8 @@ function M.sleep(t)
   await(asyncio.sleep(t > 0 and t or 0))
 end
 
--- gettime(): seconds since the epoch, with a fraction (os.time() when
--- this module loaded, plus the monotonic clock's progress since).
-local EPOCH, MONO = os.time(), asyncio.monotonic()
-function M.gettime() return EPOCH + (asyncio.monotonic() - MONO) end
+-- gettime(): seconds since the epoch, with a fraction (see sockbuf.gettime).
+M.gettime = sockbuf.gettime
 
 M.select = unsupported("select")
 M.udp, M.udp4, M.udp6 = unsupported("udp"), unsupported("udp"), unsupported("udp")

@@ -33,9 +33,9 @@ end
 local reason = M.reason
 
 -- Await the awaitable 'mk(a)' makes, within 't' seconds (nil: no limit).
--- Returns true and its results, or false and the reason. A cancellation
--- of the task goes through, raised.
-function M.timed(t, mk, a)
+-- Returns true and its results, or false and the reason ('why(err)',
+-- default M.reason). A cancellation of the task goes through, raised.
+function M.timed(t, mk, a, why)
   local ok, r1, r2
   if t == nil then
     ok, r1, r2 = asyncio.pcall(function() return await(mk(a)) end)
@@ -45,7 +45,7 @@ function M.timed(t, mk, a)
     end)
   end
   if ok then return true, r1, r2 end
-  return false, reason(r1)
+  return false, (why or reason)(r1)
 end
 local timed = M.timed
 
@@ -129,5 +129,11 @@ function M.all(s, prefix, start)
     end
   end
 end
+
+-- Seconds since the epoch, with a fraction: os.time() when this module
+-- loaded plus the monotonic clock's progress since (Lua has no finer
+-- wall clock; the library's own clock is monotonic).
+local EPOCH, MONO = os.time(), asyncio.monotonic()
+function M.gettime() return EPOCH + (asyncio.monotonic() - MONO) end
 
 return M
