@@ -45,12 +45,18 @@ end
 -- has its own pools.
 local pools = setmetatable({}, {__mode = "k"})
 
-local function pool_of(key, size)
+-- The pool 'key' of the running loop; made (with 'size' room, fixed
+-- from then on, as OpenResty's) when 'create', else nil if there is none.
+local function pool_of(key, size, create)
   local loop = asyncio.get_running_loop()
   local by_key = pools[loop]
-  if not by_key then by_key = {}; pools[loop] = by_key end
+  if not by_key then
+    if not create then return nil end
+    by_key = {}
+    pools[loop] = by_key
+  end
   local pool = by_key[key]
-  if not pool then
+  if not pool and create then
     pool = {size = size or DEFAULT_POOL_SIZE}
     by_key[key] = pool
   end
@@ -102,6 +108,14 @@ local function pool_put(pool, entry, idle)
   pool[#pool + 1] = entry
   entry.watch = asyncio.create_task(watch, pool, entry, idle)
   entry.watch:set_name("ngx keepalive pool")
+end
+
+-- idle_connections(key): how many idle connections the running loop's
+-- pool 'key' ("host:port", "unix:path" or a connect's pool option) holds.
+function M.idle_connections(key)
+  if type(key) ~= "string" then argerror(1, "idle_connections", ("string expected, got %s"):format(typename(key))) end
+  local pool = pool_of(key, nil, false)
+  return pool and #pool or 0
 end
 
 -- close_pools(): close every idle connection of the running loop's pools.
@@ -226,8 +240,8 @@ function Tcp:connect(host, port, opts)
   intask("connect")
   if self._state == "connected" then self:close() end
   local key = opts.pool or (path and "unix:" .. path) or (host .. ":" .. port)
-  local pool = pool_of(key, opts.pool_size)
-  local entry = pool_take(pool)
+  local pool = pool_of(key, opts.pool_size, opts.pool_size ~= nil)
+  local entry = pool and pool_take(pool)
   if entry then
     attach(self, entry[1], entry[2], entry.reused + 1, entry.tls, key)
     return 1
@@ -463,7 +477,7 @@ function Tcp:setkeepalive(timeout, size)
   end
   local idle = DEFAULT_IDLE
   if timeout then idle = timeout > 0 and timeout / 1000 or nil end
-  local pool = pool_of(self._key, size)
+  local pool = pool_of(self._key, size, true)
   pool_put(pool, {self._reader, self._writer, reused = self._reused, tls = self._tls}, idle)
   detach(self)
   return 1
