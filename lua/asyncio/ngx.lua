@@ -362,8 +362,9 @@ local PATTERNS = {["*l"] = "l", ["*a"] = "a"}
 -- The results of a read: on an error other than a time limit, the
 -- connection is closed, as cosockets do.
 local function result(s, data, err, partial)
-  if data == nil then failed(s, err) end
-  return data, err, partial
+  if data ~= nil then return data end
+  failed(s, err)
+  return nil, err, partial
 end
 
 -- sock:receive([pattern]): "*l" (default) a line without "\r" and "\n",
