@@ -35,15 +35,13 @@ local reason = M.reason
 -- Await the awaitable 'mk(a)' makes, within 't' seconds (nil: no limit).
 -- Returns true and its results, or false and the reason ('why(err)',
 -- default M.reason). A cancellation of the task goes through, raised.
+local function await_made(mk, a) return await(mk(a)) end
+local function await_within(t, mk, a) return await(asyncio.timeout(t, await_made, mk, a)) end
+
 function M.timed(t, mk, a, why)
   local ok, r1, r2
-  if t == nil then
-    ok, r1, r2 = asyncio.pcall(function() return await(mk(a)) end)
-  else
-    ok, r1, r2 = asyncio.pcall(function()
-      return await(asyncio.timeout(t, function() return await(mk(a)) end))
-    end)
-  end
+  if t == nil then ok, r1, r2 = asyncio.pcall(await_made, mk, a)
+  else ok, r1, r2 = asyncio.pcall(await_within, t, mk, a) end
   if ok then return true, r1, r2 end
   return false, (why or reason)(r1)
 end
