@@ -312,6 +312,23 @@ describe("asyncio.luasocket's send", function()
   end)
 end)
 
+describe("asyncio.luasocket.install without the real LuaSocket", function()
+  it("gives the shim inside a task and a clear error outside", function()
+    local out, code = support.lua_run([[
+      package.path = "lua/?.lua;lua/?/init.lua;./?.lua"   -- no system paths: no LuaSocket
+      package.cpath = "build/?.so"
+      local asyncio = require "asyncio"
+      local socket = require("asyncio.luasocket").install()
+      print(select(2, pcall(socket.tcp)))
+      print(asyncio.run(function() return tostring(require("socket").tcp()):match("^tcp{master}") end))
+      print(socket._VERSION)
+    ]])
+    assert.equal(0, code, out)
+    assert.equal("socket.tcp called outside a task, and the real LuaSocket is not installed\n" ..
+      "tcp{master}\nLuaSocket 3.1.0 (asyncio.luasocket)\n", out)
+  end)
+end)
+
 describe("asyncio.luasocket's sockets", function()
   it("connect gives LuaSocket's reasons and refuses bad arguments", function()
     local free = support.free_port()

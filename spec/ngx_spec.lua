@@ -337,6 +337,29 @@ describe("asyncio.ngx's cosockets", function()
     assert.equal(4, got.accepted)   -- a, b, c, and f: d and e came from the pool
   end)
 
+  it("connects to unix: paths, pooled by path", function()
+    local path = os.tmpname()
+    os.remove(path)
+    local got = support.run_within(30, function()
+      local srv = await(asyncio.start_unix_server(function(r, w)
+        for line in r:lines("L") do w:write("echo " .. line) end
+      end, path))
+      local s = ngxm.ngx.socket.tcp()
+      local out = {s:connect("unix:" .. path)}
+      out[#out + 1] = s:send("hi\n")
+      out[#out + 1] = s:receive()
+      out[#out + 1] = s:setkeepalive()
+      out[#out + 1] = ngxm.idle_connections("unix:" .. path)
+      local t = ngxm.ngx.socket.tcp()
+      out[#out + 1] = t:connect("unix:" .. path, {pool_size = 5})
+      out[#out + 1] = t:getreusedtimes()
+      t:close()
+      finish(srv)
+      return out
+    end)
+    assert.same({1, 3, "echo hi", 1, 1, 1, 1}, got)
+  end)
+
   it("closes an idle pooled connection that the peer closes", function()
     local got = support.run_within(30, function()
       local peer_writers = {}
