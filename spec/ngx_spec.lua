@@ -73,7 +73,7 @@ describe("asyncio.ngx with lua-resty-redis against redis-server", function()
   end)
 
   it("serves 100 tasks at once, pipelines included, every answer right", function()
-    local res = support.run_within(120, function()
+    local res = support.run_within(600, function()
       local all_connected = asyncio.Barrier(N + 1)
       local tasks = {}
       for i = 1, N do
@@ -117,7 +117,7 @@ describe("asyncio.ngx with lua-resty-redis against redis-server", function()
   end)
 
   it("reuses connections through setkeepalive: 100 tasks, 5 rounds, 100 connections", function()
-    local res = support.run_within(120, function()
+    local res = support.run_within(600, function()
       local before = info_field(redis, port, "total_connections_received")
       local rounds = 5
       local barrier = asyncio.Barrier(N)
