@@ -355,6 +355,15 @@ describe("asyncio.luasocket's sockets", function()
     assert.has_error(function() ls.sleep(0) end, "'sleep' called outside a running task")
   end)
 
+  it("says what it does not support", function()
+    assert.has_error(function() ls.select({}, {}) end,
+      "'select' is not supported by asyncio.luasocket (a TCP client API): use tasks, which wait for their own sockets")
+    assert.has_error(function() ls.tcp():listen() end,
+      "'listen' is not supported by asyncio.luasocket (a TCP client API): use asyncio.start_server for servers")
+    assert.has_error(function() ls.udp() end,
+      "'udp' is not supported by asyncio.luasocket (a TCP client API): use asyncio.open_udp")
+  end)
+
   it("tells its addresses, options, descriptor and state", function()
     local got = support.run_within(30, function()
       local srv, port = serve(function(r) await(r:read()) end)

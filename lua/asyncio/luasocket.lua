@@ -123,13 +123,15 @@ function Tcp:bind(host, port)
   return 1
 end
 
-local function unsupported(name)
+local function unsupported(name, instead)
   return function()
-    error(("'%s' is not supported by asyncio.luasocket (a TCP client API): use " ..
-      "asyncio.start_server for servers"):format(name), 2)
+    error(("'%s' is not supported by asyncio.luasocket (a TCP client API)%s"):format(name,
+      instead and ": use " .. instead or ""), 2)
   end
 end
-Tcp.listen, Tcp.accept, Tcp.setfd = unsupported("listen"), unsupported("accept"), unsupported("setfd")
+local SERVERS = "asyncio.start_server for servers"
+Tcp.listen, Tcp.accept, Tcp.setfd = unsupported("listen", SERVERS), unsupported("accept", SERVERS),
+  unsupported("setfd")
 
 -- receive ---------------------------------------------------------------------
 
@@ -336,8 +338,9 @@ end
 -- gettime(): seconds since the epoch, with a fraction (see sockbuf.gettime).
 M.gettime = sockbuf.gettime
 
-M.select = unsupported("select")
-M.udp, M.udp4, M.udp6 = unsupported("udp"), unsupported("udp"), unsupported("udp")
+M.select = unsupported("select", "tasks, which wait for their own sockets")
+local UDP = "asyncio.open_udp"
+M.udp, M.udp4, M.udp6 = unsupported("udp", UDP), unsupported("udp4", UDP), unsupported("udp6", UDP)
 
 -- LuaSocket's small error helpers: try raises a wrapped error that
 -- protect turns back into nil, err (other errors, a cancellation among
