@@ -80,12 +80,16 @@ local function watch(pool, entry, idle)
     return await(entry[1]:read(1))
   end)
   if entry.taken then return end
-  if not ok and not asyncio.TimeoutError:is(err) and not asyncio.OSError:is(err) then
-    pool_remove(pool, entry)
-    entry[2]:close()
-    error(err, 0)  -- a cancellation (asyncio.run ending, close_pools): closed, passed on
-  end
   pool_remove(pool, entry)
+  entry[2]:close()
+  -- a cancellation (asyncio.run ending) goes on, the connection closed
+  if not ok and not asyncio.TimeoutError:is(err) and not asyncio.OSError:is(err) then error(err, 0) end
+end
+
+-- An entry out of its pool for good: its watcher stopped, closed.
+local function drop(entry)
+  entry.taken = true
+  entry.watch:cancel()
   entry[2]:close()
 end
 
@@ -99,12 +103,7 @@ local function pool_take(pool)
 end
 
 local function pool_put(pool, entry, idle)
-  if #pool >= pool.size then  -- full: the least recently used goes
-    local old = table.remove(pool, 1)
-    old.taken = true
-    old.watch:cancel()
-    old[2]:close()
-  end
+  if #pool >= pool.size then drop(table.remove(pool, 1)) end  -- full: the least recently used goes
   pool[#pool + 1] = entry
   entry.watch = asyncio.create_task(watch, pool, entry, idle)
   entry.watch:set_name("ngx keepalive pool")
@@ -113,7 +112,9 @@ end
 -- idle_connections(key): how many idle connections the running loop's
 -- pool 'key' ("host:port", "unix:path" or a connect's pool option) holds.
 function M.idle_connections(key)
-  if type(key) ~= "string" then argerror(1, "idle_connections", ("string expected, got %s"):format(typename(key))) end
+  if type(key) ~= "string" then
+    argerror(1, "idle_connections", ("string expected, got %s"):format(typename(key)))
+  end
   local pool = pool_of(key, nil, false)
   return pool and #pool or 0
 end
@@ -123,12 +124,7 @@ function M.close_pools()
   local by_key = pools[asyncio.get_running_loop()]
   if not by_key then return end
   for _, pool in pairs(by_key) do
-    while pool[1] do
-      local entry = table.remove(pool)
-      entry.taken = true
-      entry.watch:cancel()
-      entry[2]:close()
-    end
+    while pool[1] do drop(table.remove(pool)) end
   end
 end
 
