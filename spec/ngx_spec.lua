@@ -382,6 +382,23 @@ describe("asyncio.ngx's cosockets", function()
     assert.same({reused = 0, accepted = 2}, got)
   end)
 
+  it("closes an idle pooled connection past its keepalive timeout", function()
+    local got = support.run_within(30, function()
+      local srv, port, count = serve(function(r) await(r:read()) end)
+      local s = client(port)
+      assert(s:setkeepalive(10))                         -- 10 ms idle at most
+      local key = "127.0.0.1:" .. port
+      local before = ngxm.idle_connections(key)
+      while ngxm.idle_connections(key) > 0 do await(asyncio.sleep(0.005)) end
+      local t = client(port)
+      local reused = t:getreusedtimes()
+      t:close()
+      finish(srv)
+      return {before = before, reused = reused, accepted = count.accepted}
+    end)
+    assert.same({before = 1, reused = 0, accepted = 2}, got)
+  end)
+
   it("gives cosocket's errors and refuses bad arguments", function()
     local free = support.free_port()
     local got = support.run_within(30, function()
