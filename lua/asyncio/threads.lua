@@ -35,9 +35,9 @@ local function bytecode(fn, n, fname, what)
     argcheck(name == "_ENV", n, fname, ("%sfunction uses upvalue '%s', but a worker thread "
       .. "runs it in a Lua state of its own: pass the value as an argument"):format(prefix, name))
   end
-  local ok, dumped = pcall(string.dump, fn)
-  argcheck(ok, n, fname, prefix .. "a C function cannot be sent to a worker thread (call it "
-    .. "from a Lua function that requires its module)")
+  argcheck(debug.getinfo(fn, "S").what ~= "C", n, fname, prefix .. "a C function cannot be sent "
+    .. "to a worker thread (call it from a Lua function that requires its module)")
+  local dumped = string.dump(fn)  -- (its only error now: memory)
   dumps[fn] = dumped
   return dumped
 end
