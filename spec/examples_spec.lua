@@ -158,12 +158,12 @@ describe("README.md", function()
     local tour = readme:match("\n## A tour\n(.-)\n## ")
     local code = {}
     for block in tour:gmatch("```lua\n(.-)```") do code[#code + 1] = block end
-    assert.equal(3, #code)
+    assert.equal(4, #code)
     local out, status = support.with_file(table.concat(code, "\n"), function(f)
       return support.sh(support.LUA .. " " .. f)
     end)
     assert.equal(0, status, out)
-    assert.equal("result1\tresult2\tresult3\t3\n5050\nfalse\ttrue\n6\nhello\n", out)
+    assert.equal("result1\tresult2\tresult3\t3\n5050\nfalse\ttrue\n6\nhello\n1229\n", out)
   end)
 end)
 
