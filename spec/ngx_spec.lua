@@ -337,6 +337,30 @@ describe("asyncio.ngx's cosockets", function()
     assert.equal(4, got.accepted)   -- a, b, c, and f: d and e came from the pool
   end)
 
+  it("refuses setkeepalive while another task is in receive on the socket (review)", function()
+    local got = support.run_within(30, function()
+      local srv, port = serve(function(r, w)
+        local line = await(r:readline())
+        await(asyncio.sleep(0.05))
+        w:write(line)
+        await(r:read())
+      end)
+      local s = client(port)
+      local pending = asyncio.create_task(function() return s:receive() end)
+      await(asyncio.sleep(0))
+      local out = {busy = {s:setkeepalive()}}
+      s:send("mine\n")
+      out.pending = await(pending)        -- the reply went to the task that waited for it
+      out.after = s:setkeepalive()        -- nothing pending now
+      ngxm.close_pools()
+      finish(srv)
+      return out
+    end)
+    assert.same({nil, "socket busy reading"}, got.busy)
+    assert.equal("mine", got.pending)
+    assert.equal(1, got.after)
+  end)
+
   it("connects to unix: paths, pooled by path", function()
     local path = os.tmpname()
     os.remove(path)

@@ -222,9 +222,159 @@ describe("to_thread", function()
       end)))
     ]])
     assert.equal(0, code)
-    assert.matches("asyncio: worker_pool: 1 worker thread still running a call 0.1 s after the loop "
-      .. "closed; left running", out)
+    assert.matches("asyncio: worker_pool: 1 worker thread still running a call %(or init%) 0.1 s after "
+      .. "the loop closed; left running", out)
     assert.matches("main done", out)
+  end)
+end)
+
+describe("worker threads, after the review", function()
+  after_each(support.assert_clean)
+
+  it("a task cancelled before it awaits a call never runs it", function()
+    local path = os.tmpname()
+    os.remove(path)
+    local cancelled = support.run(function()
+      local t = asyncio.create_task(function()
+        asyncio.current_task():cancel()
+        await(asyncio.to_thread(function(p) assert(io.open(p, "w")):close() end, path))
+      end)
+      local ok, e = pcall(await, t)
+      await(asyncio.to_thread(function() end))  -- the default pool's queue is empty after it
+      return not ok and asyncio.CancelledError:is(e)
+    end)
+    local ran = io.open(path) ~= nil
+    os.remove(path)
+    assert.is_true(cancelled)
+    assert.is_false(ran)
+  end)
+
+  it("a burst of calls starts as many threads as the pool may have: four that wait for each other all meet", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    local met = support.run(function()
+      local pool <close> = asyncio.worker_pool{size = 4}
+      await(pool:call(function() end))  -- one idle thread: the next four must not all wait for it
+      local calls = {}
+      for i = 1, 4 do
+        calls[i] = pool:call(function(d, me, code)
+          local wait = load(code)
+          assert(io.open(d .. "/" .. me, "w")):close()
+          for k = 1, 4 do if not wait(d .. "/" .. k, 2000) then return false end end
+          return true
+        end, dir, tostring(i), string.dump(wait_file))
+      end
+      return await(asyncio.gather(calls))
+    end)
+    os.execute("rm -rf " .. dir)
+    assert.same({true, true, true, true, n = 4}, met)
+  end)
+
+  it("says clearly what went wrong: awaited twice, C closures, many results, a failing __tostring", function()
+    local twice, closure, many, badstr = support.run(function()
+      local call = asyncio.to_thread(function() return 1 end)
+      await(call)
+      local _, e1 = pcall(await, call)
+      local _, e2 = pcall(asyncio.to_thread, string.gmatch("a", "a"))
+      local _, e3 = pcall(await, asyncio.to_thread(function() return table.unpack({}, 1, 20000) end))
+      local _, e4 = pcall(await, asyncio.to_thread(function()
+        local function raiser() error(setmetatable({}, {__tostring = function() error("no text") end})) end
+        raiser()
+      end))
+      return e1, e2, e3, e4
+    end)
+    assert.matches("threads_spec.lua:%d+: 'to_thread': this call was awaited already", twice)
+    assert.matches("#1 to 'to_thread' %(a C function cannot be sent", closure)
+    assert.matches("returned 20000 values; at most 8000 come back", many.message)
+    assert.equal("(error object is a table value)", badstr.message)
+    assert.matches("in local 'raiser'", badstr.worker_traceback)
+  end)
+
+  it("a pool's workers require from the package.path of the pool's making", function()
+    local path = support.run(function()
+      local saved = package.path
+      package.path = "/made/?.lua;" .. saved
+      local pool <close> = asyncio.worker_pool{size = 1}
+      package.path = "/first-call/?.lua;" .. saved
+      local p = await(pool:call(function() return package.path end))
+      package.path = saved
+      return p
+    end)
+    assert.matches("^/made/%?%.lua;", path)
+  end)
+
+  it("a loop run inside a worker leaves Ctrl-C and signal handlers to the program's loop", function()
+    local out = support.sh(support.LUA .. [[ -e '
+      local asyncio = require "asyncio"
+      local ok, err = pcall(asyncio.run, function()
+        print(asyncio.await(asyncio.to_thread(function()
+          local a = require "asyncio"
+          return a.run(function()
+            local ok, e = pcall(a.get_running_loop().add_signal_handler, a.get_running_loop(), "SIGUSR1", print)
+            return tostring(ok) .. " " .. tostring(e)
+          end)
+        end)))
+        io.stdout:flush()
+        local pid = math.tointeger(io.open("/proc/self/stat"):read("n"))
+        asyncio.await(asyncio.await(asyncio.create_subprocess_exec("kill", "-INT", pid)):wait())
+        asyncio.await(asyncio.sleep(5))
+        print("not interrupted")
+      end)
+      print(ok, asyncio.KeyboardInterrupt:is(err))' 2>&1]])
+    assert.matches("false [^\n]*signal handlers belong to the program's own thread", out)
+    assert.matches("\nfalse\ttrue\n$", out)
+  end)
+
+  it("every stuck pool is reported at the loop's close, and a host that closes its state goes on", function()
+    local out = support.lua_run([[
+      local asyncio = require "asyncio"
+      asyncio.run(function()
+        for _ = 1, 3 do
+          local pool = asyncio.worker_pool{size = 1, join_timeout = 0.2}
+          asyncio.create_task(pool:call(function() while true do end end))
+        end
+        asyncio.await(asyncio.sleep(0.05))
+      end)
+      print("closed")
+    ]])
+    local n = select(2, out:gsub("still running a call %(or init%) 0.2 s after the loop closed", ""))
+    assert.equal(3, n)
+    assert.matches("closed\n$", out)
+    -- a C host whose worker outlives lua_close: the module stays loaded
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    local f = assert(io.open(dir .. "/host.c", "w"))
+    f:write([[
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <unistd.h>
+int main (void) {
+  lua_State *L = luaL_newstate();
+  luaL_openlibs(L);
+  if (luaL_dostring(L, "local asyncio = require 'asyncio' "
+      "asyncio.run(function() local p = asyncio.worker_pool{size = 1, join_timeout = 0} "
+      "asyncio.create_task(p:call(function() local t = os.clock() while os.clock() - t < 0.5 do end end)) "
+      "asyncio.await(asyncio.sleep(0.05)) end)") != 0)
+    fprintf(stderr, "%s\n", lua_tostring(L, -1));
+  lua_close(L);
+  usleep(1500000);  /* the worker comes back meanwhile */
+  printf("host survived\n");
+  return 0;
+}
+]])
+    f:close()
+    local built, code = support.sh(("cc %s/host.c $(pkg-config --cflags --libs lua5.4) -o %s/host")
+      :format(dir, dir))
+    assert.equal(0, code, built)
+    local ran, rcode = support.sh(('LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/?.so;;" %s/host')
+      :format(dir))
+    os.execute("rm -rf " .. dir)
+    assert.equal(0, rcode, ran)
+    assert.matches("host survived", ran)
   end)
 end)
 

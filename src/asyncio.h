@@ -202,6 +202,8 @@ void asyncio_copy_free (CopyBuf *b);
 
 /* worker.c: worker threads; close_loop shuts the loop's pools down first */
 struct Pool;
+void asyncio_note_owner (void);
+int asyncio_in_worker (void);
 void asyncio_worker_open (lua_State *L);
 void asyncio_pools_shutdown (Loop *lp);
 

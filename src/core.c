@@ -107,7 +107,8 @@ static void ignore_sigpipe (void) {
 
 
 LUAMOD_API int luaopen_asyncio_core (lua_State *L) {
-  ignore_sigpipe();
+  asyncio_note_owner();
+  if (!asyncio_in_worker()) ignore_sigpipe();  /* (set already, by the program's thread) */
   luaL_newmetatable(L, ASYNCIO_LOOP);   /* with __name, for error messages */
   luaL_newmetatable(L, ASYNCIO_QUEUE);
   lua_createtable(L, 3, 0);

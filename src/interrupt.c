@@ -70,9 +70,12 @@ void asyncio_on_wakeup (uv_async_t *a) {
 
 
 /* run() starts: watch SIGINT for 'lp', unless the host ignores it (a
-** program started in the background: Ctrl-C is not meant for it). */
+** program started in the background: Ctrl-C is not meant for it), or 'lp'
+** runs in a worker thread (worker.c): Ctrl-C is for the program's own
+** loop, and 'watching' and 'saved' are the process's. */
 void asyncio_sigint_watch (Loop *lp) {
   struct sigaction sa;
+  if (asyncio_in_worker()) return;
   if (sigaction(SIGINT, NULL, &saved) != 0) return;
   if (!(saved.sa_flags & SA_SIGINFO) && saved.sa_handler == SIG_IGN) return;
   memset(&sa, 0, sizeof sa);

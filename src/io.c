@@ -101,7 +101,9 @@ static char libsource[512];
 
 /* core.interrupt_config tells it (interrupt.c). */
 void asyncio_set_libsource (const char *dir, size_t n) {
-  if (n + 2 > sizeof libsource) return;
+  /* a worker thread's state loading asyncio must not rewrite it under the
+  ** loop's thread, which reads it */
+  if (n + 2 > sizeof libsource || asyncio_in_worker()) return;
   libsource[0] = '@';
   memcpy(libsource + 1, dir, n + 1);
 }

@@ -118,7 +118,7 @@ static int core_signal_number (lua_State *L) {
 
 
 /* core.signal_start(loop, signum, fn, arg, [weak]) -> handler | nil, err,
-** msg: fn(arg) runs on the loop after 'signum' arrives. A weak handler
+** msg (EWORKER: in a worker thread): fn(arg) runs on the loop after 'signum' arrives. A weak handler
 ** does not keep the loop running (the SIGQUIT task dump). */
 static int core_signal_start (lua_State *L) {
   Loop *lp = asyncio_checkloop(L, 1);
@@ -126,6 +126,13 @@ static int core_signal_start (lua_State *L) {
   SigBox *b;
   Sig *s;
   luaL_checktype(L, 3, LUA_TFUNCTION);
+  if (asyncio_in_worker()) {  /* dispositions and 'watchers' are the process's */
+    lua_pushnil(L);
+    lua_pushliteral(L, "EWORKER");
+    lua_pushliteral(L, "signal handlers belong to the program's own thread, not to a loop "
+                       "in a worker thread");
+    return 3;
+  }
   lua_settop(L, 5);
   b = (SigBox *)lua_newuserdatauv(L, sizeof *b, 1);
   b->s = NULL;

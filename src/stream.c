@@ -197,15 +197,17 @@ static void drop_unread (Stream *s) {
 */
 #define GRACE_MS  10000
 
+/* What the peer sends now is read into a buffer of its own and dropped
+** (not a static one: a loop may run in a worker thread too). Without
+** memory, libuv reports UV_ENOBUFS: the stream is closed at once. */
 static void sink_alloc (uv_handle_t *h, size_t hint, uv_buf_t *buf) {
-  static char sink[READ_CHUNK];  /* what the peer sends now is dropped */
   (void)h; (void)hint;
-  buf->base = sink;
-  buf->len = sizeof sink;
+  buf->base = (char *)malloc(4096);
+  buf->len = buf->base ? 4096 : 0;
 }
 
 static void sink_read (uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
-  (void)buf;
+  free(buf->base);
   if (nread < 0) close_handle((Stream *)h->data);  /* the peer's EOF, or an error */
 }
 

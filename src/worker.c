@@ -23,6 +23,8 @@
 **
 ** What a call means (results, errors, cancellation) is threads.lua's.
 */
+#define _GNU_SOURCE  /* dladdr */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -67,8 +69,30 @@ typedef struct Worker {
   Pool *pool;
   Job *job;                  /* the one it runs, under the lock */
   CopyBuf initout;           /* init's error, on its way out */
-  int started, exited, joined;
+  int started;               /* a thread runs (or ran) in this slot */
+  int exited;                /* ... and has left worker_main (under the lock) */
+  int detached;              /* ... left running at the loop's close */
 } Worker;
+
+/* The thread that loaded the module first: the program's own. A loop run
+** in any other (a worker that requires asyncio) must not take Ctrl-C,
+** signal handlers and the other process-wide settings from the loop of
+** the program's thread. (No thread-local variable: in a module loaded
+** with dlopen, glibc allocates those on a thread's first use and aborts
+** the process when it cannot.) */
+static pthread_t owner;
+static int owner_known;
+
+void asyncio_note_owner (void) {
+  if (!owner_known) {  /* before any worker exists: they all start after it */
+    owner = pthread_self();
+    owner_known = 1;
+  }
+}
+
+int asyncio_in_worker (void) {
+  return owner_known && !pthread_equal(pthread_self(), owner);
+}
 
 struct Pool {
   asyncio_closer closer;     /* first: the loop closes leftovers with it */
@@ -80,11 +104,15 @@ struct Pool {
   uv_cond_t gone;            /* a worker exited */
   Job *head, *tail;          /* queued */
   Job *done, *donetail;      /* finished, for the loop */
-  int size, nthreads, idle, alive;
+  int size;
+  int alive;                 /* threads started and not exited */
+  int idle;                  /* ... of them waiting for a job */
+  int queued;                /* jobs in the queue */
   int closing;               /* no more calls; workers leave once the queue is empty */
   int async_open;            /* workers may send on 'async' */
   int refs;
   char *broken;              /* init's error: the pool runs nothing more */
+  char *startfail;           /* why the last worker could not start, or NULL */
   char *init;                /* init's bytecode, or NULL */
   size_t ninit;
   CopyBuf initargs;          /* its arguments (read by every worker, written by none) */
@@ -132,6 +160,7 @@ static void free_pool (Pool *p) {
   uv_cond_destroy(&p->work);
   uv_cond_destroy(&p->gone);
   free(p->broken);
+  free(p->startfail);
   free(p->init);
   asyncio_copy_free(&p->initargs);
   free(p->path);
@@ -195,6 +224,18 @@ static void push_function (lua_State *L, const char *code, size_t n) {
 }
 
 
+/* luaL_tolstring, for a protected call: an error value's __tostring may
+** raise too. */
+static int tostring_body (lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+
+/* More results than this do not come back (the loop's C stack takes them
+** all at once). */
+#define MAXRESULTS 8000
+
 /* Run function 'code' with the values of 'in' in L (protected by the
 ** caller); the results, or the error (message, traceback, value), go to
 ** 'out'. Returns the outcome. */
@@ -206,11 +247,16 @@ static int run_code (lua_State *L, const char *code, size_t ncode, const CopyBuf
   push_function(L, code, ncode);
   nargs = asyncio_copy_read(L, in->p, in->n);
   if (lua_pcall(L, nargs, LUA_MULTRET, base) == LUA_OK) {
-    int pos = asyncio_copy_write(L, base + 1, lua_gettop(L) - base, out, why);
+    int nres = lua_gettop(L) - base;
+    int pos = nres > MAXRESULTS ? -1 : asyncio_copy_write(L, base + 1, nres, out, why);
     if (pos == 0) return OUT_OK;
     lua_settop(L, base);
-    lua_pushfstring(L, "result %d of the worker's function is %s, which cannot be copied "
-                       "back from a worker thread", pos, why);
+    if (pos < 0)
+      lua_pushfstring(L, "the worker's function returned %d values; at most %d come back",
+                      nres, MAXRESULTS);
+    else
+      lua_pushfstring(L, "result %d of the worker's function is %s, which cannot be copied "
+                         "back from a worker thread", pos, why);
     lua_pushliteral(L, "");
   }
   else {
@@ -218,7 +264,12 @@ static int run_code (lua_State *L, const char *code, size_t ncode, const CopyBuf
     if (lua_type(L, -1) != LUA_TSTRING) { lua_pop(L, 1); lua_pushliteral(L, ""); }
     lua_pushnil(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &traceback_key);
-    luaL_tolstring(L, base + 1, NULL);  /* the message */
+    lua_pushcfunction(L, tostring_body);  /* the message */
+    lua_pushvalue(L, base + 1);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+      lua_pop(L, 1);
+      lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, base + 1));
+    }
     lua_insert(L, -2);
     lua_pushvalue(L, base + 1);         /* the value itself, if it copies */
     if (asyncio_copy_write(L, lua_gettop(L) - 2, 3, out, why) == 0) return OUT_ERROR;
@@ -250,11 +301,9 @@ static void run_job (lua_State *L, Job *j) {
 }
 
 
-/* A worker's state: the standard libraries, the cache, then init (whose
-** error is raised as its message). */
+/* A worker's state: the standard libraries, the cache, the paths. */
 static int open_state (lua_State *L) {
-  Worker *w = (Worker *)lua_touserdata(L, 1);
-  Pool *p = w->pool;
+  Pool *p = (Pool *)lua_touserdata(L, 1);
   luaL_openlibs(L);
   lua_newtable(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &cache_key);
@@ -264,6 +313,14 @@ static int open_state (lua_State *L) {
   lua_pushstring(L, p->cpath);
   lua_setfield(L, -2, "cpath");
   lua_pop(L, 1);
+  return 0;
+}
+
+
+/* Then init, whose error is raised as its message. */
+static int run_init (lua_State *L) {
+  Worker *w = (Worker *)lua_touserdata(L, 1);
+  Pool *p = w->pool;
   if (p->init != NULL && run_code(L, p->init, p->ninit, &p->initargs, &w->initout) != OUT_OK) {
     lua_settop(L, 0);
     asyncio_copy_read(L, w->initout.p, w->initout.n);
@@ -274,42 +331,65 @@ static int open_state (lua_State *L) {
 }
 
 
+/* Under the lock: every queued call fails with 'why'. */
+static void fail_queued (Pool *p, const char *why) {
+  Job *j;
+  while ((j = p->head) != NULL) {
+    p->head = j->next;
+    p->queued--;
+    fail_job(j, OUT_FAILED, why);
+    push_done(p, j);
+  }
+  p->tail = NULL;
+}
+
+
 /* Under the lock: init failed; nothing more runs, queued calls fail. */
 static void break_pool (Pool *p, const char *msg) {
-  Job *j;
   if (p->broken == NULL) {
     size_t n = strlen(msg) + 40;
     p->broken = (char *)malloc(n);
     if (p->broken) snprintf(p->broken, n, "worker_pool: init failed: %s", msg);
   }
-  while ((j = p->head) != NULL) {
-    p->head = j->next;
-    fail_job(j, OUT_FAILED, p->broken);
-    push_done(p, j);
-  }
-  p->tail = NULL;
+  fail_queued(p, p->broken);
   uv_cond_broadcast(&p->work);
+}
+
+
+/* Push the error message of a failed protected call. */
+static const char *error_text (lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  return msg ? msg : "error object is not a string";
 }
 
 
 static void worker_main (void *arg) {
   Worker *w = (Worker *)arg;
   Pool *p = w->pool;
-  lua_State *L = luaL_newstate();
-  const char *err = NULL;
-  if (L == NULL) err = "not enough memory for a Lua state";
+  lua_State *L;
+  const char *starterr = NULL, *initerr = NULL;
+  L = luaL_newstate();
+  if (L == NULL) starterr = "not enough memory for a Lua state";
   else {
     lua_pushcfunction(L, open_state);
-    lua_pushlightuserdata(L, w);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-      err = lua_tostring(L, -1);
-      if (err == NULL) err = "error object is not a string";
+    lua_pushlightuserdata(L, p);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) starterr = error_text(L);
+    else {
+      lua_pushcfunction(L, run_init);
+      lua_pushlightuserdata(L, w);
+      if (lua_pcall(L, 1, 0, 0) != LUA_OK) initerr = error_text(L);
     }
     asyncio_copy_free(&w->initout);
   }
   uv_mutex_lock(&p->mu);
-  if (err != NULL) break_pool(p, err);
-  for (;;) {
+  if (initerr != NULL) break_pool(p, initerr);
+  if (starterr != NULL) {  /* this worker cannot run: the others (or a later one) will */
+    size_t n = strlen(starterr) + 50;
+    free(p->startfail);
+    p->startfail = (char *)malloc(n);
+    if (p->startfail) snprintf(p->startfail, n, "worker_pool: cannot start a worker: %s", starterr);
+  }
+  while (starterr == NULL) {
     Job *j;
     while (p->head == NULL && !p->closing && p->broken == NULL) {
       p->idle++;
@@ -320,6 +400,7 @@ static void worker_main (void *arg) {
     j = p->head;
     p->head = j->next;
     if (p->head == NULL) p->tail = NULL;
+    p->queued--;
     if (j->cancelled) { fail_job(j, OUT_CANCELLED, NULL); push_done(p, j); continue; }
     w->job = j;
     uv_mutex_unlock(&p->mu);
@@ -340,13 +421,34 @@ static void worker_main (void *arg) {
 }
 
 
-/* Under the lock: start one more worker. Returns 0 or a libuv error. The
-** thread starts with every signal blocked: signals are the loop's (a
-** Ctrl-C must reach the thread that runs the loop). */
+/* Keep this module loaded for the life of the process once it has
+** started a thread: a worker left running at the loop's close (see
+** shutdown_pool) may come back after the host's lua_close, which unloads
+** the module its code is in. */
+static void pin_module (void) {
+  static int pinned = 0;
+  Dl_info info;
+  if (pinned) return;
+  pinned = 1;
+  if (dladdr(&pinned, &info) && info.dli_fname != NULL)
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE);  /* a reference never dropped */
+}
+
+
+/* Under the lock: start one more worker, in a free slot. Returns 0, a
+** libuv error, or NOSLOT: every slot's thread has exited but is not yet
+** joined (join_exited, which must not hold the lock, frees them). The thread starts with every signal blocked: signals are
+** the loop's (a Ctrl-C must reach the thread that runs the loop). */
+#define NOSLOT 1
 static int start_worker (Pool *p) {
-  Worker *w = &p->workers[p->nthreads];
+  Worker *w = NULL;
   sigset_t all, old;
-  int r;
+  int i, r;
+  for (i = 0; i < p->size && w == NULL; i++)
+    if (!p->workers[i].started) w = &p->workers[i];
+  if (w == NULL) return NOSLOT;
+  pin_module();
+  memset(w, 0, sizeof *w);
   w->pool = p;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -354,7 +456,6 @@ static int start_worker (Pool *p) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (r != 0) return r;
   w->started = 1;
-  p->nthreads++;
   p->alive++;
   p->refs++;
   return 0;
@@ -374,18 +475,20 @@ static void on_pool_closed (uv_handle_t *h) {
 
 
 /* Join the workers that have exited (they are about to, or have, left
-** worker_main: the join is short). */
+** worker_main: the join is short); their slots are free again. */
 static void join_exited (Pool *p) {
   int i;
-  for (i = 0; i < p->nthreads; i++) {
+  for (i = 0; i < p->size; i++) {
     Worker *w = &p->workers[i];
     int exited;
     uv_mutex_lock(&p->mu);
     exited = w->exited;
     uv_mutex_unlock(&p->mu);
-    if (w->started && exited && !w->joined) {
+    if (w->started && exited && !w->detached) {
       uv_thread_join(&w->tid);
-      w->joined = 1;
+      uv_mutex_lock(&p->mu);
+      w->started = w->exited = 0;
+      uv_mutex_unlock(&p->mu);
     }
   }
 }
@@ -407,20 +510,21 @@ static void on_async (uv_async_t *a) {
   Job *j;
   int finished;
   uv_mutex_lock(&p->mu);
+  if (p->alive == 0 && p->head != NULL && p->startfail != NULL)
+    fail_queued(p, p->startfail);  /* nobody could start to take them */
   j = p->done;
   p->done = p->donetail = NULL;
   finished = p->closing && p->alive == 0 && p->async_open;
   if (finished) p->async_open = 0;
   uv_mutex_unlock(&p->mu);
+  join_exited(p);
   while (j != NULL) {
     Job *next = j->next;
     deliver(p, j);
     j = next;
   }
-  if (finished) {  /* closed and every worker gone: the pool's end */
-    join_exited(p);
+  if (finished)  /* closed and every worker gone: the pool's end */
     uv_close((uv_handle_t *)&p->async, on_pool_closed);
-  }
 }
 
 
@@ -456,15 +560,16 @@ static void orphan (Job *j) {
 
 /*
 ** The loop is closing (close_loop, before its handles are closed): queued
-** calls are dropped, and the workers are given 'join_timeout' seconds to
-** finish the call they run and exit. One still running after that is
-** reported on stderr and left behind (detached): its Lua state and the
-** pool live on until it comes back, and it then exits on its own.
+** calls are dropped, and the workers have until 'join_timeout' seconds
+** after 'start' (one moment for all the loop's pools) to finish the call
+** they run and exit. One still running then is reported on stderr and
+** left behind (detached): its Lua state and the pool live on until it
+** comes back, and it then exits on its own.
 */
-static void shutdown_pool (Pool *p) {
+static void shutdown_pool (Pool *p, uint64_t start) {
   Job *j;
-  int i, stuck;
-  uint64_t deadline;
+  int i, stuck = 0;
+  uint64_t deadline = start + (uint64_t)(p->join_timeout * 1e9);
   uv_mutex_lock(&p->mu);
   p->closing = 1;
   while ((j = p->head) != NULL) {
@@ -473,15 +578,17 @@ static void shutdown_pool (Pool *p) {
     free_job(j);
   }
   p->tail = NULL;
+  p->queued = 0;
   uv_cond_broadcast(&p->work);
-  deadline = uv_hrtime() + (uint64_t)(p->join_timeout * 1e9);
   while (p->alive > 0) {
     uint64_t now = uv_hrtime();
     if (now >= deadline || uv_cond_timedwait(&p->gone, &p->mu, deadline - now) != 0) break;
   }
-  stuck = p->alive;
-  for (i = 0; i < p->nthreads; i++)
-    if (p->workers[i].job != NULL) orphan(p->workers[i].job);
+  for (i = 0; i < p->size; i++) {
+    Worker *w = &p->workers[i];
+    if (w->job != NULL) orphan(w->job);
+    if (w->started && !w->exited) { w->detached = 1; stuck++; }
+  }
   while ((j = p->done) != NULL) {
     p->done = j->next;
     orphan(j);
@@ -492,13 +599,11 @@ static void shutdown_pool (Pool *p) {
   uv_mutex_unlock(&p->mu);
   join_exited(p);
   if (stuck > 0) {
-    fprintf(stderr, "asyncio: worker_pool: %d worker thread%s still running a call %g s after "
-            "the loop closed; left running\n", stuck, stuck == 1 ? "" : "s", p->join_timeout);
-    for (i = 0; i < p->nthreads; i++)
-      if (p->workers[i].started && !p->workers[i].joined) {
-        pthread_detach((pthread_t)p->workers[i].tid);
-        p->workers[i].joined = 1;
-      }
+    fprintf(stderr, "asyncio: worker_pool: %d worker thread%s still running a call (or init) "
+            "%g s after the loop closed; left running\n", stuck, stuck == 1 ? "" : "s",
+            p->join_timeout);
+    for (i = 0; i < p->size; i++)
+      if (p->workers[i].detached) pthread_detach((pthread_t)p->workers[i].tid);
   }
   p->inflight = 0;
 }
@@ -506,7 +611,8 @@ static void shutdown_pool (Pool *p) {
 
 void asyncio_pools_shutdown (Loop *lp) {
   Pool *p;
-  for (p = lp->pools; p != NULL; p = p->next) shutdown_pool(p);
+  uint64_t start = uv_hrtime();
+  for (p = lp->pools; p != NULL; p = p->next) shutdown_pool(p, start);
 }
 
 
@@ -600,13 +706,12 @@ static int pool_close (lua_State *L) {
 /* pool:_info() -> threads started, idle, queued + running (or nil: closed) */
 static int pool_info (lua_State *L) {
   Pool *p = checkpool(L);
-  Job *j;
   int queued = 0, running;
   if (p == NULL) return 0;
   uv_mutex_lock(&p->mu);
-  for (j = p->head; j != NULL; j = j->next) queued++;
+  queued = p->queued;
   running = p->alive - p->idle;
-  lua_pushinteger(L, p->nthreads);
+  lua_pushinteger(L, p->alive);
   lua_pushinteger(L, p->idle);
   lua_pushinteger(L, queued);
   lua_pushinteger(L, running);
@@ -667,7 +772,11 @@ static int pool_submit (lua_State *L) {
   CallBox *b = checkcall(L, 2);
   Job *j = b->job;
   int r = 0;
-  luaL_argcheck(L, j != NULL && !b->submitted, 2, "call already submitted");
+  if (j == NULL || b->submitted) {  /* awaited again */
+    lua_pushnil(L);
+    lua_pushliteral(L, "submitted");
+    return 2;
+  }
   if (p == NULL) { lua_pushnil(L); lua_pushliteral(L, "closed"); return 2; }
   uv_mutex_lock(&p->mu);
   if (p->broken != NULL || p->closing) {
@@ -678,8 +787,16 @@ static int pool_submit (lua_State *L) {
     lua_pushstring(L, p->broken);
     return 3;
   }
-  if (p->idle == 0 && p->nthreads < p->size) {
+  /* a thread more if the queue, with this call, outnumbers the idle ones */
+  if (p->queued + 1 > p->idle && p->alive < p->size) {
     r = start_worker(p);
+    if (r == NOSLOT) {
+      uv_mutex_unlock(&p->mu);
+      join_exited(p);
+      uv_mutex_lock(&p->mu);
+      r = start_worker(p);
+      if (r == NOSLOT) r = UV_EAGAIN;  /* (cannot be: alive < size) */
+    }
     if (r != 0 && p->alive > 0) r = 0;  /* the running ones will take it */
   }
   if (r == 0) {
@@ -688,6 +805,7 @@ static int pool_submit (lua_State *L) {
     j->next = NULL;
     if (p->tail) p->tail->next = j; else p->head = j;
     p->tail = j;
+    p->queued++;
     uv_cond_signal(&p->work);
   }
   uv_mutex_unlock(&p->mu);

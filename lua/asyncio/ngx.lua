@@ -467,6 +467,7 @@ function Tcp:setkeepalive(timeout, size)
   end
   if self._state ~= "connected" then return nil, "closed" end
   intask("setkeepalive")
+  if (self._reading or 0) > 0 then return nil, "socket busy reading" end
   if sockbuf.buffered(self) > 0 then return nil, "connection in dubious state" end
   if self._eof or self._writer:is_closing() or self._reader:at_eof() then
     self:close()

@@ -54,7 +54,12 @@ local function readchunk(reader) return reader:read(CHUNK) end
 -- the bytes stay in the reader.
 function M.fill(s, start)
   if s._eof then return nil, "closed" end
-  local ok, data = timed(s:_limit(start), readchunk, s._reader)
+  -- s._reading counts the waits in progress (setkeepalive refuses a busy
+  -- socket); a cancellation passes through timed, so it is counted here
+  s._reading = (s._reading or 0) + 1
+  local done, ok, data = pcall(timed, s:_limit(start), readchunk, s._reader)
+  s._reading = s._reading - 1
+  if not done then error(ok, 0) end
   if not ok then
     if data == "closed" then s._eof = true end
     return nil, data

@@ -29,14 +29,14 @@ local function bytecode(fn, n, fname, what)
   if code then return code end
   local prefix = what and what .. ": " or ""
   argcheck(type(fn) == "function", n, fname, prefix .. typeerror("function", fn))
+  argcheck(debug.getinfo(fn, "S").what ~= "C", n, fname, prefix .. "a C function cannot be sent "
+    .. "to a worker thread (call it from a Lua function that requires its module)")
   for i = 1, math.huge do
     local name = debug.getupvalue(fn, i)
     if name == nil then break end
     argcheck(name == "_ENV", n, fname, ("%sfunction uses upvalue '%s', but a worker thread "
       .. "runs it in a Lua state of its own: pass the value as an argument"):format(prefix, name))
   end
-  argcheck(debug.getinfo(fn, "S").what ~= "C", n, fname, prefix .. "a C function cannot be sent "
-    .. "to a worker thread (call it from a Lua function that requires its module)")
   local dumped = string.dump(fn)  -- (its only error now: memory)
   dumps[fn] = dumped
   return dumped
@@ -71,8 +71,10 @@ function M.worker_pool(opts)
   local join = opts.join_timeout == nil and 30 or opts.join_timeout
   argcheck(type(join) == "number" and join >= 0 and join <= 1e6, 1, "worker_pool",
     "join_timeout must be a number of seconds from 0 to 1e6")
+  -- the workers' require looks where the program's does now
   return setmetatable({_size = size, _init = init, _join = join, _loop = false,
-                       _core = false, _closed = false}, WorkerPool)
+                       _core = false, _closed = false, _path = package.path,
+                       _cpath = package.cpath}, WorkerPool)
 end
 
 local CLOSED = "the worker pool is closed"
@@ -87,7 +89,7 @@ local function core_of(pool, t, fname)
     return pool._core
   end
   local c, name, msg = core.pool_new(t._loop._core, pool._size, pool._init, pool._join,
-    package.path, package.cpath)
+    pool._path, pool._cpath)
   if not c then throw(errors.oserror(name, msg, "worker_pool")) end
   pool._loop, pool._core = t._loop, c
   return c
@@ -99,7 +101,10 @@ local function settle(t, box, status, ...)
   if status == false then  -- not back yet: wait, and ask again
     local refused = wait_object(t, box)
     if refused then raise(refused) end
-    if t._must_cancel then raise_cancel(t) end
+    if t._must_cancel then
+      box:_abort()  -- (if it has not started, it never will)
+      raise_cancel(t)
+    end
     return settle(t, box, box:_result())
   end
   if status == "error" then
@@ -112,9 +117,15 @@ local function settle(t, box, status, ...)
 end
 
 local function run_call(t, pool, box, fname)
-  local ok, why, msg = core_of(pool, t, fname):_submit(box)
+  local c = core_of(pool, t, fname)
+  task.check_wait()  -- refused, or cancelled already: nothing is queued
+  if t._must_cancel then raise_cancel(t) end
+  local ok, why, msg = c:_submit(box)
   if not ok then
     if why == "closed" then raise(("'%s': %s"):format(fname, CLOSED)) end
+    if why == "submitted" then
+      raise(("'%s': this call was awaited already (a call is awaited once)"):format(fname))
+    end
     if why == "broken" then throw(ThreadError(msg)) end
     throw(errors.oserror(why, msg, "start a worker thread"))
   end
