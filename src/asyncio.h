@@ -191,6 +191,7 @@ void asyncio_udp_open (lua_State *L);
 void asyncio_fs_open (lua_State *L);
 void asyncio_signal_open (lua_State *L);
 void asyncio_resolve_open (lua_State *L);
+void asyncio_fdpipe_open (lua_State *L);  /* fdpipe.c */
 
 /* tls.c: a TLS engine over memory BIOs (see there); stream.c runs it. */
 typedef struct asyncio_tls asyncio_tls;

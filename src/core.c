@@ -123,6 +123,7 @@ LUAMOD_API int luaopen_asyncio_core (lua_State *L) {
   asyncio_process_open(L);
   asyncio_udp_open(L);
   asyncio_fs_open(L);
+  asyncio_fdpipe_open(L);
   asyncio_tls_open(L);
   asyncio_interrupt_open(L);
   lua_pushcfunction(L, core_metatable);
