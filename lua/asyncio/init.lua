@@ -86,6 +86,7 @@ local asyncio = {
   ssl_context = ssl.ssl_context,
   SSLContext = ssl.SSLContext,
   subprocess = {PIPE = "pipe", DEVNULL = "devnull", STDOUT = "stdout", INHERIT = "inherit"},
+  cluster = require "asyncio.cluster",
 }
 
 for name, class in pairs(errors) do
