@@ -281,6 +281,7 @@ local PROBES = {
   ["asyncio.SSLContextOptions"] = function(o) asyncio.ssl_context(o) end,
   ["asyncio.OpenUDPOptions"] = function(o) return asyncio.open_udp(o) end,
   ["asyncio.SubprocessOptions"] = function(o) return asyncio.create_subprocess_shell("true", o) end,
+  ["asyncio.ClusterOptions"] = function(o) asyncio.cluster.run(o) end,
 }
 
 -- Run probe 'fn' with {[key] = false}: is the key refused as unknown?
