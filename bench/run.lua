@@ -49,6 +49,12 @@ local WORKLOADS = {
   -- each runtime's keep-alive HTTP server under wrk -t1 -c64 for n seconds
   {id = "W9", title = "W9 HTTP hello, requests/s", n = 5, smoke = 1, higher = true, server = true},
   {id = "W9p99", title = "W9 HTTP hello, p99 latency", higher = false, derived = "W9"},
+  -- W9 on asyncio.cluster, lua-asyncio alone: 1 and 2 worker processes on
+  -- one port (issue 21); wrk shares the machine's cores with them
+  {id = "W9w1", title = "W9w1 HTTP, 1 worker, requests/s", n = 5, smoke = 1, higher = true,
+   server = true, listeners = 1, runtimes = {asyncio = true}},
+  {id = "W9w2", title = "W9w2 HTTP, 2 workers, requests/s", n = 5, smoke = 1, higher = true,
+   server = true, listeners = 2, runtimes = {asyncio = true}},
   -- n runs of /bin/true, 4 at a time (issue 12)
   {id = "W10", title = "W10 processes, spawns/s", n = 1000, smoke = 8, higher = true,
    metric = function(r, n) return n / r.elapsed end},
@@ -82,6 +88,8 @@ local GOALS = {
   {"W10", "node", ">=", 1.0},
   {"W11", "node", ">=", 1.0},
   {"W12", "node", ">=", 1.0}, {"W12", "cp", ">=", 0.5},
+  -- issue 21 (2 workers against 1, on a 2-core machine)
+  {"W9w2", "W9w1", ">=", 1.4},
 }
 
 local function parse_args(argv)
@@ -144,7 +152,8 @@ local function run_server(rt, w, secs)
     local f = io.open(log)
     local text = f and f:read("a") or ""
     if f then f:close() end
-    if text:match("listening") then up = true; break end
+    local _, listening = text:gsub("listening", "")
+    if listening >= (w.listeners or 1) then up = true; break end
     sh("sleep 0.1")
   end
   local out = up and sh(("wrk -t1 -c%d -d%ds --latency http://127.0.0.1:%d/"):format(
@@ -165,6 +174,9 @@ local function run_server(rt, w, secs)
   end
   return {rps = rps, p99 = tonumber(p99) * (scale_ms[unit] or 1)}
 end
+
+-- The machine's core count, printed beside the ratios that depend on it.
+local CORES = (sh("nproc"):match("%d+")) or "?"
 
 local function median(t)
   if #t == 0 then return nil end
@@ -262,7 +274,7 @@ local function main(argv)
       for k = 0, #runtimes - 1 do
         local rt = runtimes[(k + round - 1) % #runtimes + 1]
         local server_ok = not (rt.skip and rt.skip[w.id])
-        if w.derived then server_ok = false end
+        if w.derived or (w.runtimes and not w.runtimes[rt.id]) then server_ok = false end
         if w.server and server_ok and (not rt.only or rt.only[w.id]) then
           local r = run_server(rt, w, n)
           if r then
@@ -324,7 +336,8 @@ local function main(argv)
     print(table.concat(row, " | "))
   end
   print()
-  print("Goals (issue 20 for the core, issues 11 and 12 for I/O):")
+  print(("Goals (issue 20 for the core, issues 11 and 12 for I/O, 21 for workers; this machine " ..
+    "has %s cores):"):format(CORES))
   for _, g in ipairs(GOALS) do
     local wid, peer, op, bound = g[1], g[2], g[3], g[4]
     if med[wid] then
@@ -333,6 +346,7 @@ local function main(argv)
         local p = med[peer].asyncio
         value = (mine and p and p ~= 0) and mine / p or nil
         what = ("%s: lua-asyncio %s / its %s %s %.2f"):format(wid, wid, peer, op, bound)
+        if wid:match("^W9w") then what = what .. (" (%s cores)"):format(CORES) end
       elseif peer then
         local p = med[wid][peer]
         value = (mine and p and p ~= 0) and mine / p or nil
