@@ -68,7 +68,11 @@ local function start(cmd)
   f:write(("env --default-signal=SIGINT %s\necho \"exit=$?\" >%s\n"):format(cmd, h.status))
   f:close()
   local sh = support.spawn("sh " .. h.script, h.log)
-  h.pid = poll("the command to start", function() return children(sh)[1] end)
+  -- its pid (nil if it has ended already: a quick program)
+  local pid = poll("the command to start", function()
+    return children(sh)[1] or (readfile(h.status) and -1)
+  end)
+  h.pid = pid > 0 and pid or nil
   return h
 end
 
@@ -273,6 +277,41 @@ describe("asyncio.cluster.run", function()
     assert.equal(0, code, out)
     assert.equal(1, count(out, "worker 1: %-W|one|two words\n"), out)
     assert.equal(1, count(out, "worker 2: %-W|one|two words\n"), out)
+  end)
+
+  it("kills a worker that does not stop within stop_timeout of SIGTERM, and exits with 1", function()
+    support.with_file([[
+      local asyncio = require "asyncio"
+      os.exit(asyncio.cluster.run{workers = 2, stop_timeout = 0.5, main = function(id)
+        print("ready " .. id)
+        io.stdout:flush()
+        while true do pcall(asyncio.await, asyncio.sleep(10)) end  -- swallows its cancellation
+      end})
+    ]], function(path)
+      local h = start(("%s %s"):format(LUA, path))
+      poll("both workers", function() return count(output(h), "ready %d") == 2 end)
+      local workers = children(h.pid)
+      support.kill(h.pid, "TERM")
+      local code = status(h)
+      local out = output(h)
+      local left = alive(workers[1]) or alive(workers[2])
+      cleanup(h)
+      assert.equal(2, #workers)
+      assert.is_false(left)
+      assert.equal(1, code, out)
+      assert.equal(2, count(out, "cluster: worker %d %(pid %d+%) still running 0%.5 s after SIGTERM; killing it"), out)
+      assert.equal(2, count(out, "cluster: worker %d %(pid %d+%) was killed by SIGKILL while stopping"), out)
+    end)
+  end)
+
+  it("stops at once, with 1, when the workers' program cannot be started", function()
+    local out, code = program([[
+      local asyncio = require "asyncio"
+      os.exit(asyncio.cluster.run{workers = 2, argv = {"/nonexistent/lua5.4", "x.lua"}, main = print})
+    ]])
+    assert.equal(1, code, out)
+    assert.matches("cluster: worker 1 could not be started: [^\n]*FileNotFoundError", out)
+    assert.equal(0, count(out, "restart"), out)
   end)
 
   it("in this process: not a worker", function()
