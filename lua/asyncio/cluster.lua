@@ -213,8 +213,9 @@ local function keep(c, id)
     report("worker %d (pid %d) %s after %.1f s; restarting it in %.1f s%s", id, p.pid,
       ending(rc), lived, delay, quick > 0 and (" (its %s quick death in a row)"):format(ordinal(quick)) or "")
     restart = true
-    -- the back-off, cut short by a stop
-    pcall(await, asyncio.wait_for(c.wake:wait(), delay))
+    -- the back-off, cut short by a stop (asyncio.pcall: a cancellation of
+    -- this task goes through)
+    asyncio.pcall(await, asyncio.wait_for(c.wake:wait(), delay))
   end
 end
 
