@@ -49,6 +49,12 @@ local WORKLOADS = {
   -- each runtime's keep-alive HTTP server under wrk -t1 -c64 for n seconds
   {id = "W9", title = "W9 HTTP hello, requests/s", n = 5, smoke = 1, higher = true, server = true},
   {id = "W9p99", title = "W9 HTTP hello, p99 latency", higher = false, derived = "W9"},
+  -- W9 on asyncio.cluster, lua-asyncio alone: 1 and 2 worker processes on
+  -- one port (issue 21); wrk shares the machine's cores with them
+  {id = "W9w1", title = "W9w1 HTTP, 1 worker, requests/s", n = 5, smoke = 1, higher = true,
+   server = true, listeners = 1, peers = {asyncio = true}},
+  {id = "W9w2", title = "W9w2 HTTP, 2 workers, requests/s", n = 5, smoke = 1, higher = true,
+   server = true, listeners = 2, peers = {asyncio = true}},
   -- n runs of /bin/true, 4 at a time (issue 12)
   {id = "W10", title = "W10 processes, spawns/s", n = 1000, smoke = 8, higher = true,
    metric = function(r, n) return n / r.elapsed end},
@@ -95,6 +101,8 @@ local GOALS = {
   -- issue 21 (W13: on a machine of 2 cores or more)
   {"W13", "W13s", ">=", 1.7},
   {"W14", nil, ">=", 20000},
+  -- issue 21 (2 workers against 1, on a 2-core machine)
+  {"W9w2", "W9w1", ">=", 1.4},
 }
 
 local function parse_args(argv)
@@ -157,7 +165,8 @@ local function run_server(rt, w, secs)
     local f = io.open(log)
     local text = f and f:read("a") or ""
     if f then f:close() end
-    if text:match("listening") then up = true; break end
+    local _, listening = text:gsub("listening", "")
+    if listening >= (w.listeners or 1) then up = true; break end
     sh("sleep 0.1")
   end
   local out = up and sh(("wrk -t1 -c%d -d%ds --latency http://127.0.0.1:%d/"):format(
@@ -178,6 +187,9 @@ local function run_server(rt, w, secs)
   end
   return {rps = rps, p99 = tonumber(p99) * (scale_ms[unit] or 1)}
 end
+
+-- The machine's core count, printed beside the ratios that depend on it.
+local CORES = (sh("nproc"):match("%d+")) or "?"
 
 local function median(t)
   if #t == 0 then return nil end
@@ -307,8 +319,7 @@ local function main(argv)
   end
 
   print(("Medians of %d round(s)%s, on %s CPU(s). Higher is better for rates; lower for W2, W6 "
-    .. "and latency."):format(o.rounds, o.smoke and " (smoke sizes: the figures mean nothing)" or "",
-    (sh("nproc"):match("%d+") or "?")))
+    .. "and latency."):format(o.rounds, o.smoke and " (smoke sizes: the figures mean nothing)" or "", CORES))
   print()
   local head = {pad("workload", 32)}
   for _, rt in ipairs(runtimes) do head[#head + 1] = pad(rt.title, 15) end
@@ -338,7 +349,8 @@ local function main(argv)
     print(table.concat(row, " | "))
   end
   print()
-  print("Goals (issue 20 for the core, issues 11 and 12 for I/O):")
+  print(("Goals (issue 20 for the core, issues 11 and 12 for I/O, 21 for workers; this machine " ..
+    "has %s cores):"):format(CORES))
   for _, g in ipairs(GOALS) do
     local wid, peer, op, bound = g[1], g[2], g[3], g[4]
     if med[wid] then
@@ -347,6 +359,7 @@ local function main(argv)
         local p = med[peer].asyncio
         value = (mine and p and p ~= 0) and mine / p or nil
         what = ("%s: lua-asyncio %s / its %s %s %.2f"):format(wid, wid, peer, op, bound)
+        if wid:match("^W9w") or wid == "W13" then what = what .. (" (%s cores)"):format(CORES) end
       elseif peer then
         local p = med[wid][peer]
         value = (mine and p and p ~= 0) and mine / p or nil

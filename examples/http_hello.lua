@@ -7,6 +7,8 @@
 --
 --   lua5.4 examples/http_hello.lua [port] [--workers N] [--tls CERT KEY]   (default 8080)
 --   curl http://127.0.0.1:8080/        (with --tls: curl --cacert CA https://localhost:8080/)
+-- --workers N serves on N processes (asyncio.cluster: the same command in
+-- each, all on one port with reuse_port; Ctrl-C or SIGTERM stops them all).
 --   > http = require "examples.http_hello"
 --   > asyncio.run(http.main, {requests = 3})
 
@@ -101,29 +103,36 @@ function M.main(opts)
   return bodies
 end
 
+local USAGE = "usage: http_hello.lua [PORT] [--workers N] [--tls CERT KEY]"
+
 function M.script(args)
   local port, workers, tls = 8080, 1, nil
   local i = 1
   while i <= #args do
-    if args[i] == "--workers" then workers = assert(tonumber(args[i + 1])); i = i + 2
+    if args[i] == "--workers" then
+      workers = math.tointeger(tonumber(args[i + 1]))
+      if not workers or workers < 1 then error(USAGE .. "\n--workers takes a positive integer", 0) end
+      i = i + 2
     elseif args[i] == "--tls" then  -- serve https with this certificate and key
       tls = asyncio.ssl_context{mode = "server", certfile = args[i + 1], keyfile = args[i + 2]}
       i = i + 3
     else
-      port = assert(tonumber(args[i]), "usage: http_hello.lua [PORT] [--workers N] [--tls CERT KEY]")
+      port = math.tointeger(tonumber(args[i])) or error(USAGE, 0)
       i = i + 1
     end
   end
-  if workers > 1 then  -- the way past one core: N processes on one port
-    for _ = 2, workers do
-      os.execute(("%s %s %d &"):format(arg[-1] or "lua5.4", arg[0], port))
-    end
-  end
-  asyncio.run(function()
+  local function serve()
     local server = M.serve("127.0.0.1", port, {reuse_port = true, ssl = tls})
-    print(("%s on 127.0.0.1:%d"):format(tls and "https" or "http", port))
+    local id = asyncio.cluster.worker_id()
+    print(("%s on 127.0.0.1:%d%s"):format(tls and "https" or "http", port,
+      id and (" (worker %d)"):format(id) or ""))
+    io.stdout:flush()
     await(server:serve_forever())
-  end)
+  end
+  if workers == 1 then return asyncio.run(serve) end
+  -- the way past one core: this program again in N processes on one port,
+  -- each with these same arguments (asyncio.cluster)
+  os.exit(asyncio.cluster.run{workers = workers, main = serve})
 end
 
 if (...) ~= "examples.http_hello" then M.script(arg or {}) end

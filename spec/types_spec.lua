@@ -282,6 +282,7 @@ local PROBES = {
   ["asyncio.OpenUDPOptions"] = function(o) return asyncio.open_udp(o) end,
   ["asyncio.SubprocessOptions"] = function(o) return asyncio.create_subprocess_shell("true", o) end,
   ["asyncio.WorkerPoolOptions"] = function(o) asyncio.worker_pool(o):close() end,
+  ["asyncio.ClusterOptions"] = function(o) asyncio.cluster.run(o) end,
 }
 
 -- Run probe 'fn' with {[key] = false}: is the key refused as unknown?

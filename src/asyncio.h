@@ -192,6 +192,7 @@ void asyncio_udp_open (lua_State *L);
 void asyncio_fs_open (lua_State *L);
 void asyncio_signal_open (lua_State *L);
 void asyncio_resolve_open (lua_State *L);
+void asyncio_fdpipe_open (lua_State *L);  /* fdpipe.c */
 
 /* copy.c: values copied between Lua states (worker.c) */
 typedef struct CopyBuf { char *p; size_t n, cap; } CopyBuf;

@@ -124,6 +124,7 @@ LUAMOD_API int luaopen_asyncio_core (lua_State *L) {
   asyncio_process_open(L);
   asyncio_udp_open(L);
   asyncio_fs_open(L);
+  asyncio_fdpipe_open(L);
   asyncio_tls_open(L);
   asyncio_worker_open(L);
   asyncio_interrupt_open(L);

@@ -127,6 +127,15 @@
 ---@field start_new_session? boolean # the child calls setsid(): see send_signal_group
 ---@field process_group? integer # 0 only: a group of its own (as start_new_session)
 
+--- `cluster.run(opts)`.
+---@class (exact) asyncio.ClusterOptions
+---@field workers integer # how many worker processes
+---@field main fun(id: integer): any # what each worker runs, as asyncio.run(main, id)
+---@field argv? string[] # the workers' command (default: this program's, from arg)
+---@field min_uptime? number # a worker that dies sooner is a quick death (default 1 s)
+---@field max_restarts? integer # quick deaths in a row restarted before giving up (default 5)
+---@field stop_timeout? number # seconds after a forwarded stop before SIGKILL (default 10)
+
 -- Results -------------------------------------------------------------------
 
 --- What a gather results in: the first result of each awaitable, in order.
@@ -491,6 +500,27 @@ asyncio.testing = {}
 ---@param seconds number
 ---@param loop? asyncio.EventLoop
 function asyncio.testing.advance(seconds, loop) end
+
+--- Worker processes: the program run N times, past one core.
+---@class asyncio.cluster
+---@field ENV string # "ASYNCIO_CLUSTER_WORKER": the variable that marks a worker with its id
+asyncio.cluster = {}
+
+--- In the primary: starts `workers` copies of this program as workers and
+--- keeps them running (restarts, SIGINT and SIGTERM forwarded) until every
+--- one has ended; 0 if all ended well, else 1. In a worker: runs
+--- `main(id)` on a new loop until it returns or is stopped (0), or fails (1).
+---@param opts asyncio.ClusterOptions
+---@return integer status # for os.exit
+function asyncio.cluster.run(opts) end
+
+--- This worker's id, 1 to N; nil in the primary (or a program not in a cluster).
+---@return integer?
+function asyncio.cluster.worker_id() end
+
+--- Whether this process is a cluster's worker.
+---@return boolean
+function asyncio.cluster.is_worker() end
 
 --- The `stdin`, `stdout`, `stderr` values under CPython's names.
 ---@class asyncio.subprocess

@@ -204,22 +204,34 @@ function W.W11(n)
 end
 
 -- HTTP hello: a minimal keep-alive server on port n, until killed
-function W.W9(port)
+-- HTTP hello on 'port' until killed; prints "listening" once it listens.
+local function serve_hello(port)
   local resp = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!"
-  asyncio.run(function()
-    local srv = await(asyncio.start_server(function(r, w)
-      while true do
-        local ok, req = pcall(await, r:readuntil("\r\n\r\n"))
-        if not ok or req == "" then break end
-        w:write(resp)
-        await(w:drain())
-      end
-    end, "127.0.0.1", port, {reuse_port = true}))
-    print("listening")
-    io.stdout:flush()
-    await(srv:serve_forever())
-  end)
+  local srv = await(asyncio.start_server(function(r, w)
+    while true do
+      local ok, req = pcall(await, r:readuntil("\r\n\r\n"))
+      if not ok or req == "" then break end
+      w:write(resp)
+      await(w:drain())
+    end
+  end, "127.0.0.1", port, {reuse_port = true}))
+  print("listening")
+  io.stdout:flush()
+  await(srv:serve_forever())
 end
+
+function W.W9(port)
+  asyncio.run(serve_hello, port)
+end
+
+-- W9 on asyncio.cluster: k worker processes on one port (each says
+-- "listening"; the driver's SIGTERM to the primary stops them all)
+local function hello_workers(k)
+  return function(port)
+    os.exit(asyncio.cluster.run{workers = k, main = function() serve_hello(port) end})
+  end
+end
+W.W9w1, W.W9w2 = hello_workers(1), hello_workers(2)
 
 -- processes: n runs of /bin/true, 4 at a time
 function W.W10(n)

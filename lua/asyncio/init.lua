@@ -90,6 +90,7 @@ local asyncio = {
   WorkerPool = threads.WorkerPool,
   SSLContext = ssl.SSLContext,
   subprocess = {PIPE = "pipe", DEVNULL = "devnull", STDOUT = "stdout", INHERIT = "inherit"},
+  cluster = require "asyncio.cluster",
 }
 
 for name, class in pairs(errors) do
