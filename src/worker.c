@@ -421,10 +421,11 @@ static void worker_main (void *arg) {
 }
 
 
-/* Keep this module loaded for the life of the process once it has
-** started a thread: a worker left running at the loop's close (see
-** shutdown_pool) may come back after the host's lua_close, which unloads
-** the module its code is in. */
+/* Keep this module loaded for the life of the process: a worker left
+** running at the loop's close (see shutdown_pool) may come back after the
+** host's lua_close, which unloads the module its code is in. Only then:
+** every other worker is joined before the module can be unloaded (the
+** loop's finalizer runs before Lua's finalizer of its C libraries). */
 static void pin_module (void) {
   static int pinned = 0;
   Dl_info info;
@@ -447,7 +448,6 @@ static int start_worker (Pool *p) {
   for (i = 0; i < p->size && w == NULL; i++)
     if (!p->workers[i].started) w = &p->workers[i];
   if (w == NULL) return NOSLOT;
-  pin_module();
   memset(w, 0, sizeof *w);
   w->pool = p;
   sigfillset(&all);
@@ -602,6 +602,7 @@ static void shutdown_pool (Pool *p, uint64_t start) {
     fprintf(stderr, "asyncio: worker_pool: %d worker thread%s still running a call (or init) "
             "%g s after the loop closed; left running\n", stuck, stuck == 1 ? "" : "s",
             p->join_timeout);
+    pin_module();
     for (i = 0; i < p->size; i++)
       if (p->workers[i].detached) pthread_detach((pthread_t)p->workers[i].tid);
   }
