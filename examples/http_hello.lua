@@ -105,22 +105,30 @@ end
 
 local USAGE = "usage: http_hello.lua [PORT] [--workers N] [--tls CERT KEY]"
 
+local function usage(why)
+  io.stderr:write(USAGE, "\n", why and why .. "\n" or "")
+  os.exit(2)
+end
+
 function M.script(args)
   local port, workers, tls = 8080, 1, nil
   local i = 1
   while i <= #args do
     if args[i] == "--workers" then
       workers = math.tointeger(tonumber(args[i + 1]))
-      if not workers or workers < 1 then error(USAGE .. "\n--workers takes a positive integer", 0) end
+      if not workers or workers < 1 then usage("--workers takes a positive integer") end
       i = i + 2
     elseif args[i] == "--tls" then  -- serve https with this certificate and key
+      if not args[i + 2] then usage("--tls takes a certificate file and a key file") end
       tls = asyncio.ssl_context{mode = "server", certfile = args[i + 1], keyfile = args[i + 2]}
       i = i + 3
     else
-      port = math.tointeger(tonumber(args[i])) or error(USAGE, 0)
+      port = math.tointeger(tonumber(args[i])) or usage()
       i = i + 1
     end
   end
+  -- each worker binds the port itself: port 0 would give each its own
+  if workers > 1 and port == 0 then usage("--workers needs a fixed port, not 0") end
   local function serve()
     local server = M.serve("127.0.0.1", port, {reuse_port = true, ssl = tls})
     local id = asyncio.cluster.worker_id()

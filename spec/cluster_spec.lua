@@ -227,6 +227,124 @@ local function program(src)
   end)
 end
 
+describe("asyncio.cluster after the review", function()
+  -- a program whose workers each start a child ('sleep 300') and write its
+  -- pid, and then wait for ever; the handle, the workers and the children
+  local function with_children(extra)
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    local path = dir .. "/prog.lua"
+    local f = assert(io.open(path, "w"))
+    f:write(([[
+      local asyncio = require "asyncio"
+      os.exit(asyncio.cluster.run{workers = 2, stop_timeout = 5, main = function(id)
+        local p = asyncio.await(asyncio.create_subprocess_exec("sleep", "300"))
+        local out = io.open(%q .. "/child" .. id, "w")
+        out:write(p.pid)
+        out:close()
+        %s
+        asyncio.await(asyncio.Event():wait())
+      end})
+    ]]):format(dir, extra or ""))
+    f:close()
+    local h = start(("%s %s"):format(LUA, path))
+    local kids = poll("both children", function()
+      local a, b = readfile(dir .. "/child1"), readfile(dir .. "/child2")
+      return a and b and a ~= "" and b ~= "" and {tonumber(a), tonumber(b)}
+    end)
+    local workers = children(h.pid)
+    return h, workers, kids, dir
+  end
+
+  it("SIGTERM to the primary stops what the workers started too: no orphan", function()
+    local h, workers, kids, dir = with_children()
+    support.kill(h.pid, "TERM")
+    local code = status(h)
+    local out = output(h)
+    local left = {}
+    for _, pid in ipairs(kids) do if alive(pid) then left[#left + 1] = pid; support.kill(pid, "KILL") end end
+    for _, pid in ipairs(workers) do if alive(pid) then left[#left + 1] = pid end end
+    cleanup(h)
+    os.execute("rm -r " .. dir)
+    assert.same({}, left)
+    assert.equal(0, code, out)
+  end)
+
+  it("a worker stopped by a SIGTERM of its own is restarted, not forgotten", function()
+    local h, workers, kids, dir = with_children()
+    support.kill(workers[1], "TERM")
+    local out = poll("the restart", function()
+      local o = output(h)
+      return o:find("restarted as pid", 1, true) and o
+    end)
+    support.kill(h.pid, "TERM")
+    local code = status(h)
+    cleanup(h)
+    for _, pid in ipairs(kids) do if alive(pid) then support.kill(pid, "KILL") end end
+    os.execute("rm -r " .. dir)
+    assert.matches("cluster: worker %d %(pid " .. workers[1] .. "%) exited with status 143", out)
+    assert.equal(0, code, output(h))
+  end)
+
+  it("a worker whose main ignores its cancellation still exits when the primary is killed", function()
+    local h, workers, kids, dir = with_children([[
+        while true do pcall(asyncio.await, asyncio.sleep(0.05)) end]])
+    support.kill(h.pid, "KILL")
+    poll("the workers to exit", function() return not alive(workers[1]) and not alive(workers[2]) end)
+    local out = output(h)
+    cleanup(h)
+    for _, pid in ipairs(kids) do if alive(pid) then support.kill(pid, "KILL") end end
+    os.execute("rm -r " .. dir)
+    assert.equal(2, count(out, "still running 5 s after its primary was gone; exiting"), out)
+  end)
+
+  it("exits with 1 when stopped while a crashed worker waits for its restart", function()
+    local h = start(LUA .. [[ -e '
+      local asyncio = require "asyncio"
+      os.exit(asyncio.cluster.run{workers = 1, min_uptime = 0.01, main = function()
+        asyncio.await(asyncio.sleep(0.3))
+        os.exit(1)
+      end})']])
+    poll("a crash", function() return output(h):find("restarting it in", 1, true) end)
+    support.kill(h.pid, "TERM")
+    local c2 = status(h)
+    local o2 = output(h)
+    cleanup(h)
+    assert.equal(1, c2, o2)
+  end)
+
+  it("workers inherit no descriptor but stdin, stdout and stderr", function()
+    local out, code = program([[
+      local asyncio = require "asyncio"
+      local held = io.open("/etc/hostname")   -- the primary's, without close-on-exec
+      os.exit(asyncio.cluster.run{workers = 1, main = function()
+        local p = asyncio.await(asyncio.create_subprocess_exec("ls", "/proc/self/fd", {stdout = "pipe"}))
+        local fds = asyncio.await(p:communicate())
+        print("fds: " .. fds:gsub("\n", " "))
+      end})
+    ]])
+    assert.equal(0, code, out)
+    -- ls's own: 0 1 2 and the directory it reads; the worker's pipe and the file are not there
+    assert.matches("fds: 0 1 2 3 \n", out)
+  end)
+
+  it("http_hello refuses --workers with port 0 and a --tls without its key, with its usage", function()
+    local out, code = support.sh(LUA .. " examples/http_hello.lua 0 --workers 2")
+    assert.equal(2, code)
+    assert.matches("usage: http_hello.lua [^\n]*\n%-%-workers needs a fixed port, not 0\n$", out)
+    out, code = support.sh(LUA .. " examples/http_hello.lua 8080 --tls cert.pem")
+    assert.equal(2, code)
+    assert.matches("%-%-tls takes a certificate file and a key file\n$", out)
+  end)
+
+  it("refuses argv with a NUL byte before anything starts", function()
+    local ok, err = pcall(cluster.run, {workers = 1, main = print, argv = {"lua5.4", "a\0b"}})
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to 'cluster.run' %(argv%[2%] has an embedded null byte%)", err)
+  end)
+end)
+
 describe("asyncio.cluster.run", function()
   it("gives up on a worker that always crashes at start, stops the others and exits with 1", function()
     local out, code = program([[
@@ -326,10 +444,10 @@ describe("asyncio.cluster.run", function()
       assert.matches("bad argument #1 to 'cluster.run' (" .. msg .. ")", err, 1, true)
     end
     refused(nil, "table expected, got nil")
-    refused({main = print}, "workers must be a positive integer, got nil")
-    refused({workers = 0, main = print}, "workers must be a positive integer, got 0")
-    refused({workers = 1.5, main = print}, "workers must be a positive integer, got 1.5")
-    refused({workers = "x", main = print}, "workers must be a positive integer, got string")
+    refused({main = print}, "workers must be an integer from 1 to 1024, got nil")
+    refused({workers = 0, main = print}, "workers must be an integer from 1 to 1024, got 0")
+    refused({workers = 1.5, main = print}, "workers must be an integer from 1 to 1024, got 1.5")
+    refused({workers = "x", main = print}, "workers must be an integer from 1 to 1024, got string")
     refused({workers = 2}, "main must be a function, got nil")
     refused({workers = 2, main = print, wokers = 3}, "unknown option 'wokers'")
     refused({workers = 2, main = print, min_uptime = 0}, "min_uptime must be a positive number of seconds")

@@ -477,6 +477,14 @@ describe("worker_pool", function()
     local a, b = support.run(function()
       local loop = asyncio.get_running_loop()
       local pool <close> = asyncio.worker_pool{size = 1}
+      local path = os.tmpname()
+      os.remove(path)
+      local started = loop:run_in_executor(nil, function(p) assert(io.open(p, "w")):close() end, path)
+      assert.is_true(asyncio.isfuture(started))  -- as CPython's: running without an await
+      while not started:done() do await(asyncio.sleep(0.005)) end
+      local ran = io.open(path) ~= nil
+      os.remove(path)
+      assert.is_true(ran)
       return await(loop:run_in_executor(nil, function(x) return x .. "!" end, "default")),
         await(loop:run_in_executor(pool, function(x) return x .. "?" end, "pool"))
     end)

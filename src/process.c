@@ -9,6 +9,7 @@
 */
 /* dladdr and RTLD_NODELETE are GNU */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -138,6 +139,28 @@ static char **strings (lua_State *L, int idx, const char *what) {
 ** args is the full argv (args[1] the program's name); a kind per stdio
 ** stream (IO_INHERIT...); a pipe comes back as a stream.
 */
+/*
+** CPython's close_fds: a child inherits its stdin, stdout and stderr only.
+** libuv execs with every descriptor of the process that lacks FD_CLOEXEC
+** (a file the host opened with io.open, the pipe a cluster worker watches):
+** set it on them. The parent's own use of them is unchanged; only an exec
+** drops them (the stdio given to the child is dup2'd, which clears it).
+*/
+static void cloexec_all (void) {
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  int self;
+  if (d == NULL) return;
+  self = dirfd(d);
+  while ((e = readdir(d)) != NULL) {
+    int fd = atoi(e->d_name), fl;
+    if (fd > 2 && fd != self && (fl = fcntl(fd, F_GETFD)) >= 0 && !(fl & FD_CLOEXEC))
+      fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+  }
+  closedir(d);
+}
+
+
 static int core_spawn (lua_State *L) {
   Loop *lp = asyncio_checkloop(L, 1);
   const char *file = asyncio_checkname(L, 2);
@@ -220,6 +243,7 @@ static int core_spawn (lua_State *L) {
   o.stdio = io;
   o.stdio_count = 3;
   if (new_session) o.flags |= UV_PROCESS_DETACHED;  /* setsid(): a session and group of its own */
+  cloexec_all();
   r = uv_spawn(&lp->uv, &p->h, &o);
   if (devnull >= 0) close(devnull);
   if (shared[1] >= 0) close(shared[1]);

@@ -522,6 +522,10 @@ function asyncio.cluster.worker_id() end
 ---@return boolean
 function asyncio.cluster.is_worker() end
 
+--- In a worker: how many workers its cluster has; nil elsewhere.
+---@return integer?
+function asyncio.cluster.size() end
+
 --- The `stdin`, `stdout`, `stderr` values under CPython's names.
 ---@class asyncio.subprocess
 ---@field PIPE "pipe"
@@ -546,12 +550,12 @@ function asyncio.EventLoop:run_until_complete(aw) end
 --- Runs until `stop()`, or until nothing is left that could ever run.
 function asyncio.EventLoop:run_forever() end
 
---- CPython's spelling of `pool:call(fn, ...)`; `pool` nil is the default
---- pool of `to_thread`.
+--- As CPython's: a task that runs `pool:call(fn, ...)`, started at once;
+--- `pool` nil is the default pool of `to_thread`.
 ---@param pool asyncio.WorkerPool?
 ---@param fn function
 ---@param ... any
----@return asyncio.Awaitable<any> # fn's results
+---@return asyncio.Task # fn's results
 function asyncio.EventLoop:run_in_executor(pool, fn, ...) end
 
 --- Makes the running loop return after the current batch of callbacks.

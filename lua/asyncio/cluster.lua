@@ -19,6 +19,7 @@ local M = {}
 
 local ENV = "ASYNCIO_CLUSTER_WORKER"
 M.ENV = ENV
+local SIZE_ENV = "ASYNCIO_CLUSTER_WORKERS"  -- how many workers the cluster has
 
 local FIRST_BACKOFF, MAX_BACKOFF = 0.1, 5   -- seconds before a restart
 local FNAME = "cluster.run"
@@ -36,6 +37,12 @@ end
 
 function M.is_worker()
   return M.worker_id() ~= nil
+end
+
+-- In a worker: how many workers its cluster has (nil in the primary).
+function M.size()
+  local v = M.worker_id() and os.getenv(SIZE_ENV)
+  return v and math.tointeger(tonumber(v)) or nil
 end
 
 -- Options -------------------------------------------------------------------
@@ -72,6 +79,8 @@ local function checkargv(argv)
   for i = 1, #argv do
     argcheck(type(argv[i]) == "string" or type(argv[i]) == "number", 1, FNAME,
       ("argv[%d] must be a string, got %s"):format(i, util.typename(argv[i])))
+    argcheck(not tostring(argv[i]):find("\0", 1, true), 1, FNAME,
+      ("argv[%d] has an embedded null byte"):format(i))
   end
 end
 
@@ -79,8 +88,8 @@ local function checkrunopts(opts)
   argcheck(type(opts) == "table", 1, FNAME, typeerror("table", opts))
   util.checkopts(opts, OPTIONS, 1, FNAME)
   local n = opts.workers
-  argcheck(math.type(n) == "integer" and n > 0, 1, FNAME,
-    ("workers must be a positive integer, got %s"):format(
+  argcheck(math.type(n) == "integer" and n > 0 and n <= 1024, 1, FNAME,
+    ("workers must be an integer from 1 to 1024, got %s"):format(
       type(n) == "number" and tostring(n) or util.typename(n)))
   argcheck(type(opts.main) == "function", 1, FNAME,
     ("main must be a function, got %s"):format(util.typename(opts.main)))
@@ -106,7 +115,7 @@ local function environment()
   f:close()
   local env = {}
   for name, value in text:gmatch("([^%z=]+)=([^%z]*)") do env[name] = value end
-  env[ENV] = nil
+  env[ENV], env[SIZE_ENV] = nil, nil
   return env
 end
 
@@ -130,14 +139,31 @@ local function spawn(c, id)
     local env = {}
     for k, v in pairs(c.env) do env[k] = v end
     env[ENV] = id
+    env[SIZE_ENV] = c.workers
     opts.env = env
-  else  -- no /proc: let env(1) add the mark
-    argv = {ENV .. "=" .. id, table.unpack(argv)}
+  else  -- no /proc: let env(1) add the marks
+    argv = {ENV .. "=" .. id, SIZE_ENV .. "=" .. c.workers, table.unpack(argv)}
     prog = "env"
   end
   local args = {table.unpack(argv, 2)}
   args[#args + 1] = opts
   return asyncio.await(asyncio.create_subprocess_exec(prog, table.unpack(args)))
+end
+
+-- Signal worker 'w' and the processes it started: it leads a process
+-- group of its own (start_new_session), as a terminal's Ctrl-C reaches a
+-- program's children too.
+local function signal_worker(w, sig)
+  pcall(w.proc.send_signal_group, w.proc, sig)
+end
+
+-- Kill every worker still running, with what it started.
+local function kill_all(c, why)
+  for id, w in pairs(c.running) do
+    report("worker %d (pid %d) %s; killing it", id, w.proc.pid, why)
+    c.failed = true
+    signal_worker(w, "SIGKILL")
+  end
 end
 
 -- Stop every worker with 'sig' (a name); after stop_timeout, kill those
@@ -147,22 +173,16 @@ local function stop(c, sig)
   if c.stopping then return end
   c.stopping = sig
   c.wake:set()
-  for _, w in pairs(c.running) do w.proc:send_signal(sig) end
-  c.killer = asyncio.get_running_loop():call_later(c.stop_timeout, function()
-    for id, w in pairs(c.running) do
-      report("worker %d (pid %d) still running %g s after %s; killing it", id, w.proc.pid,
-        c.stop_timeout, sig)
-      c.failed = true
-      w.proc:kill()
-    end
-  end)
+  for _, w in pairs(c.running) do signal_worker(w, sig) end
+  c.killer = asyncio.get_running_loop():call_later(c.stop_timeout, kill_all, c,
+    ("still running %g s after %s"):format(c.stop_timeout, sig))
 end
 
--- A worker's exit after a stop: fine if it exited with 0 or by the signal
--- that was forwarded.
+-- A worker's exit after a stop: fine if it exited with 0, with 128 + the
+-- signal's number (a worker stopped by it says so), or by the signal.
 local function stopped_well(c, rc)
   local num = core.signal_number(c.stopping)
-  return rc == 0 or rc == -num
+  return rc == 0 or rc == -num or rc == 128 + num
 end
 
 local function ordinal(n)
@@ -189,7 +209,7 @@ local function keep(c, id)
     if restart then report("worker %d restarted as pid %d", id, p.pid) end
     local started = loop:time()
     c.running[id] = {proc = p}
-    if c.stopping then p:send_signal(c.stopping) end  -- a stop came while it started
+    if c.stopping then signal_worker(c.running[id], c.stopping) end  -- a stop came while it started
     local rc = await(p:wait())
     c.running[id] = nil
     p.stdin:close()
@@ -217,6 +237,7 @@ local function keep(c, id)
     -- this task goes through)
     asyncio.pcall(await, asyncio.wait_for(c.wake:wait(), delay))
   end
+  if restart then c.failed = true end  -- stopped in its back-off: its last end was a failure
 end
 
 local function primary(o)
@@ -252,13 +273,18 @@ local function primary(o)
     loop:remove_signal_handler("SIGTERM")
   end)
   if not ok and not (errors.KeyboardInterrupt:is(err) and c.stopping) then error(err, 0) end
+  -- a second Ctrl-C abandoned the run while workers were still stopping:
+  -- none may outlive the primary
+  if next(c.running) then kill_all(c, "still running at a second Ctrl-C") end
   return c.failed and 1 or 0
 end
 
 -- A worker ------------------------------------------------------------------
 
--- Cancel 'main' when the primary is gone: the pipe on stdin reads EOF.
-local function watch_primary(loop, main)
+-- Cancel 'main' when the primary is gone: the pipe on stdin reads EOF. A
+-- main that does not end within stop_timeout then (it swallows the
+-- cancellation) ends with the process.
+local function watch_primary(loop, main, stop_timeout)
   local asyncio = require "asyncio"
   if core.guess_handle(0) ~= "pipe" then return end  -- not started by a primary
   local box, _, msg = core.pipe_open(loop._core, 0)
@@ -269,17 +295,25 @@ local function watch_primary(loop, main)
   if ok then
     report("worker %d: the primary process is gone; stopping", M.worker_id())
     main:cancel("the cluster's primary process is gone")
+    loop:call_later(stop_timeout, function()
+      report("worker %d: still running %g s after its primary was gone; exiting", M.worker_id(),
+        stop_timeout)
+      os.exit(1)
+    end)
   end
 end
 
 local function worker(o, id)
   local asyncio = require "asyncio"
-  local failed
+  local failed, stopped_by
   local ok, err = pcall(asyncio.run, function()
     local loop = asyncio.get_running_loop()
     local main = asyncio.create_task(o.main, id)
-    local watcher = asyncio.create_task(watch_primary, loop, main)
-    loop:add_signal_handler("SIGTERM", function() main:cancel("SIGTERM") end)
+    local watcher = asyncio.create_task(watch_primary, loop, main, o.stop_timeout)
+    loop:add_signal_handler("SIGTERM", function()
+      stopped_by = core.signal_number("SIGTERM")
+      main:cancel("SIGTERM")
+    end)
     local done, e = pcall(asyncio.await, main)
     watcher:cancel()
     loop:remove_signal_handler("SIGTERM")
@@ -291,7 +325,10 @@ local function worker(o, id)
     end
   end)
   if not ok and not errors.KeyboardInterrupt:is(err) then error(err, 0) end
-  return failed and 1 or 0
+  if not ok then stopped_by = core.signal_number("SIGINT") end
+  -- stopped by a signal: 128 + its number, as a shell says it, so that a
+  -- primary that did not send it restarts this worker
+  return failed and 1 or stopped_by and 128 + stopped_by or 0
 end
 
 -- cluster.run{workers = N, main = fn, ...} -> an exit status for os.exit.

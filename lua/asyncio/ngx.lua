@@ -583,8 +583,11 @@ M.ngx = {
   update_time = function() end,
   log = log,
   timer = {at = timer_at},
-  worker = {exiting = function() return false end, id = function() return 0 end,
-            count = function() return 1 end},
+  -- in an asyncio.cluster worker: its place among the cluster's, as
+  -- nginx numbers its worker processes (from 0)
+  worker = {exiting = function() return false end,
+            id = function() return (require("asyncio.cluster").worker_id() or 1) - 1 end,
+            count = function() return require("asyncio.cluster").size() or 1 end},
   config = {subsystem = "http", debug = false, ngx_lua_version = 10021, nginx_version = 1021004,
             prefix = function() return "" end},
 }

@@ -202,18 +202,22 @@ end
 
 streams.name_ops{[call_impl] = "pool:call(...)", [to_thread_impl] = "to_thread(...)"}
 
--- loop:run_in_executor(pool, fn, ...): CPython's spelling; pool nil is the
--- default pool. (Set here: loop.lua is loaded before this module.)
+-- loop:run_in_executor(pool, fn, ...): as CPython's, a future (a task)
+-- that runs the call, started at once; pool nil is the default pool. (Set
+-- here: loop.lua is loaded before this module.)
 function EventLoop:run_in_executor(pool, fn, ...)
   argcheck(getmetatable(self) == EventLoop, 1, "run_in_executor",
     typeerror("asyncio.EventLoop", self))
   argcheck(pool == nil or getmetatable(pool) == WorkerPool, 2, "run_in_executor",
     typeerror("asyncio.WorkerPool or nil", pool))
+  local aw
   if pool == nil then
     local box = core.worker_call("run_in_executor", 2, bytecode(fn, 2, "run_in_executor"), ...)
-    return op(to_thread_impl, box)
+    aw = op(to_thread_impl, box)
+  else
+    aw = pool:call(fn, ...)
   end
-  return pool:call(fn, ...)
+  return self:create_task(aw)
 end
 
 return M
