@@ -338,6 +338,19 @@ describe("asyncio.cluster after the review", function()
     assert.matches("%-%-tls takes a certificate file and a key file\n$", out)
   end)
 
+  it("a worker's stdin reads end of file at once, for its main and its children", function()
+    local out, code = program([[
+      local asyncio = require "asyncio"
+      os.exit(asyncio.cluster.run{workers = 1, main = function()
+        print("main read: [" .. tostring(io.read("a")) .. "]")
+        local p = asyncio.await(asyncio.create_subprocess_exec("cat", {stdout = "pipe"}))
+        print("cat read: [" .. asyncio.await(p:communicate()) .. "]")
+      end})
+    ]])
+    assert.equal(0, code, out)
+    assert.matches("main read: %[%]\ncat read: %[%]\n", out)
+  end)
+
   it("refuses argv with a NUL byte before anything starts", function()
     local ok, err = pcall(cluster.run, {workers = 1, main = print, argv = {"lua5.4", "a\0b"}})
     assert.is_false(ok)

@@ -281,14 +281,22 @@ end
 
 -- A worker ------------------------------------------------------------------
 
--- Cancel 'main' when the primary is gone: the pipe on stdin reads EOF. A
--- main that does not end within stop_timeout then (it swallows the
--- cancellation) ends with the process.
-local function watch_primary(loop, main, stop_timeout)
+-- The pipe from the primary, on stdin: watched on a descriptor of its own,
+-- and stdin becomes /dev/null (a read of it, the program's or a child's,
+-- ends at once). Done before main starts. Nil if there is none.
+local function primary_pipe(loop)
+  if core.guess_handle(0) ~= "pipe" then return nil end  -- not started by a primary
+  local box, _, msg = core.pipe_open(loop._core, 0, nil, true)
+  if not box then report("worker %d cannot watch its primary: %s", M.worker_id(), msg) end
+  return box
+end
+
+-- Cancel 'main' when the primary is gone: its pipe reads EOF. A main that
+-- does not end within stop_timeout then (it swallows the cancellation)
+-- ends with the process.
+local function watch_primary(loop, box, main, stop_timeout)
   local asyncio = require "asyncio"
-  if core.guess_handle(0) ~= "pipe" then return end  -- not started by a primary
-  local box, _, msg = core.pipe_open(loop._core, 0)
-  if not box then report("worker %d cannot watch its primary: %s", M.worker_id(), msg); return end
+  if not box then return end
   local reader, writer = streams.pair(streams.new_conn(box, loop))
   local ok = pcall(asyncio.await, reader:read())
   writer:close()
@@ -308,8 +316,9 @@ local function worker(o, id)
   local failed, stopped_by
   local ok, err = pcall(asyncio.run, function()
     local loop = asyncio.get_running_loop()
+    local pipe = primary_pipe(loop)
     local main = asyncio.create_task(o.main, id)
-    local watcher = asyncio.create_task(watch_primary, loop, main, o.stop_timeout)
+    local watcher = asyncio.create_task(watch_primary, loop, pipe, main, o.stop_timeout)
     loop:add_signal_handler("SIGTERM", function()
       stopped_by = core.signal_number("SIGTERM")
       main:cancel("SIGTERM")
