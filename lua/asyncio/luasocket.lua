@@ -16,20 +16,7 @@ local DONE = task.DONE
 
 local M = {_VERSION = "LuaSocket 3.1.0 (asyncio.luasocket)"}
 
-local function argerror(n, fname, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
-end
-
-local function typename(v)
-  local mt = getmetatable(v)
-  return type(mt) == "table" and type(mt.__name) == "string" and mt.__name or type(v)
-end
-
-local function intask(fname)
-  if asyncio.current_task() == nil then
-    error(("'%s' called outside a running task"):format(fname), 3)
-  end
-end
+local argerror, typename, intask = sockbuf.argerror, sockbuf.typename, sockbuf.intask
 
 -- The socket object --------------------------------------------------------
 

@@ -22,20 +22,7 @@ local DEFAULT_POOL_SIZE = 30   -- lua_socket_pool_size
 -- What nginx's configuration would say: see M.configure.
 local settings = {log_level = 4, log = nil, trusted_certificate = nil}
 
-local function argerror(n, fname, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
-end
-
-local function typename(v)
-  local mt = getmetatable(v)
-  return type(mt) == "table" and type(mt.__name) == "string" and mt.__name or type(v)
-end
-
-local function intask(fname)
-  if asyncio.current_task() == nil then
-    error(("'%s' called outside a running task"):format(fname), 3)
-  end
-end
+local argerror, typename, intask = sockbuf.argerror, sockbuf.typename, sockbuf.intask
 
 -- The connection pools ---------------------------------------------------------
 

@@ -47,6 +47,23 @@ function M.timed(t, mk, a, why)
 end
 local timed = M.timed
 
+-- What both shims check their arguments with. The levels: 1 is the
+-- helper, 2 the shim's function, 3 the program's call of it.
+function M.argerror(n, fname, msg)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+end
+
+function M.typename(v)
+  local mt = getmetatable(v)
+  return type(mt) == "table" and type(mt.__name) == "string" and mt.__name or type(v)
+end
+
+function M.intask(fname)
+  if asyncio.current_task() == nil then
+    error(("'%s' called outside a running task"):format(fname), 3)
+  end
+end
+
 local function readchunk(reader) return reader:read(CHUNK) end
 
 -- Take one more chunk from the stream into s._buf: true, or nil and the
