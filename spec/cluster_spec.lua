@@ -147,33 +147,24 @@ describe("asyncio.cluster with examples/http_hello.lua", function()
     assert.equal(2, count(out, "https on 127%.0%.0%.1:%d+ %(worker %d%)"), out)
   end)
 
-  it("SIGTERM to the primary stops every worker, and the primary exits with 0", function()
-    local h, _, workers = hello()
-    support.kill(h.pid, "TERM")
-    local code = status(h)
-    local left = {}
-    for _, pid in ipairs(workers) do
-      if alive(pid) then left[#left + 1] = pid end
-    end
-    local out = output(h)
-    cleanup(h)
-    assert.same({}, left)
-    assert.equal(0, code, out)
-  end)
-
-  it("SIGINT (Ctrl-C) to the primary is forwarded: every worker stops, exit status 0", function()
-    local h, _, workers = hello()
-    support.kill(h.pid, "INT")
-    local code = status(h)
-    local left = {}
-    for _, pid in ipairs(workers) do
-      if alive(pid) then left[#left + 1] = pid end
-    end
-    local out = output(h)
-    cleanup(h)
-    assert.same({}, left)
-    assert.equal(0, code, out)
-  end)
+  for _, case in ipairs({
+    {"TERM", "SIGTERM to the primary stops every worker, and the primary exits with 0"},
+    {"INT", "SIGINT (Ctrl-C) to the primary is forwarded: every worker stops, exit status 0"},
+  }) do
+    it(case[2], function()
+      local h, _, workers = hello()
+      support.kill(h.pid, case[1])
+      local code = status(h)
+      local left = {}
+      for _, pid in ipairs(workers) do
+        if alive(pid) then left[#left + 1] = pid end
+      end
+      local out = output(h)
+      cleanup(h)
+      assert.same({}, left)
+      assert.equal(0, code, out)
+    end)
+  end
 
   it("SIGKILL of the primary: the workers see their pipe close and exit", function()
     local h, port, workers = hello()

@@ -18,27 +18,7 @@ local function load_resty_redis()
   return dofile(RESTY_REDIS)
 end
 
--- A certificate for 'cn' (with 'san') in 'dir', signed by the CA 'ca' or
--- self-signed as a CA; returns the paths of its PEM and key.
-local function make_cert(dir, name, cn, san, ca)
-  local p = dir .. "/" .. name
-  local cmds = {("openssl req -newkey rsa:2048 -nodes -keyout %s.key -out %s.csr -subj '/CN=%s'")
-    :format(p, p, cn)}
-  if ca then
-    cmds[2] = ("printf 'subjectAltName=%s\\n' > %s.ext"):format(san, p)
-    cmds[3] = ("openssl x509 -req -in %s.csr -CA %s/%s.pem -CAkey %s/%s.key -CAcreateserial " ..
-      "-out %s.pem -days 2 -extfile %s.ext"):format(p, dir, ca, dir, ca, p, p)
-  else
-    cmds[2] = ("printf 'basicConstraints=critical,CA:TRUE\\n' > %s.ext"):format(p)
-    cmds[3] = ("openssl x509 -req -in %s.csr -signkey %s.key -out %s.pem -days 2 -extfile %s.ext")
-      :format(p, p, p, p)
-  end
-  for _, c in ipairs(cmds) do
-    local out, code = support.sh(c)
-    assert(code == 0, out)
-  end
-  return p .. ".pem", p .. ".key"
-end
+local make_cert = support.make_cert
 
 -- One INFO field of the redis server, through a connection of its own
 -- (pool "probe", closed after).

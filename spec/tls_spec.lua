@@ -9,25 +9,10 @@ local LUA = support.LUA
 local dir  -- the certificates
 local pem = {}
 
--- A certificate for 'cn' with 'san', signed by the CA 'ca' (or self-signed).
+-- A certificate for 'cn' with 'san', signed by the CA 'ca' (or self-signed):
+-- its files in pem[name] and pem[name .. "_key"].
 local function make_cert(name, cn, san, ca)
-  local p = dir .. "/" .. name
-  local cmds = {("openssl req -newkey rsa:2048 -nodes -keyout %s.key -out %s.csr -subj '/CN=%s'")
-    :format(p, p, cn)}
-  if ca then
-    cmds[2] = ("printf 'subjectAltName=%s\\n' > %s.ext"):format(san, p)
-    cmds[3] = ("openssl x509 -req -in %s.csr -CA %s/%s.pem -CAkey %s/%s.key -CAcreateserial " ..
-      "-out %s.pem -days 2 -extfile %s.ext"):format(p, dir, ca, dir, ca, p, p)
-  else
-    cmds[2] = ("openssl x509 -req -in %s.csr -signkey %s.key -out %s.pem -days 2 " ..
-      "-extfile /dev/stdin <<EOF\nbasicConstraints=critical,CA:TRUE\nEOF"):format(p, p, p)
-  end
-  for _, c in ipairs(cmds) do
-    local out, code = support.sh("bash -c " .. ("%q"):format(c))
-    assert(code == 0, out)
-  end
-  pem[name] = p .. ".pem"
-  pem[name .. "_key"] = p .. ".key"
+  pem[name], pem[name .. "_key"] = support.make_cert(dir, name, cn, san, ca)
 end
 
 -- Run 'fn' as the main task with a guard against a hang.
