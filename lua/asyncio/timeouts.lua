@@ -58,7 +58,7 @@ end
 -- wait_for(aw, timeout) is an object of its own rather than a coroutine
 -- object: one array per call, a timer slot in the C core, and no closure,
 -- since servers put a time limit on every read. Its slots:
-local AW, TIMEOUT, TASK, EXPIRED, OVER = 1, 2, 3, 4, 5
+local AW, TIMEOUT, TASK, EXPIRED, OVER, NOW = 1, 2, 3, 4, 5, 6
 local WaitFor = {__name = "asyncio.wait_for"}
 
 -- The deadline of wait_for 'w' passed: cancel its task (unless it is over).
@@ -134,14 +134,6 @@ local function check_wait_for(aw)
   end
 end
 
--- An awaitable's metatable -> its __now (false if none), looked up once:
--- a time limit per read must cost little.
-local now_of = setmetatable({}, {__mode = "k", __index = function(cache, mt)
-  local now = rawget(mt, "__now") or false
-  cache[mt] = now
-  return now
-end})
-
 function WaitFor.__await(w)
   if w[TASK] then raise("await: this wait_for was already awaited") end
   local aw, timeout = w[AW], w[TIMEOUT]
@@ -154,7 +146,7 @@ function WaitFor.__await(w)
     w[TASK] = true
     return wait_expired(aw)
   end
-  local now = now_of[getmetatable(aw)]
+  local now = w[NOW]
   if now then  -- a get that finds its item never waits: no timer to arm
     local done, item = now(aw)
     if done then
@@ -170,19 +162,24 @@ function WaitFor.__await(w)
 end
 task.register_awaitable(WaitFor)
 
--- The metatables of awaitables seen by wait_for (weak): one lookup.
-local awaitable_mts = setmetatable({}, {__mode = "k"})
+-- The metatables of awaitables seen by wait_for (weak) -> their __now, or
+-- false if none: one lookup per call, since servers put a time limit on
+-- every read. __now(aw) says at once whether 'aw' is done already (true,
+-- results), as a queue's get that finds its item, so that no timer is armed.
+local now_of = setmetatable({}, {__mode = "k"})
 
 -- wait_for(aw, timeout): await 'aw' for at most 'timeout' seconds; on
 -- expiry 'aw' is cancelled and TimeoutError raised. nil: no limit.
 function M.wait_for(aw, timeout)
   if timeout ~= tonumber(timeout) then util.checkdelay(timeout, 2, "wait_for", true) end  -- not a number
   local mt = getmetatable(aw)
-  if not awaitable_mts[mt] then
+  local now = now_of[mt]
+  if now == nil then
     argcheck(task.isawaitable(aw), 1, "wait_for", typeerror("awaitable", aw))
-    awaitable_mts[mt] = true
+    now = type(mt) == "table" and rawget(mt, "__now") or false
+    now_of[mt] = now
   end
-  return setmetatable({aw, timeout or false, false, false, false}, WaitFor)
+  return setmetatable({aw, timeout or false, false, false, false, now}, WaitFor)
 end
 
 local RETURN_WHEN = {FIRST_COMPLETED = true, FIRST_EXCEPTION = true, ALL_COMPLETED = true}
