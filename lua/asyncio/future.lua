@@ -44,6 +44,10 @@ end
 -- Each is a function (a done callback, queued on the loop), a task waiting
 -- in await (woken), or an object of this library with _on_done(fut) (a
 -- gather: told at once; it runs no user code).
+-- The functions among them are the ones add_done_callback was given: kept
+-- in a weak set, so that telling them apart costs a lookup, not a call.
+local done_fns = setmetatable({}, {__mode = "k"})
+
 local function add_callback(fut, cb)
   if not fut._callbacks and not fut._morecbs then fut._callbacks = cb; return end
   local more = fut._morecbs
@@ -72,7 +76,7 @@ local function remove_callback(fut, cb, once)
 end
 
 local function schedule_one(core, fut, cb)
-  if not getmetatable(cb) then core:call_soon(cb, fut)  -- a function
+  if done_fns[cb] then core:call_soon(cb, fut)  -- a function
   elseif cb._on_done then cb:_on_done(fut)
   else core:wake(cb._co) end  -- a task waiting in await
 end
@@ -89,7 +93,7 @@ local function schedule_callbacks(fut)
   end
   local core = loop._core
   if cb then  -- schedule_one, inline: most futures have this one alone
-    if not getmetatable(cb) then core:call_soon(cb, fut)
+    if done_fns[cb] then core:call_soon(cb, fut)
     elseif cb._on_done then cb:_on_done(fut)
     else core:wake(cb._co) end
     fut._callbacks = false
@@ -245,6 +249,7 @@ function Future:add_done_callback(fn)
     return
   end
   if self._loop == nil then self._loop = rt.loop end
+  done_fns[fn] = true
   add_callback(self, fn)
 end
 
