@@ -12,6 +12,27 @@ describe("sleep", function()
     assert.equal(0, select("#", support.run(function() return await(asyncio.sleep(0)) end)))
   end)
 
+  it("does not keep its object while the task sleeps (memory per sleeping task)", function()
+    local made = setmetatable({}, {__mode = "k"})
+    local function sleep(d, ...)
+      local s = asyncio.sleep(d, ...)
+      made[s] = select("#", ...)
+      return s
+    end
+    local alive = {}
+    support.run(function()
+      local plain = asyncio.create_task(function() await(sleep(0.3)) end)
+      local valued = asyncio.create_task(function() return await(sleep(0.3, "v")) end)
+      await(asyncio.sleep(0.05))
+      collectgarbage(); collectgarbage()
+      for _, n in pairs(made) do alive[#alive + 1] = n end
+      await(plain)
+      assert.equal("v", await(valued))
+    end)
+    -- the sleep with values keeps them until it wakes; the plain one is gone
+    assert.same({1}, alive)
+  end)
+
   it("sleep(0) yields to the loop exactly once", function()
     local log = {}
     support.run(function()

@@ -14,7 +14,8 @@ local raise = util.raise
 local CancelledError = errors.CancelledError
 local argcheck, typeerror, unpack, describe = util.argcheck, util.typeerror, util.unpack,
   util.describe
-local setmetatable, select, error, type, tostring = setmetatable, select, error, type, tostring
+local setmetatable, select, error, type, tostring, tonumber = setmetatable, select, error, type,
+  tostring, tonumber
 local getmetatable = core.metatable  -- raw, and cheaper than Lua's
 local traceback, getinfo = debug.traceback, debug.getinfo
 local where, where_text = core.where, core.where_text  -- the program's line, cheaply
@@ -340,13 +341,13 @@ local function await_sleep(s)
   if s ~= SLEEP0 and getmetatable(s) == Sleep then setmetatable(s, AwaitedSleep) end
   if not isyieldable() then raise(NOWAIT_MSG) end  -- before the timer is armed
   if task._must_cancel then raise_cancel(task) end  -- cancelled while it ran
+  local delay, n = s[1], s.n
+  if not n then s = nil end  -- no values to give: it can go while the task sleeps
   rt.current = nil
-  local v, msg = c_sleep(task._loop._core, s[1])
+  local v, msg = c_sleep(task._loop._core, delay)
   rt.current = task
   if v == REFUSED then raise(msg) end
   if task._must_cancel then raise_cancel(task) end
-  if s == SLEEP0 then return end
-  local n = s.n
   if n then return unpack(s, 4, n) end
 end
 Sleep.__await = await_sleep
@@ -431,7 +432,9 @@ function M.sleep(delay, ...)
   if DEBUG then return debug_sleep(delay, ...) end
   local n = select("#", ...)
   if n == 0 and delay == 0 then return SLEEP0 end
-  util.checkdelay(delay, 1, "sleep")
+  -- (a number, not NaN, is checked inline: no call, and one frame less
+  -- for the task's coroutine to keep while it sleeps)
+  if delay == nil or delay ~= tonumber(delay) then util.checkdelay(delay, 1, "sleep") end
   if n == 0 then
     if delay <= 0 then return SLEEP0 end
     local wfn, wline = where(1)
