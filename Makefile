@@ -77,7 +77,9 @@ asan: $(ASAN_CORE)
 # process holding every file's specs made the same runs several times as
 # slow (measured: GC stress 17 minutes -> 2, valgrind 15 -> 6)
 SPECS := $(wildcard spec/*_spec.lua)
-each_spec = status=0; for s in $(SPECS); do echo "$(1) $$s"; $(1) $$s || status=1; done; exit $$status
+# (the files that failed are named again at the end, where a log's tail shows them)
+each_spec = failed=; for s in $(SPECS); do echo "$(1) $$s"; $(1) $$s || failed="$$failed $$s"; done; \
+  if [ -n "$$failed" ]; then echo "$@ failed in:$$failed"; exit 1; fi
 
 gcstress: all
 	@$(call each_spec,ASYNCIO_GC_STRESS=1 $(BUSTED))
