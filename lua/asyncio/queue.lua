@@ -55,12 +55,15 @@ function GetOp.__await(op)
   local q = op[1]
   local ok, item = try_get(q)
   if ok then return item end
-  -- in a sort comparator, say: refused before the getter is listed
-  if not isyieldable() then check_wait() end  -- (which raises; the test inline: hot path)
   local t = rt.current  -- await checked that a task runs
-  if t._must_cancel then raise_cancel(t) end  -- cancelled while it ran
+  if t._must_cancel then  -- cancelled while it ran (a comparator's refusal first)
+    if not isyieldable() then check_wait() end
+    raise_cancel(t)
+  end
   t._waiting = q  -- the wait, inlined: this is the hot path of a consumer
   rt.current = nil
+  -- where the task cannot wait (a sort comparator, say) the C core refuses
+  -- before the getter is listed, with the words of check_wait
   ok, item = c_wait(q, GET, t._loop._core)
   rt.current = t
   t._waiting = false
