@@ -339,11 +339,14 @@ local function await_sleep(s)
   local task = rt.current
   -- awaited, though refused below: its error says what became of it
   if s ~= SLEEP0 and getmetatable(s) == Sleep then setmetatable(s, AwaitedSleep) end
-  if not isyieldable() then raise(NOWAIT_MSG) end  -- before the timer is armed
-  if task._must_cancel then raise_cancel(task) end  -- cancelled while it ran
+  if task._must_cancel then  -- cancelled while it ran (a comparator's refusal first)
+    if not isyieldable() then raise(NOWAIT_MSG) end
+    raise_cancel(task)
+  end
   local delay, n = s[1], s.n
   if not n then s = nil end  -- no values to give: it can go while the task sleeps
   rt.current = nil
+  -- (where the task cannot wait, the C core refuses before a timer is armed)
   local v, msg = c_sleep(task._loop._core, delay)
   rt.current = task
   if v == REFUSED then raise(msg) end
