@@ -170,8 +170,13 @@ local now_of = setmetatable({}, {__mode = "k"})
 
 -- wait_for(aw, timeout): await 'aw' for at most 'timeout' seconds; on
 -- expiry 'aw' is cancelled and TimeoutError raised. nil: no limit.
+local valid_timeout = false  -- the last time limit seen to be a number: the same needs no call
+
 function M.wait_for(aw, timeout)
-  if timeout ~= tonumber(timeout) then util.checkdelay(timeout, 2, "wait_for", true) end  -- not a number
+  if timeout ~= valid_timeout then
+    if timeout ~= tonumber(timeout) then util.checkdelay(timeout, 2, "wait_for", true) end  -- not a number
+    if timeout ~= nil then valid_timeout = timeout end
+  end
   local mt = getmetatable(aw)
   local now = now_of[mt]
   if now == nil then
