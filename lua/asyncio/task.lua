@@ -431,13 +431,18 @@ end
 -- sleep(delay, ...): an awaitable that resumes after 'delay' seconds with '...'.
 local debug_sleep
 
+local valid_delay = 0  -- the last delay seen to be a number
+
 function M.sleep(delay, ...)
   if DEBUG then return debug_sleep(delay, ...) end
   local n = select("#", ...)
   if n == 0 and delay == 0 then return SLEEP0 end
-  -- (a number, not NaN, is checked inline: no call, and one frame less
-  -- for the task's coroutine to keep while it sleeps)
-  if delay == nil or delay ~= tonumber(delay) then util.checkdelay(delay, 1, "sleep") end
+  -- (a number, not NaN, is checked inline: one frame less for the task's
+  -- coroutine to keep while it sleeps; the delay seen last needs no call)
+  if delay ~= valid_delay then
+    if delay == nil or delay ~= tonumber(delay) then util.checkdelay(delay, 1, "sleep") end
+    valid_delay = delay
+  end
   if n == 0 then
     if delay <= 0 then return SLEEP0 end
     local wfn, wline = where(1)
