@@ -13,7 +13,7 @@ local raise = util.raise
 
 local OPTIONS = {return_exceptions = true}
 
-local PENDING, CANCELLED = Future.PENDING, Future.CANCELLED
+local PENDING, CANCELLED, FINISHED = Future.PENDING, Future.CANCELLED, Future.FINISHED
 local add_callback, cancelled_error = Future._add_callback, Future._cancelled_error
 local schedule_callbacks = Future._schedule_callbacks
 local select, type = select, type
@@ -57,11 +57,16 @@ local function complete(self)
   local n, children = self._count, self._children
   local results, failed = {n = n}, nil
   for i = 1, n do
-    local v, bad = outcome(children[i])
-    results[i] = v
-    if bad then
-      failed = failed or {}
-      failed[i] = true
+    local child = children[i]
+    if child._state == FINISHED and not child._failed and not child._n then
+      results[i] = child._v  -- one result, the common case, without a call
+    else
+      local v, bad = outcome(child)
+      results[i] = v
+      if bad then
+        failed = failed or {}
+        failed[i] = true
+      end
     end
   end
   results.failed = failed
