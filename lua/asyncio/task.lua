@@ -630,7 +630,8 @@ function M.ensure_future(aw, fname, n, loop)
   loop = loop or rt.loop
   if loop == nil then raise(("'%s' called with no running event loop"):format(fname)) end
   if mt == Coro then
-    local nargs = claim(aw, fname)
+    local nargs = aw[1] or claim(aw, fname)  -- (claim raises for one awaited already)
+    aw[1] = false
     if nargs == 1 then return spawn(loop, aw[2], aw[5]) end
     return spawn(loop, aw[2], unpack(aw, 5, nargs + 4))
   end
