@@ -10,6 +10,7 @@
 
 #define SLOT_OF(id)  ((int32_t)((id) & 0xffffffff))
 #define GEN_OF(id)   ((uint32_t)((uint64_t)(id) >> 32))
+#define GEN_MAX      0x7fffffffu
 
 
 void asyncio_heap_init (Heap *h) {
@@ -77,7 +78,11 @@ static void remove_at (Heap *h, int32_t i) {
     sift_down(h, i);
     sift_up(h, h->slots[last].heapidx);
   }
-  h->slots[slot].gen++;  /* ids of the old timer go stale */
+  /* ids of the old timer go stale; the generation keeps to 31 bits so that
+  ** an id (generation << 32 | slot) is never negative, which callers read
+  ** as "no timer" (it wraps after 2^31 timers in one slot, and an id held
+  ** that long could name a new timer: a stale handle, not a crash) */
+  h->slots[slot].gen = (h->slots[slot].gen + 1) & GEN_MAX;
   h->slots[slot].heapidx = -2 - h->freeslot;
   h->freeslot = slot;
 }
