@@ -499,7 +499,8 @@ static int wait_on (lua_State *L, Queue *q, int w) {
   if (asyncio_running(lp, L) == 0) return asyncio_refuse(L);
   if (q->lp != lp) {  /* q->lp lives as long as user value Q_LOOP holds it */
     if (q->waiters[0].count + q->waiters[1].count > 0 && q->lp != NULL && !q->lp->closed)
-      return asyncio_error(L, "queue is bound to a different event loop");
+      return asyncio_error(L, "%s: the queue is bound to a different event loop",
+                           w == GETTERS ? "get" : "put");
     lua_pushvalue(L, 3);
     lua_setiuservalue(L, 1, Q_LOOP);
     q->lp = lp;

@@ -775,6 +775,18 @@ static int task_tasks (lua_State *L) {
 }
 
 
+/* loop:running_task() -> the task whose body the loop is running, or nil
+** (between tasks, in a callback, in a hook). */
+static int task_running_task (lua_State *L) {
+  Loop *lp = asyncio_checkloop(L, 1);
+  int32_t s = lp->resuming ? task_slot(lp, lp->resuming) : 0;
+  if (s == 0) return 0;
+  lua_getiuservalue(L, 1, LOOP_SECOND);
+  lua_rawgeti(L, -1, s);
+  return 1;
+}
+
+
 /* loop:pending() -> ready entries, armed timers, pending tasks */
 static int task_pending (lua_State *L) {
   Loop *lp = asyncio_toloop(L, 1);
@@ -833,6 +845,7 @@ const luaL_Reg asyncio_task_methods[] = {
   {"timer_at", task_timer_at},
   {"untimer", task_untimer},
   {"tasks", task_tasks},
+  {"running_task", task_running_task},
   {"pending", task_pending},
   {"task_info", task_info},
   {NULL, NULL}

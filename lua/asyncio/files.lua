@@ -437,7 +437,7 @@ end
 -- closed at once (close_now).
 function File:__close()
   if self._fd == nil then return end
-  local t = rt.current
+  local t = rt.current or rt.running_task()
   if t and t._co == coroutine.running() and coroutine.isyieldable() then
     local ok, err = pcall(task.await, self:close())
     if ok then return end

@@ -145,6 +145,15 @@ local function store(self, n, ...)
   end
 end
 
+-- A future made outside any loop, with waiters or done callbacks, cannot
+-- be completed until a loop runs: refused before anything changes.
+local function check_loop(self, fname)
+  if not self._loop and not rt.loop and (self._callbacks or self._morecbs) then
+    raise(("%s: the future has waiters or done callbacks but no event loop to run them")
+      :format(fname))
+  end
+end
+
 -- Finish with the 'n' results '...' (the state is known to be pending).
 local function resolve(self, n, ...)
   store(self, n, ...)
@@ -158,6 +167,7 @@ function Future:set_result(...)
   if self._state ~= PENDING then
     raise(InvalidStateError("set_result: future is already done"))
   end
+  check_loop(self, "set_result")
   resolve(self, select("#", ...), ...)
 end
 
@@ -179,6 +189,7 @@ function Future:set_exception(err)
   if self._state ~= PENDING then
     raise(InvalidStateError("set_exception: future is already done"))
   end
+  check_loop(self, "set_exception")
   self:_set_exception(err)
 end
 
@@ -231,6 +242,7 @@ end
 function Future:cancel(msg)
   checkfuture(self, "cancel")
   if self._state ~= PENDING then return false end
+  check_loop(self, "cancel")
   self._state = CANCELLED
   self._cancel_message = msg
   schedule_callbacks(self)

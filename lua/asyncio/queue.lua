@@ -136,7 +136,13 @@ function JoinOp.__await(op)
   if list == nil then list = {}; joiners[q] = list end
   local fut = Future._new(Future, rt.loop)
   list[#list + 1] = fut
-  return task.await(fut)
+  local ok, err = pcall(task.await, fut)
+  if not ok then  -- cancelled (a time limit, say): its future leaves the list
+    for i = #list, 1, -1 do
+      if list[i] == fut then table.remove(list, i); break end
+    end
+    error(err, 0)
+  end
 end
 
 local function wake_joiners(q)

@@ -15,6 +15,22 @@ local rt = {
 
 local describe = require("asyncio.util").describe
 
+-- rt.current is the task whose body runs, or nil. A wait clears it before
+-- its task suspends and sets it again once it resumes; a wait whose C call
+-- raises instead of suspending (out of memory, a queue bound to another
+-- loop) leaves it cleared while the task goes on. So where it is nil, the
+-- loop is asked which task it runs (nil between tasks and in callbacks).
+function rt.running_task()
+  local t = rt.current
+  if t == nil then
+    local loop = rt.loop
+    if loop == nil or loop._core:is_closed() then return nil end
+    t = loop._core:running_task()
+    rt.current = t
+  end
+  return t
+end
+
 -- Write an error report to stderr: the last resort, never raises.
 function rt.default_exception_handler(_, ctx)
   local parts = {"asyncio: ", describe(ctx.message or "unhandled error")}

@@ -106,7 +106,7 @@ function Wait:_abandon(t)
 end
 
 local function running_task(conn, fname)
-  local t = rt.current
+  local t = rt.current or rt.running_task()
   if t == nil then raise(("'%s' called outside a running task"):format(fname)) end
   if t._loop ~= conn.loop then
     raise(("'%s': the stream belongs to a different event loop"):format(fname))
@@ -222,7 +222,7 @@ end
 -- Nobody reading or waiting: at once, without allocating (the hot path).
 local function with_turn(fn, r, a, b)
   local conn = r._conn
-  local t = rt.current
+  local t = rt.current or rt.running_task()
   if t == nil then return fn(r, a, b) end  -- running_task raises the error
   if conn.reader then wait_turn(conn, t) else conn.reader = t end
   return end_turn(conn, t, pcall(fn, r, a, b))

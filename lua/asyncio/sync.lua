@@ -327,7 +327,7 @@ end
 
 local CondWait = {__name = "asyncio.Condition.wait", __await = function(op)
   local cond = op[1]
-  if not cond._lock._locked then error("Condition.wait: cannot wait on an un-acquired lock", 0) end
+  if not cond._lock._locked then raise("Condition.wait: cannot wait on an un-acquired lock") end
   -- the lock is released once this waiter is in the list: a notify after
   -- the release cannot miss it
   local ok, err = wait_in(cond._waiters, "Condition", function()

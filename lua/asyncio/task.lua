@@ -213,7 +213,7 @@ end
 -- the caller runs in the task's own coroutine is checked by the C core
 -- when the task suspends.
 local function current(fname)
-  local task = rt.current
+  local task = rt.current or rt.running_task()
   if task == nil then
     raise(("'%s' called outside a running task"):format(fname or "await"))
   end
@@ -223,6 +223,7 @@ M.current = current
 
 local function raise_cancel(task)
   task._must_cancel = false
+  task._cancel_woken = nil
   error(CancelledError(task._cancel_message), 0)
 end
 M.raise_cancel = raise_cancel
@@ -394,7 +395,7 @@ M.DONE = DONE
 AWAIT[Done] = false
 
 local function await(aw, extra)
-  if not rt.current then
+  if not rt.current and not rt.running_task() then
     M.forgo(aw)  -- refused here: not reported again as never awaited
     raise("'await' called outside a running task")
   end
@@ -581,9 +582,10 @@ end
 -- an awaitable (a function takes what follows as its arguments).
 local TASK_OPTIONS = {name = true}
 
-local function named(t, opts)
-  if opts ~= nil and opts.name ~= nil then t._name = tostring(opts.name) end
-  return t
+-- The name the options give, as a string, or nil: asked before anything
+-- starts, since a __tostring may raise (and the task would run unheld).
+local function name_of(opts)
+  if opts ~= nil and opts.name ~= nil then return tostring(opts.name) end
 end
 
 local function spawn_for(loop, fname, what, opts, ...)
@@ -593,9 +595,16 @@ local function spawn_for(loop, fname, what, opts, ...)
       raise(("bad argument #3 to '%s' (a coroutine object takes no arguments)"):format(fname))
     end
     util.checkopts(opts, TASK_OPTIONS, 2, fname)
-    if mt ~= Coro then return named(spawn(loop, await, what), opts) end
-    local nargs = claim(what, fname)
-    return named(spawn(loop, what[2], unpack(what, 5, nargs + 4)), opts)
+    local name = name_of(opts)
+    local t
+    if mt == Coro then
+      local nargs = claim(what, fname)
+      t = spawn(loop, what[2], unpack(what, 5, nargs + 4))
+    else
+      t = spawn(loop, await, what)
+    end
+    t._name = name
+    return t
   elseif isfunction(what) then
     return spawn(loop, async_body[what] or what, opts, ...)
   end
@@ -665,7 +674,10 @@ function Task:cancel(msg)
   self._cancel_message = msg
   w = self._waiting
   if w then w:_abort_wait(self) end
-  self._loop._core:wake(self._co)  -- nothing if it is ready or running already
+  -- nothing if it is ready or running already; a task woken here has left
+  -- its wait, so the cancellation is delivered even if uncancel comes
+  -- before it runs (CPython cancels the future it waits on)
+  if self._loop._core:wake(self._co) then self._cancel_woken = true end
   return true
 end
 
@@ -683,7 +695,7 @@ function Task:uncancel()
   if n > 0 then
     n = n - 1
     self._num_cancels_requested = n
-    if n == 0 then self._must_cancel = false end
+    if n == 0 and not self._cancel_woken then self._must_cancel = false end
   end
   return n
 end
@@ -721,7 +733,7 @@ function Task:__tostring()
   return ("<asyncio.Task %s %s>"):format(self:get_name(), s)
 end
 
-function M.current_task() return rt.current end
+function M.current_task() return rt.current or rt.running_task() end
 
 function M.all_tasks(loop)
   if loop ~= nil or rt.loop ~= nil then loop = rt.checkloop(loop, 1, "all_tasks") end

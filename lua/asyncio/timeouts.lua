@@ -255,6 +255,7 @@ function M.as_completed(fs, opts)
   local timeout = util.checkdelay(opts.timeout, 2, "as_completed", true)
   local list = futures_of(fs, "as_completed", true)
   local finished, waiters, timed_out = {}, {}, false
+  local ndone, timer = 0, nil
   local function wake_one()
     local w = table.remove(waiters, 1)
     while w and w:done() do w = table.remove(waiters, 1) end
@@ -263,12 +264,14 @@ function M.as_completed(fs, opts)
   local function on_completion(f)
     if timed_out then return end
     finished[#finished + 1] = f
+    ndone = ndone + 1
+    if ndone == #list and timer then timer:cancel() end  -- all in: no time limit left to keep
     wake_one()
   end
   for _, f in ipairs(list) do f:add_done_callback(on_completion) end
   local loop = (list[1] and list[1]._loop) or rt.loop
   if timeout ~= nil and #list > 0 then
-    loop:call_later(timeout, function()
+    timer = loop:call_later(timeout, function()
       timed_out = true
       for _, f in ipairs(list) do f:remove_done_callback(on_completion) end
       while #waiters > 0 do wake_one() end
