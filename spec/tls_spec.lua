@@ -109,6 +109,31 @@ describe("ssl_context", function()
       end, "bad argument #3 to 'open_connection' (ssl_handshake_timeout must be a positive number of seconds)")
     end)
   end)
+
+  it("refuses an empty server_hostname where the context verifies (it would check no name)", function()
+    run(function()
+      local empty = "server_hostname is empty: the certificate's name could not be checked"
+      assert.has_error(function()
+        asyncio.open_connection("127.0.0.1", 1, {ssl = client_ctx(), server_hostname = ""})
+      end, "bad argument #3 to 'open_connection' (" .. empty .. ")")
+      assert.has_error(function()
+        asyncio.open_unix_connection("/nonexistent", {ssl = true, server_hostname = ""})
+      end, "bad argument #2 to 'open_unix_connection' (" .. empty .. ")")
+      local srv = await(asyncio.start_server(function(_, w) w:close() end, "127.0.0.1", 0))
+      local r, w = await(asyncio.open_connection("127.0.0.1", srv:sockets()[1]:getsockname()[2]))
+      assert.has_error(function() w:start_tls(client_ctx(), {server_hostname = ""}) end,
+        "bad argument #3 to 'start_tls' (" .. empty .. ")")
+      -- without verification there is no name to check: "" is accepted (the
+      -- handshake then fails: this server closes without speaking TLS)
+      local ok, err = asyncio.pcall(await, w:start_tls(client_ctx{verify = false},
+        {server_hostname = ""}))
+      assert.is_false(ok)
+      assert.is_nil(tostring(err):find("server_hostname", 1, true), tostring(err))
+      w:close()
+      srv:close()
+      assert.is_truthy(r)
+    end)
+  end)
 end)
 
 describe("a TLS client", function()

@@ -740,6 +740,16 @@ local function start_tls_impl(w, ctx, hostname, timeout)
   handshake(conn, ctx, hostname, timeout, "start_tls")
 end
 
+-- Check option server_hostname of 'fname' (argument n) for context 'ctx'.
+-- An empty name would be sent as none and checked as none: refused where
+-- the context verifies (CPython: check_hostname requires server_hostname).
+local function check_hostname(name, ctx, n, fname)
+  argcheck(name == nil or type(name) == "string", n, fname, "server_hostname must be a string")
+  checknul(name, n, fname, "server_hostname")
+  argcheck(name ~= "" or not (ctx and ctx.verify and ctx.mode == "client"), n, fname,
+    "server_hostname is empty: the certificate's name could not be checked")
+end
+
 -- writer:start_tls(ctx, [opts]) -> awaitable: upgrade the connection to
 -- TLS in place (STARTTLS). opts: server_hostname (a client context;
 -- default none: no name check), ssl_handshake_timeout (60 s). A server
@@ -750,9 +760,7 @@ function StreamWriter:start_tls(ctx, opts)
     typeerror("asyncio.SSLContext", ctx))
   opts = util.checkopts(opts, {server_hostname = true, ssl_handshake_timeout = true}, 3,
     "start_tls")
-  argcheck(opts.server_hostname == nil or type(opts.server_hostname) == "string", 3, "start_tls",
-    "server_hostname must be a string")
-  checknul(opts.server_hostname, 3, "start_tls", "server_hostname")
+  check_hostname(opts.server_hostname, ctx, 3, "start_tls")
   local timeout = checktimeout(opts.ssl_handshake_timeout, 3, "start_tls")
   return op(start_tls_impl, self, ctx, ctx.mode == "client" and opts.server_hostname or nil,
     timeout)
@@ -800,9 +808,7 @@ local function checkopts(opts, n, fname, mode)
   local ctx = ssl.context_of(opts.ssl, mode, n, fname)
   argcheck(opts.server_hostname == nil or (mode == "client" and ctx), n, fname,
     "server_hostname is only meaningful with ssl")
-  argcheck(opts.server_hostname == nil or type(opts.server_hostname) == "string", n, fname,
-    "server_hostname must be a string")
-  checknul(opts.server_hostname, n, fname, "server_hostname")
+  check_hostname(opts.server_hostname, ctx, n, fname)
   argcheck(opts.ssl_handshake_timeout == nil or ctx, n, fname,
     "ssl_handshake_timeout is only meaningful with ssl")
   local o = {}
