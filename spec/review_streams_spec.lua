@@ -203,3 +203,32 @@ describe("process:communicate() cancelled", function()
     assert.equal("err", err)
   end)
 end)
+
+describe("Unix socket paths", function()
+  after_each(support.assert_clean)
+
+  it("a path too long for a socket address is refused on both sides, never cut short", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    -- the longest path that fits (107 bytes), and the same with more after it
+    local fits = dir .. "/" .. ("s"):rep(107 - #dir - 1)
+    local long = fits .. "_and_more"
+    local ok, connected, listen_err
+    support.run(function()
+      local srv = await(asyncio.start_unix_server(function(_, w) w:close() end, fits))
+      -- before: libuv cut 'long' to 'fits' and connected to this server
+      ok, connected = asyncio.pcall(await, asyncio.open_unix_connection(long))
+      local lok
+      lok, listen_err = asyncio.pcall(await, asyncio.start_unix_server(print, long))
+      assert.is_false(lok)
+      srv:close()
+      await(srv:wait_closed())
+    end)
+    os.execute("rm -rf " .. dir)
+    assert.is_false(ok)
+    assert.is_true(asyncio.OSError:is(connected), tostring(connected))
+    assert.equal("ENAMETOOLONG", connected.errno)
+    assert.equal("ENAMETOOLONG", listen_err.errno)
+  end)
+end)

@@ -926,7 +926,13 @@ static int new_connection (lua_State *L, int pipe) {
     limit = checklimit(L, 4);
     if ((r = parse_addr(host, port, &sa)) < 0) return asyncio_pushuverror(L, r);
   }
-  else limit = checklimit(L, 3);
+  else {
+    /* libuv 1.44 cuts a longer path to fit and connects to whatever is
+    ** there; the listening side refuses it (core_pipe_listen) */
+    if (strlen(host) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+      return asyncio_pushuverror(L, UV_ENAMETOOLONG);
+    limit = checklimit(L, 3);
+  }
   b = new_box(L, lp, 1, pipe, limit);
   if ((r = init_handle(b)) < 0) return fail_new(L, b, 0, r);
   if (!pipe && lua_type(L, 5) == LUA_TSTRING) {
@@ -1086,7 +1092,8 @@ static int core_pipe_listen (lua_State *L) {
   luaL_checktype(L, 5, LUA_TFUNCTION);
   lua_settop(L, 6);
   memset(&sa, 0, sizeof sa);
-  if (n >= sizeof sa.sun_path || strlen(path) != n) return asyncio_pushuverror(L, UV_EINVAL);
+  if (strlen(path) != n) return asyncio_pushuverror(L, UV_EINVAL);
+  if (n >= sizeof sa.sun_path) return asyncio_pushuverror(L, UV_ENAMETOOLONG);
   sa.sun_family = AF_UNIX;
   memcpy(sa.sun_path, path, n);
   remove_stale_socket(&sa);
