@@ -432,6 +432,22 @@ describe("bad arguments", function()
         "bad argument #1 to 'start_server' (function expected, got string)")
       assert.has_error(function() asyncio.open_connection("h", 1, {limit = 0}) end,
         "bad argument #3 to 'open_connection' (limit must be a positive integer)")
+      -- options checked where they are given, not deep in the C core (review)
+      local bad_la = "bad argument #3 to 'open_connection' (local_addr must be {host, port} " ..
+        "(a port from 0 to 65535))"
+      assert.has_error(function() asyncio.open_connection("h", 1, {local_addr = {"127.0.0.1", "x"}}) end,
+        bad_la)
+      assert.has_error(function() asyncio.open_connection("h", 1, {local_addr = {"127.0.0.1", 1.5}}) end,
+        bad_la)
+      assert.has_error(function() asyncio.open_connection("h", 1, {local_addr = {1, 2}}) end, bad_la)
+      assert.has_error(function() asyncio.open_connection("h", 1, {family = 5}) end,
+        "bad argument #3 to 'open_connection' (family must be 4 or 6)")
+      assert.has_error(function() asyncio.start_server(print, "h", 1, {family = "x"}) end,
+        "bad argument #4 to 'start_server' (family must be 4 or 6)")
+      assert.has_error(function() asyncio.start_server(print, "h", 1, {backlog = -5}) end,
+        "bad argument #4 to 'start_server' (backlog must be a non-negative integer)")
+      assert.has_error(function() asyncio.start_unix_server(print, "/x", {backlog = 0.5}) end,
+        "bad argument #3 to 'start_unix_server' (backlog must be a non-negative integer)")
       local srv, port = serve(function(_, w) w:close() end)
       local r, w = connect(port)
       assert.has_error(function() w:write(42) end,

@@ -805,6 +805,10 @@ local function checkopts(opts, n, fname, mode)
   local limit = opts.limit
   argcheck(limit == nil or (mtype(limit) == "integer" and limit > 0), n, fname,
     "limit must be a positive integer")
+  local family, backlog = opts.family, opts.backlog
+  argcheck(family == nil or FAMILIES[family] ~= nil, n, fname, "family must be 4 or 6")
+  argcheck(backlog == nil or (mtype(backlog) == "integer" and backlog >= 0 and
+    backlog <= 0x7fffffff), n, fname, "backlog must be a non-negative integer")
   local ctx = ssl.context_of(opts.ssl, mode, n, fname)
   argcheck(opts.server_hostname == nil or (mode == "client" and ctx), n, fname,
     "server_hostname is only meaningful with ssl")
@@ -857,9 +861,11 @@ function M.open_connection(host, port, opts)
   argcheck(mtype(port) == "integer" and port >= 0 and port <= 65535, 2, "open_connection",
     mtype(port) == "integer" and "port out of range" or typeerror("integer", port))
   opts = checkopts(opts, 3, "open_connection", "client")
-  argcheck(opts.local_addr == nil or type(opts.local_addr) == "table", 3, "open_connection",
-    "local_addr must be {host, port}")
-  checknul(opts.local_addr and opts.local_addr[1], 3, "open_connection", "local_addr's host")
+  local la = opts.local_addr
+  argcheck(la == nil or (type(la) == "table" and type(la[1]) == "string" and
+    (la[2] == nil or (mtype(la[2]) == "integer" and la[2] >= 0 and la[2] <= 65535))),
+    3, "open_connection", "local_addr must be {host, port} (a port from 0 to 65535)")
+  checknul(la and la[1], 3, "open_connection", "local_addr's host")
   return op(open_connection_impl, host, port, opts)
 end
 
@@ -1101,8 +1107,6 @@ function M.start_server(cb, host, port, opts)
   argcheck(mtype(port) == "integer" and port >= 0 and port <= 65535, 3, "start_server",
     mtype(port) == "integer" and "port out of range" or typeerror("integer", port))
   opts = checkopts(opts, 4, "start_server", "server")
-  argcheck(opts.backlog == nil or mtype(opts.backlog) == "integer", 4, "start_server",
-    "backlog must be an integer")
   return op(start_server_impl, cb, host, port, opts)
 end
 
