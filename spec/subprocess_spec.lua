@@ -86,6 +86,17 @@ describe("subprocesses", function()
     end)
     assert.is_true(asyncio.FileNotFoundError:is(err), tostring(err))
     assert.equal("ENOENT", err.errno)
+    assert.matches("%(create_subprocess_exec /nonexistent/program%)", tostring(err))
+  end)
+
+  it("a cwd that is not there is named as such, not as a missing program", function()
+    local err = run(function()
+      local ok, e = pcall(await, asyncio.create_subprocess_exec("ls", {cwd = "/nonexistent_dir"}))
+      assert.is_false(ok)
+      return e
+    end)
+    assert.is_true(asyncio.FileNotFoundError:is(err), tostring(err))
+    assert.matches("%(cwd /nonexistent_dir of create_subprocess_exec ls%)", tostring(err))
   end)
 
   it("cancelling communicate leaves the process running and its pipes usable", function()

@@ -172,7 +172,13 @@ local function spawn_impl(fname, file, argv, opts)
   local box, si, so, se = core.spawn(loop._core, file, argv, env, opts.cwd,
     {opts._in, opts._out, opts._err}, opts.limit, opts.start_new_session)
   if not box then
-    throw(errors.oserror(si, so, ("%s %s"):format(fname, file)))
+    local what = ("%s %s"):format(fname, file)
+    -- the child's chdir and exec fail alike (ENOENT): say which it was
+    if opts.cwd and (si == "ENOENT" or si == "ENOTDIR") then
+      local dir = io.open(opts.cwd)  -- (a directory opens for reading)
+      if dir then dir:close() else what = ("cwd %s of %s"):format(opts.cwd, what) end
+    end
+    throw(errors.oserror(si, so, what))
   end
   local p = setmetatable({_box = box, _loop = loop, _waiters = {busy = false},
                           _session = opts.start_new_session,
