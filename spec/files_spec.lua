@@ -56,6 +56,28 @@ describe("files", function()
     assert.same({mid = "cd", all = "abcdXY"}, res)
   end)
 
+  it("in an append mode a write leaves the position at the end, as io's (review)", function()
+    local res = run(function()
+      local path = dir .. "/ap.txt"
+      local f = await(asyncio.open_file(path, "w"))
+      await(f:write("xyz"))
+      await(f:close())
+      local g <close> = await(asyncio.open_file(path, "a+"))
+      local r = {first = await(g:read(2))}  -- a+ reads from the start
+      await(g:write("abc"))
+      r.after_write = await(g:read())       -- at the end: nothing
+      r.pos = await(g:seek("cur"))
+      await(g:write("def"))
+      r.pos2 = await(g:seek("cur", -2))
+      r.tail = await(g:read())
+      await(g:seek("set", 0))
+      r.all = await(g:read())
+      return r
+    end)
+    assert.same({first = "xy", after_write = "", pos = 6, pos2 = 7, tail = "ef", all = "xyzabcdef"},
+      res)
+  end)
+
   it("a read cancelled in the pool leaves the position where the next read expects it", function()
     local res = run(function()
       local path = dir .. "/c.bin"

@@ -128,11 +128,17 @@ local function settle(t, f)
   alive(f)
 end
 
+local end_pos  -- (below flush, which it calls)
+
 -- Add the next block of the file to the read buffer: false at the end.
 -- A full read starts the next at once, so the pool reads on while the
 -- program uses this block. Cancelled while waiting, nothing moves: the
 -- read stays in _ahead for the next call.
 local function fill(t, f, want)
+  if f._at_end then
+    f._pos, f._at_end = end_pos(t, f, "read"), nil
+    drop_reads(f)
+  end
   local pos = f._pos + buffered(f)
   local a, req = f._ahead
   local size = want > BLOCK and want or BLOCK
@@ -216,6 +222,21 @@ local function flush(t, f)
   end
 end
 
+-- The file's size, once the writes of 'f' are in, for 'fname'. After a
+-- write in an append mode the position is the end (f._at_end): known
+-- only to the file, so asked where it is needed (a read, seek("cur")).
+end_pos = function(t, f, fname)
+  flush(t, f)
+  settle(t, f)
+  f._req = start(t, fname, FSTAT, f._fd)
+  local ok, st = pcall(finish, t, fname, f._req, f)
+  f._req = nil
+  if not ok then error(st, 0) end
+  alive(f)
+  return st.size
+end
+
+
 -- The pieces of an answer that spans blocks, taken from the buffer one
 -- block at a time and joined once (joining the buffer with each new block
 -- copied it all again: a 50 MB line took 8 s). A <close> variable: if the
@@ -265,7 +286,7 @@ local write_impl = exclusive("write", function(f, t, data)
   local q = f._wq
   q[#q + 1] = data
   f._wn = f._wn + #data
-  if not f._append then f._pos = f._pos + #data end
+  if f._append then f._at_end = true else f._pos = f._pos + #data end
   if f._wn >= BLOCK and not f._wreq then start_write(t, f) end
   return #data
 end)
@@ -320,21 +341,14 @@ end
 
 local seek_impl = exclusive("seek", function(f, t, whence, offset)
   flush(t, f)
+  if whence == "cur" and f._at_end then whence = "end" end
   local base
   if whence == "set" then base = 0
   elseif whence == "cur" then base = f._pos
-  else
-    settle(t, f)
-    f._req = start(t, "seek", FSTAT, f._fd)
-    local ok, st = pcall(finish, t, "seek", f._req, f)
-    f._req = nil
-    if not ok then error(st, 0) end
-    alive(f)
-    base = st.size
-  end
+  else base = end_pos(t, f, "seek") end
   local pos = base + offset
   if pos < 0 then throw(errors.oserror("EINVAL", "invalid argument", "seek")) end
-  f._pos = pos
+  f._pos, f._at_end = pos, nil
   drop_reads(f)
   return pos
 end)
