@@ -40,6 +40,8 @@ local M = {}
 -- it runs fn(a, b, c, d) in the awaiting task. An Op is awaited once.
 local Op = {__name = "asyncio.StreamOp"}
 function Op.__await(o)
+  -- awaited already (busy false), and not handed out again since
+  if o.busy == false then raise("await: this stream call was already awaited") end
   local fn, a, b, c, d = o[1], o[2], o[3], o[4], o[5]
   o.busy = false  -- a reader's own Op (see reader_op) may be handed out again
   return fn(a, b, c, d)
