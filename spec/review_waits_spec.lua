@@ -28,6 +28,36 @@ describe("review of the waits", function()
     assert.same({true, "again"}, got.next)
   end)
 
+  it("current_task() asked inside a wait's C call (a hook) is not left behind", function()
+    local seen_in_cb, await_in_cb, during = "unset", nil, nil
+    support.run(function()
+      local loop = asyncio.get_running_loop()
+      local me = asyncio.current_task()
+      local done = asyncio.Future()
+      local sleeper = asyncio.create_task(function()
+        -- a call hook runs inside c_sleep too, after the wait cleared rt.current
+        debug.sethook(function()
+          local t = asyncio.current_task()
+          during = during or t
+        end, "c")
+        loop:call_soon(function()  -- runs right after the sleeper suspends
+          seen_in_cb = asyncio.current_task()
+          await_in_cb = {pcall(asyncio.await, asyncio.sleep(1))}
+          done:set_result()
+        end)
+        asyncio.await(asyncio.sleep(10))
+      end)
+      await(done)
+      assert.equal(me, asyncio.current_task())
+      sleeper:cancel()
+      assert.is_false(pcall(await, sleeper))
+    end)
+    assert.is_nil(seen_in_cb)
+    assert.matches("'await' called outside a running task", await_in_cb[2])
+    assert.is_not_nil(during)  -- the hook saw the sleeper while it was still running
+    assert.is_nil(asyncio.current_task())
+  end)
+
   it("q:join() under a time limit leaves nothing behind when it expires", function()
     support.run(function()
       local q = asyncio.Queue()
@@ -126,7 +156,7 @@ describe("review of the waits", function()
     f:add_done_callback(function() called = true end)
     local ok, err = pcall(f.set_result, f, 42)
     assert.is_false(ok)
-    assert.matches("set_result: the future has waiters or done callbacks but no event loop", err)
+    assert.matches("set_result: the future has waiters or done callbacks but no open event loop", err)
     assert.is_false(f:done())
     support.run(function()
       f:set_result(42)
@@ -150,6 +180,51 @@ describe("review of the waits", function()
       assert.equal("x", q:get_nowait())
       assert.equal("y", q:get_nowait())
     end)
+  end)
+
+  it("a future of a closed loop with a done callback: completing it is refused, nothing changes", function()
+    local loop = asyncio.new_event_loop()
+    local f = loop:create_future()
+    f:add_done_callback(function() end)
+    loop:close()
+    for _, call in ipairs({function() f:set_result(1) end, function() f:set_exception("x") end,
+                           function() f:cancel() end}) do
+      local ok, err = pcall(call)
+      assert.is_false(ok)
+      assert.matches("no open event loop to run them", err)
+      assert.is_false(f:done())
+    end
+  end)
+
+  it("wait_for refuses a limit that is not a number, also before any limit was seen", function()
+    local loaded = package.loaded["asyncio.timeouts"]
+    package.loaded["asyncio.timeouts"] = nil  -- a fresh module: nothing seen yet
+    local fresh = require "asyncio.timeouts"
+    package.loaded["asyncio.timeouts"] = loaded
+    support.run(function()
+      local q = asyncio.Queue()
+      for _, bad in ipairs({false, "1", 0 / 0}) do
+        assert.is_false(pcall(fresh.wait_for, q:get(), bad))
+      end
+    end)
+  end)
+
+  it("a file operation awaited a second time is refused (it ran again)", function()
+    local path = os.tmpname()
+    support.run(function()
+      local f <close> = await(asyncio.open_file(path, "w"))
+      local op = f:write("XY")
+      await(op)
+      local ok, err = pcall(await, op)
+      assert.is_false(ok)
+      assert.matches("await: this call was already awaited", err)
+      await(f:close())
+    end)
+    local h = assert(io.open(path))
+    local all = h:read("a")
+    h:close()
+    os.remove(path)
+    assert.equal("XY", all)
   end)
 
   it("Condition.wait on a lock not held names the program's line", function()

@@ -97,6 +97,15 @@ describe("subprocesses", function()
     end)
     assert.is_true(asyncio.FileNotFoundError:is(err), tostring(err))
     assert.matches("%(cwd /nonexistent_dir of create_subprocess_exec ls%)", tostring(err))
+    local file = os.tmpname()  -- a cwd that is a file, not a directory
+    err = run(function()
+      local ok, e = pcall(await, asyncio.create_subprocess_exec("ls", {cwd = file}))
+      assert.is_false(ok)
+      return e
+    end)
+    os.remove(file)
+    assert.matches("%(cwd " .. file:gsub("%p", "%%%0") .. " of create_subprocess_exec ls%)",
+      tostring(err))
   end)
 
   it("cancelling communicate leaves the process running and its pipes usable", function()

@@ -145,11 +145,16 @@ local function store(self, n, ...)
   end
 end
 
--- A future made outside any loop, with waiters or done callbacks, cannot
--- be completed until a loop runs: refused before anything changes.
+-- A future with waiters or done callbacks and no open loop to run them (it
+-- was made outside any loop, or its loop is closed) cannot be completed:
+-- refused before anything changes.
 local function check_loop(self, fname)
-  if not self._loop and not rt.loop and (self._callbacks or self._morecbs) then
-    raise(("%s: the future has waiters or done callbacks but no event loop to run them")
+  local loop = self._loop
+  if loop and loop == rt.loop then return end  -- the running loop: open
+  if not (self._callbacks or self._morecbs) then return end
+  loop = loop or rt.loop
+  if loop == nil or loop._core:is_closed() then
+    raise(("%s: the future has waiters or done callbacks but no open event loop to run them")
       :format(fname))
   end
 end

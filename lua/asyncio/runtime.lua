@@ -20,13 +20,17 @@ local describe = require("asyncio.util").describe
 -- raises instead of suspending (out of memory, a queue bound to another
 -- loop) leaves it cleared while the task goes on. So where it is nil, the
 -- loop is asked which task it runs (nil between tasks and in callbacks).
+-- The answer is kept only where the task's own code can yield: a finalizer
+-- or a debug hook run inside a wait's C call sees the task, which is about
+-- to suspend, and must not leave it behind as the current one.
+local isyieldable = coroutine.isyieldable
 function rt.running_task()
   local t = rt.current
   if t == nil then
     local loop = rt.loop
     if loop == nil or loop._core:is_closed() then return nil end
     t = loop._core:running_task()
-    rt.current = t
+    if t ~= nil and isyieldable() then rt.current = t end
   end
   return t
 end

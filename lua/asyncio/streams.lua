@@ -55,6 +55,7 @@ task.register_awaitable(Op)
 local op_names = setmetatable({}, {__mode = "k"})
 local TrackedOp = {__name = "asyncio.StreamOp"}
 function TrackedOp.__await(o)
+  if o[7] then raise("await: this call was already awaited") end
   o[7] = true
   return o[1](o[2], o[3], o[4], o[5])
 end

@@ -175,7 +175,7 @@ local function spawn_impl(fname, file, argv, opts)
     local what = ("%s %s"):format(fname, file)
     -- the child's chdir and exec fail alike (ENOENT): say which it was
     if opts.cwd and (si == "ENOENT" or si == "ENOTDIR") then
-      local dir = io.open(opts.cwd)  -- (a directory opens for reading)
+      local dir = io.open(opts.cwd .. "/.")  -- (only a directory has a ".")
       if dir then dir:close() else what = ("cwd %s of %s"):format(opts.cwd, what) end
     end
     throw(errors.oserror(si, so, what))

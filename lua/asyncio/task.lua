@@ -395,9 +395,16 @@ M.DONE = DONE
 AWAIT[Done] = false
 
 local function await(aw, extra)
-  if not rt.current and not rt.running_task() then
-    M.forgo(aw)  -- refused here: not reported again as never awaited
-    raise("'await' called outside a running task")
+  if not rt.current then
+    local t = rt.running_task()
+    if not t then
+      M.forgo(aw)  -- refused here: not reported again as never awaited
+      raise("'await' called outside a running task")
+    end
+    if not rt.current then  -- (not kept: a finalizer or hook inside a wait)
+      M.forgo(aw)
+      raise(NOWAIT_MSG)
+    end
   end
   if extra ~= nil then
     raise("bad argument #2 to 'await' (one awaitable expected: gather awaits several)")

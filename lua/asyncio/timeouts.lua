@@ -170,7 +170,7 @@ local now_of = setmetatable({}, {__mode = "k"})
 
 -- wait_for(aw, timeout): await 'aw' for at most 'timeout' seconds; on
 -- expiry 'aw' is cancelled and TimeoutError raised. nil: no limit.
-local valid_timeout = false  -- the last time limit seen to be a number: the same needs no call
+local valid_timeout = 0  -- the last time limit seen to be a number: the same needs no call
 
 function M.wait_for(aw, timeout)
   if timeout ~= valid_timeout then
