@@ -58,8 +58,10 @@ local function complete(self)
   local results, failed = {n = n}, nil
   for i = 1, n do
     local child = children[i]
-    if child._state == FINISHED and not child._failed and not child._n then
-      results[i] = child._v  -- one result, the common case, without a call
+    if child._state == FINISHED and not child._failed then  -- outcome's common case, inline
+      local cn = child._n
+      if not cn then results[i] = child._v
+      elseif cn > 0 then results[i] = child._v[1] end  -- (none: nil)
     else
       local v, bad = outcome(child)
       results[i] = v

@@ -566,6 +566,10 @@ local function finish(task, n, ...)
       task._v = ...
       task._state = FINISHED
       schedule_callbacks(task)
+    elseif n == 0 then  -- a body that returns nothing (see future.lua's store)
+      task._n = 0
+      task._state = FINISHED
+      schedule_callbacks(task)
     else
       resolve(task, n, ...)
     end
