@@ -413,6 +413,14 @@ local function await(aw, extra)
   local f = INSTANCES[aw]
   if f == nil then
     local mt = getmetatable(aw)
+    if mt == Coro then  -- await_coro inline: one call less per awaited coroutine object
+      local n = aw[1]
+      if n == 1 then
+        aw[1] = false
+        return aw[2](aw[5])
+      end
+      return await_coro(aw)
+    end
     f = AWAIT[mt]
     if f == nil then
       f = type(mt) == "table" and mt.__await
