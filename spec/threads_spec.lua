@@ -284,7 +284,7 @@ describe("worker threads, after the review", function()
       end))
       return e1, e2, e3, e4
     end)
-    assert.matches("threads_spec.lua:%d+: 'to_thread': this call was awaited already", twice)
+    assert.matches("threads_spec.lua:%d+: await: to_thread%(...%) was already awaited", twice)
     assert.matches("#1 to 'to_thread' %(a C function cannot be sent", closure)
     assert.matches("returned 20000 values; at most 8000 come back", many.message)
     assert.equal("(error object is a table value)", badstr.message)

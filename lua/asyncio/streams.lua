@@ -55,7 +55,10 @@ task.register_awaitable(Op)
 local op_names = setmetatable({}, {__mode = "k"})
 local TrackedOp = {__name = "asyncio.StreamOp"}
 function TrackedOp.__await(o)
-  if o[7] then raise("await: this call was already awaited") end
+  if o[7] then
+    raise(("await: %s was already awaited (a call is awaited once)"):format(op_names[o[1]] or
+      "this call"))
+  end
   o[7] = true
   return o[1](o[2], o[3], o[4], o[5])
 end
