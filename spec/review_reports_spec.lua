@@ -357,6 +357,12 @@ describe("the second review", function()
   it("run refuses a typo in its options when main takes no arguments; a closed loop names the method", function()
     assert.has_error(function() asyncio.run(function() return 1 end, {debg = true}) end,
       "bad argument #2 to 'run' (unknown option 'debg')")
+    -- a coroutine object takes no arguments either (it named 'create_task': newcomer review)
+    local main = asyncio.async(function() return 1 end)
+    local c = main()
+    assert.has_error(function() asyncio.run(c, {debg = true}) end,
+      "bad argument #2 to 'run' (unknown option 'debg')")
+    assert.equal(1, asyncio.run(c, {debug = false}))  -- refused before it was claimed
     assert.is_true(asyncio.run(function(t) return t.debg end, {debg = true}))
     assert.equal(2, asyncio.run(function() return 2 end, {debug = false}))
     local loop = asyncio.new_event_loop()

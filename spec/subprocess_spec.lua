@@ -153,7 +153,8 @@ describe("subprocesses", function()
       assert.has_error(function() asyncio.create_subprocess_exec(42) end,
         "bad argument #1 to 'create_subprocess_exec' (string expected, got number)")
       assert.has_error(function() asyncio.create_subprocess_exec("ls", {stdout = "file"}) end,
-        "bad argument #2 to 'create_subprocess_exec' (stdout must be \"pipe\", \"inherit\", \"devnull\")")
+        "bad argument #2 to 'create_subprocess_exec' (stdout must be \"pipe\", \"inherit\" or " ..
+        "\"devnull\", not \"file\")")
       assert.has_error(function() asyncio.create_subprocess_shell("ls", {cwd = 1}) end,
         "bad argument #2 to 'create_subprocess_shell' (cwd must be a string)")
       local p = await(asyncio.create_subprocess_exec("true"))

@@ -114,12 +114,13 @@ function asyncio.get_running_loop()
 end
 
 -- Is 'x' the options of run (a plain table of loop options only)? For a
--- main function that takes no arguments, a plain table can only be
--- options: one with a key no loop knows (a typo) is refused.
+-- coroutine object, or a main function that takes no arguments, a plain
+-- table can only be options: one with a key no loop knows (a typo) is refused.
 local function run_options(x, main)
   if type(x) ~= "table" or getmetatable(x) ~= nil or next(x) == nil then return false end
   for k in pairs(x) do
     if not rt.LOOP_OPTIONS[k] then
+      if task.iscoroutine(main) then util.checkopts(x, rt.LOOP_OPTIONS, 2, "run") end
       if type(main) == "function" then
         local info = debug.getinfo(main, "u")
         if info.nparams == 0 and not info.isvararg then

@@ -155,8 +155,11 @@ end
 local function checkio(v, name, fname, n, allow_stdout)
   local ok = v == nil or v == "pipe" or v == "inherit" or v == "devnull" or
     (allow_stdout and v == "stdout")
-  argcheck(ok, n, fname, ("%s must be \"pipe\", \"inherit\", \"devnull\"%s"):format(name,
-    allow_stdout and " or \"stdout\"" or ""))
+  if not ok then
+    argcheck(false, n, fname, ("%s must be %s, not %s"):format(name,
+      allow_stdout and '"pipe", "inherit", "devnull" or "stdout"' or '"pipe", "inherit" or "devnull"',
+      type(v) == "string" and ("%q"):format(v) or util.typename(v)))
+  end
   return KINDS[v or "inherit"]
 end
 

@@ -785,8 +785,10 @@ function M.hooks(loop)
     end,
     function(task, co)
       rt.current = nil
-      task:_set_exception("task yielded outside 'await' (use asyncio.await, not coroutine.yield)",
-        traceback(co))
+      local d = getinfo(co, 1, "Sl")  -- the function that called coroutine.yield
+      local at = d and d.currentline > 0 and ("%s:%d: "):format(d.short_src, d.currentline) or ""
+      task:_set_exception(at .. "task yielded outside 'await' (use asyncio.await, not " ..
+        "coroutine.yield)", traceback(co))
     end,
     function(what, seconds)  -- debug mode: a step held the loop too long
       rt.current = nil
