@@ -32,6 +32,39 @@ local function forgetful()
 end
 
 describe("debug mode", function()
+  it("reports a queue get and a stream read made and never awaited (newcomer review)", function()
+    local outside_same
+    local got = reports_of(function()
+      local q = asyncio.Queue()
+      q:put_nowait(1)
+      q:get()                                    -- forgotten: no item taken
+      local srv = await(asyncio.start_server(function(_, w) w:write("hi\n"); w:close() end,
+        "127.0.0.1", 0))
+      local r, w = await(asyncio.open_connection("127.0.0.1", srv:sockets()[1]:getsockname()[2]))
+      r:readline()                               -- forgotten: nothing read
+      -- awaited ones, also through wait_for, a task and gather, are not reported
+      assert.equal(1, await(q:get()))
+      q:put_nowait(2); q:put_nowait(3); q:put_nowait(4)
+      assert.equal(2, await(asyncio.wait_for(q:get(), 1)))
+      assert.equal(3, await(asyncio.create_task(q:get())))
+      assert.equal(4, await(asyncio.gather(q:get()))[1])
+      assert.equal("hi\n", await(asyncio.wait_for(r:readline(), 1)))
+      w:close()
+      srv:close()
+      await(srv:wait_closed())
+    end, {debug = true})
+    local m = messages(got)
+    table.sort(m)
+    assert.same({"q:get() at spec/debug_mode_spec.lua:40 was never awaited: it took no item",
+      "reader:readline() at spec/debug_mode_spec.lua:44 was never awaited: it never ran"}, m)
+    -- outside debug mode a get is the queue's one reusable operation (nothing to report)
+    support.run(function()
+      local q = asyncio.Queue()
+      outside_same = rawequal(q:get(), q:get())
+    end)
+    assert.is_true(outside_same)
+  end)
+
   it("reports a sleep and a coroutine object collected without being awaited, with where they were made", function()
     local got = messages(reports_of(forgetful, {debug = true}))
     table.sort(got)

@@ -115,7 +115,36 @@ function PutOp.__await(op)
   end
 end
 
+-- Debug mode: q:get() returns an object of its own, {queue, awaited,
+-- where}, that is reported when it is collected without being awaited.
+-- (Outside debug mode q:get() is the queue's one reusable operation, which
+-- allocates nothing and so cannot tell a forgotten await.)
+local DebugGetOp = {__name = "asyncio.Queue.get"}
+function DebugGetOp.__await(op)
+  op[2] = true
+  return GetOp.__await(op)
+end
+function DebugGetOp.__now(op)
+  op[2] = true
+  return try_get(op[1])
+end
+function DebugGetOp.__forgo(op) op[2] = true end  -- handed to a task cancelled before it ran
+DebugGetOp.__gc = function(op)
+  if op[2] then return end
+  op[2] = true
+  rt.report_unawaited(nil, ("q:get()%s was never awaited: it took no item")
+    :format(op[3] and " at " .. op[3] or ""))
+end
+
+local c_get = methods.get
+local function debug_get(q)
+  c_get(q)  -- its check of 'q'
+  return setmetatable({q, false, util.where() or false}, DebugGetOp)
+end
+task.on_debug(function(on) methods.get = on and debug_get or c_get end)
+
 task.register_awaitable(GetOp)
+task.register_awaitable(DebugGetOp)
 task.register_awaitable(PutOp)
 
 -- QueueEmpty and QueueFull are what get_nowait/put_nowait answer when a

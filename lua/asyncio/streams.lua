@@ -82,7 +82,11 @@ end
 
 -- The Op of a read on 'r': the reader keeps one and hands it out again
 -- once it has been awaited, so a read loop allocates nothing per read.
+local debug_reads = false  -- debug mode: each read its own op, reported if never awaited
+task.on_debug(function(on) debug_reads = on end)
+
 local function reader_op(r, fn, a, b)
+  if debug_reads then return op(fn, r, a, b) end
   local o = r._op
   if o.busy then return setmetatable({fn, r, a, b}, Op) end
   o[1], o[2], o[3], o[4], o.busy = fn, r, a, b, true
@@ -1155,6 +1159,9 @@ M.name_ops{[wait_closed_impl] = "writer:wait_closed()", [getaddrinfo_impl] = "as
   [open_connection_impl] = "asyncio.open_connection(...)",
   [open_unix_impl] = "asyncio.open_unix_connection(...)", [serve_forever_impl] = "server:serve_forever()",
   [wait_server_closed_impl] = "server:wait_closed()",
-  [start_server_impl] = "asyncio.start_server(...)", [start_unix_impl] = "asyncio.start_unix_server(...)"}
+  [start_server_impl] = "asyncio.start_server(...)", [start_unix_impl] = "asyncio.start_unix_server(...)",
+  -- (reads are reported in debug mode only: see reader_op)
+  [read_impl] = "reader:read(...)", [readexactly_impl] = "reader:readexactly(...)",
+  [readuntil_impl] = "reader:readuntil(...)", [readline_impl] = "reader:readline()"}
 
 return M

@@ -45,7 +45,16 @@ M.check_wait, M.NOWAIT_MSG = check_wait, NOWAIT_MSG
 -- coroutine objects and sleeps are tracked, and one collected without
 -- being awaited is reported. When off this costs one test of DEBUG.
 local DEBUG = false
-function M.set_debug(on) DEBUG = on and true or false end
+local debug_listeners = {}
+function M.set_debug(on)
+  DEBUG = on and true or false
+  for i = 1, #debug_listeners do debug_listeners[i](DEBUG) end
+end
+
+-- fn(on) is told when debug mode starts and stops: another module's debug
+-- variants (a queue's get, a reader's reads: see queue.lua, streams.lua).
+-- It must not allocate (loop.lua turns debug mode off on any failure).
+function M.on_debug(fn) debug_listeners[#debug_listeners + 1] = fn end
 
 -- A tracker's finalizer runs when its object is collected: if the object
 -- was never awaited (a coroutine object still unclaimed, a sleep never
