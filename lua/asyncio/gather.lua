@@ -130,8 +130,10 @@ GatheringFuture.__gc = function(g)
   rt.report_unawaited(g._loop, g:_unawaited())
 end
 function GatheringFuture:_unawaited()
-  return ("asyncio.gather(...)%s was never awaited: the results and errors of its %d " ..
-    "awaitables are lost"):format(self._where and " at " .. self._where or "", self._count)
+  local n = self._count
+  return ("asyncio.gather(...)%s was never awaited: %s lost"):format(
+    self._where and " at " .. self._where or "", n == 1 and "the result or error of its 1 " ..
+    "awaitable is" or ("the results and errors of its %d awaitables are"):format(n))
 end
 
 -- Every method of Future copied in, no class above: see task.lua's Task.
