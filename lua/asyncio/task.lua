@@ -600,6 +600,9 @@ local function finish(task, n, ...)
     schedule_callbacks(task)
   else
     task:_set_exception(e, co and traceback(co, describe(e)))
+    -- Ctrl-C that landed in this task: the run raises it; not an error of
+    -- the program's left unretrieved
+    if KeyboardInterrupt:is(e) then task._guard = nil end
   end
 end
 
