@@ -36,6 +36,29 @@ describe("files", function()
     assert.equal("", res.eof)
   end)
 
+  it("read takes io's formats: \"a\", \"l\" and \"L\" (nil at the end), and says what it takes", function()
+    local res = run(function()
+      local path = dir .. "/f.txt"
+      local f <close> = await(asyncio.open_file(path, "w"))
+      await(f:write("one\ntwo\n\nlast"))
+      await(f:close())
+      local g <close> = await(asyncio.open_file(path))
+      local r = {await(g:read("l")), await(g:read("L")), await(g:read("*l")), await(g:read(2)),
+                 await(g:read("a")), await(g:read("a")), n = 0}
+      r.eof_line = await(g:read("l"))
+      await(g:seek("set", 0))
+      r.all = await(g:read("*a"))
+      local ok, e = pcall(g.read, g, "n")
+      r.err = not ok and e
+      return r
+    end)
+    assert.same({"one", "two\n", "", "la", "st", ""}, {res[1], res[2], res[3], res[4], res[5], res[6]})
+    assert.is_nil(res.eof_line)
+    assert.equal("one\ntwo\n\nlast", res.all)
+    assert.matches([[bad argument #2 to 'read' (integer or format "a", "l" or "L" expected, got string)]],
+      res.err, 1, true)
+  end)
+
   it("append mode, r+ and seek from the end", function()
     local res = run(function()
       local path = dir .. "/b.txt"

@@ -1114,9 +1114,10 @@ function DatagramEndpoint:close() end
 ---@class asyncio.File
 local File = {}
 
---- `n` bytes at the position (fewer only at the end, "" there); nil or -1: the rest.
----@param n? integer
----@return asyncio.Awaitable<string> # the bytes
+--- `n` bytes at the position (fewer only at the end, "" there); nil, -1 or "a": the rest;
+--- "l" / "L", as io's: the next line without / with its "\n" (nil at the end).
+---@param n? integer|"a"|"l"|"L"
+---@return asyncio.Awaitable<string?> # the bytes, or the line (nil at the end)
 function File:read(n) end
 
 --- A generic-for iterator (inside a task) over the lines.

@@ -266,12 +266,19 @@ local read_impl = exclusive("read", function(f, t, n)
   return parts[2] and concat(parts) or parts[1] or ""  -- one piece: no copy
 end)
 
--- file:read([n]): up to n bytes at the position ("" at the end); nil or -1:
--- the rest of the file.
+-- file:read([n]): up to n bytes at the position ("" at the end); nil, -1
+-- or "a": the rest of the file; "l" and "L", as io's: the next line
+-- (without or with its "\n"; nil at the end). read_line is below.
+local read_line_impl
+local LINE_FORMATS = {l = false, L = true, ["*l"] = false, ["*L"] = true}
+
 function File:read(n)
   checkfile(self, "read")
-  argcheck(n == nil or mtype(n) == "integer", 2, "read", typeerror("integer", n))
-  return op(read_impl, self, n or -1)
+  if n == nil or n == "a" or n == "*a" then return op(read_impl, self, -1) end
+  local keep = LINE_FORMATS[n]
+  if keep ~= nil then return op(read_line_impl, self, keep) end
+  argcheck(mtype(n) == "integer", 2, "read", typeerror('integer or format "a", "l" or "L"', n))
+  return op(read_impl, self, n)
 end
 
 local write_impl = exclusive("write", function(f, t, data)
@@ -317,7 +324,7 @@ end
 
 -- for line in file:lines([fmt]) do ... end, inside a task. A line longer
 -- than the buffer is gathered in pieces; each block is searched once.
-local next_line = exclusive("lines", function(f, t, keep)
+local function read_line(f, t, keep)
   if f._wn > 0 or f._wreq then flush(t, f) end
   local i = f._buf:find("\n", f._off, true)
   if i then return take_line(f, i, keep) end
@@ -330,7 +337,9 @@ local next_line = exclusive("lines", function(f, t, keep)
   until i
   parts.given = true
   return parts[2] and concat(parts) or parts[1]
-end)
+end
+local next_line = exclusive("lines", read_line)
+read_line_impl = exclusive("read", read_line)
 
 function File:lines(fmt)
   checkfile(self, "lines")
@@ -579,7 +588,8 @@ function fs.rename(from, to)
   return op(impl)
 end
 
-streams.name_ops{[read_impl] = "file:read(...)", [write_impl] = "file:write(...)",
+streams.name_ops{[read_impl] = "file:read(...)", [read_line_impl] = "file:read(...)",
+  [write_impl] = "file:write(...)",
   [flush_impl] = "file:flush()", [seek_impl] = "file:seek(...)", [close_impl] = "file:close()",
   [open_impl] = "asyncio.open_file(...)"}
 
