@@ -53,6 +53,7 @@ void asyncio_heap_free (Heap *h);
 int64_t asyncio_heap_add (Heap *h, uint64_t deadline, int32_t payload);
 int asyncio_heap_cancel (Heap *h, int64_t id, int32_t *payload);
 int asyncio_heap_deadline (const Heap *h, int64_t id, uint64_t *deadline);
+int asyncio_heap_payload (const Heap *h, int64_t id, int32_t *payload);
 int asyncio_heap_pop (Heap *h, uint64_t now, int64_t *id, int32_t *payload);
 int64_t asyncio_heap_next_ms (const Heap *h, uint64_t now);
 int asyncio_heap_live (const Heap *h);

@@ -449,7 +449,7 @@ static int fs_result (lua_State *L) {
 ** write is never cancelled: its File told the program it was written.
 */
 static int fs_gc (lua_State *L) {
-  FsBox *b = (FsBox *)lua_touserdata(L, 1);
+  FsBox *b = checkfs(L);  /* __gc is a field Lua code can reach: check */
   FsReq *r = b->r;
   if (r == NULL) return 0;
   b->r = NULL;

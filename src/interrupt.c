@@ -75,7 +75,9 @@ void asyncio_on_wakeup (uv_async_t *a) {
 ** loop, and 'watching' and 'saved' are the process's. */
 void asyncio_sigint_watch (Loop *lp) {
   struct sigaction sa;
-  if (asyncio_in_worker()) return;
+  /* a loop run from inside another's task leaves Ctrl-C to the outer one
+  ** (its 'saved' would be our handler, and its end would leave that on) */
+  if (asyncio_in_worker() || watching != NULL) return;
   if (sigaction(SIGINT, NULL, &saved) != 0) return;
   if (!(saved.sa_flags & SA_SIGINFO) && saved.sa_handler == SIG_IGN) return;
   memset(&sa, 0, sizeof sa);

@@ -324,7 +324,7 @@ static int proc_kill (lua_State *L) {
 /* Collected before its child exited: the handle stays (libuv reaps the
 ** child through it) and closes itself in on_child_exit. */
 static int proc_gc (lua_State *L) {
-  PBox *b = (PBox *)lua_touserdata(L, 1);
+  PBox *b = checkproc(L);  /* __gc is a field Lua code can reach: check */
   if (b->p != NULL) b->p->box = NULL;
   b->p = NULL;
   return 0;

@@ -187,7 +187,7 @@ static int res_result (lua_State *L) {
 
 
 static int res_gc (lua_State *L) {
-  ResBox *b = (ResBox *)lua_touserdata(L, 1);
+  ResBox *b = checkres(L);  /* __gc is a field Lua code can reach: check */
   if (b->req != NULL) {  /* still in the pool: the callback frees it */
     b->req->box = NULL;
     uv_cancel(&b->req->u.req);

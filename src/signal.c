@@ -188,7 +188,7 @@ static int sig_stop (lua_State *L) {
 
 
 static int sig_gc (lua_State *L) {
-  SigBox *b = (SigBox *)lua_touserdata(L, 1);
+  SigBox *b = (SigBox *)luaL_checkudata(L, 1, ASYNCIO_SIGNAL);  /* reachable from Lua */
   lua_getiuservalue(L, 1, 1);
   stop(L, b, lua_gettop(L));
   return 0;

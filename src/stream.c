@@ -97,6 +97,14 @@ static Box *checkbox (lua_State *L) {
 }
 
 
+/* The loop at 'idx', which must be the one of stream 'b' (if still open). */
+static Loop *checkownloop (lua_State *L, Box *b, int idx) {
+  Loop *lp = asyncio_checkloop(L, idx);
+  luaL_argcheck(L, b->s == NULL || b->s->lp == lp, idx, "the stream belongs to another event loop");
+  return lp;
+}
+
+
 /* Push the name and message of error 'err' (libuv's, or E_TLS). */
 static void push_errname (lua_State *L, const Box *b, int err) {
   if (err == E_TLS) {
@@ -661,7 +669,7 @@ static int stream_shutdown (lua_State *L) {
 /* s:_close(loop, [hard]): start closing (waiters wake); see close_stream. */
 static int stream_close (lua_State *L) {
   Box *b = checkbox(L);
-  asyncio_checkloop(L, 2);
+  checkownloop(L, b, 2);  /* its slots are freed in the tables of the loop at 2 */
   close_stream(L, b, 2, lua_toboolean(L, 3));
   return 0;
 }
@@ -799,7 +807,7 @@ static int checkkind (lua_State *L, int arg) {
 static int stream_wait (lua_State *L) {
   Box *b = checkbox(L);
   int k = checkkind(L, 2);
-  Loop *lp = asyncio_checkloop(L, 3);
+  Loop *lp = checkownloop(L, b, 3);  /* only its own loop's callbacks wake it */
   lua_settop(L, 3);
   return asyncio_io_wait(L, lp, 1, UV_WAITER + k, &b->waiter[k], 3);
 }
@@ -1268,7 +1276,7 @@ static int stream_fd (lua_State *L) {
 ** the configuration table (upvalue 3, key "unclosed") is told.
 */
 static int stream_gc (lua_State *L) {
-  Box *b = (Box *)lua_touserdata(L, 1);
+  Box *b = checkbox(L);  /* __gc is a field Lua code can reach: check */
   Stream *s = b->s;
   if (s != NULL) {
     int open = !b->closing;

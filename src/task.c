@@ -751,8 +751,10 @@ static int task_untimer (lua_State *L) {
   Loop *lp = asyncio_checkloop(L, 1);
   lua_Integer id = luaL_checkinteger(L, 2);
   int32_t s;
-  int ok = asyncio_heap_cancel(&lp->heap, (int64_t)id, &s);
-  if (ok && lp->slots[s].kind == SLOT_CALLBACK) slot_free(L, lp, 1, s);
+  /* only a callback's timer: a task's own (its sleep) is the task's to end */
+  int ok = asyncio_heap_payload(&lp->heap, (int64_t)id, &s) &&
+           lp->slots[s].kind == SLOT_CALLBACK && asyncio_heap_cancel(&lp->heap, (int64_t)id, &s);
+  if (ok) slot_free(L, lp, 1, s);
   lua_pushboolean(L, ok);
   return 1;
 }

@@ -133,12 +133,30 @@ int64_t asyncio_heap_add (Heap *h, uint64_t deadline, int32_t payload) {
 }
 
 
+/* The slot of timer 'id' if it is still pending, else -1. An id can come
+** from Lua: any integer, so the slot's sign is checked too. */
+static int32_t pending_slot (const Heap *h, int64_t id) {
+  int32_t slot = SLOT_OF(id);
+  if (id < 0 || slot < 0 || slot >= h->nslots || h->slots[slot].heapidx < 0 ||
+      h->slots[slot].gen != GEN_OF(id))
+    return -1;
+  return slot;
+}
+
+
+/* The payload of timer 'id' if it is still pending: 1, else 0. */
+int asyncio_heap_payload (const Heap *h, int64_t id, int32_t *payload) {
+  int32_t slot = pending_slot(h, id);
+  if (slot < 0) return 0;
+  *payload = h->slots[slot].payload;
+  return 1;
+}
+
+
 /* Remove timer 'id' if it is still pending: 1 and its payload, else 0. */
 int asyncio_heap_cancel (Heap *h, int64_t id, int32_t *payload) {
-  int32_t slot = SLOT_OF(id);
-  if (id < 0 || slot >= h->nslots || h->slots[slot].heapidx < 0 ||
-      h->slots[slot].gen != GEN_OF(id))
-    return 0;
+  int32_t slot = pending_slot(h, id);
+  if (slot < 0) return 0;
   *payload = h->slots[slot].payload;
   remove_at(h, h->slots[slot].heapidx);
   return 1;
@@ -147,10 +165,8 @@ int asyncio_heap_cancel (Heap *h, int64_t id, int32_t *payload) {
 
 /* The deadline of timer 'id' if it is still pending: 1, else 0. */
 int asyncio_heap_deadline (const Heap *h, int64_t id, uint64_t *deadline) {
-  int32_t slot = SLOT_OF(id);
-  if (id < 0 || slot >= h->nslots || h->slots[slot].heapidx < 0 ||
-      h->slots[slot].gen != GEN_OF(id))
-    return 0;
+  int32_t slot = pending_slot(h, id);
+  if (slot < 0) return 0;
   *deadline = h->slots[slot].deadline;
   return 1;
 }

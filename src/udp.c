@@ -277,7 +277,7 @@ static int ep_close (lua_State *L) {
 
 
 static int ep_gc (lua_State *L) {
-  EBox *b = (EBox *)lua_touserdata(L, 1);
+  EBox *b = checkep(L);  /* __gc is a field Lua code can reach: check */
   if (b->u != NULL) {
     b->u->box = NULL;
     if (!b->closing) uv_close((uv_handle_t *)&b->u->h, on_close);

@@ -868,7 +868,7 @@ static int call_result (lua_State *L) {
 
 
 static int call_gc (lua_State *L) {
-  CallBox *b = (CallBox *)lua_touserdata(L, 1);
+  CallBox *b = checkcall(L, 1);  /* __gc is a field Lua code can reach: check */
   Job *j = b->job;
   b->job = NULL;
   if (j == NULL) return 0;

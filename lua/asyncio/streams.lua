@@ -685,6 +685,7 @@ function M.getnameinfo(host, port, numeric)
   argcheck(type(host) == "string", 1, "getnameinfo", typeerror("string", host))
   checknul(host, 1, "getnameinfo")
   argcheck(mtype(port) == "integer", 2, "getnameinfo", typeerror("integer", port))
+  argcheck(port >= 0 and port <= 65535, 2, "getnameinfo", "port out of range")
   return op(getnameinfo_impl, host, port, numeric)
 end
 
