@@ -156,7 +156,8 @@ describe("asyncio.luasocket's receive", function()
       finish(srv)
       return r
     end)
-    assert.same({"one", "two", "pre-three", "1234", "x5678", "tail of the stream", 1}, got)
+    -- (a count takes the prefix among its bytes, as LuaSocket's; "*a" at the end: nil, "closed")
+    assert.same({"one", "two", "pre-three", "1234", "x567", "8tail of the stream", 3}, got)
   end)
 
   it("gives nil, 'timeout' and the partial result, which it consumes", function()
@@ -196,7 +197,7 @@ describe("asyncio.luasocket's receive", function()
       r[#r + 1] = {s:receive()}
       return r
     end)
-    assert.same({{nil, "closed", "last words"}, {nil, "closed", ""}, {""}, {nil, "closed"}}, got)
+    assert.same({{nil, "closed", "last words"}, {nil, "closed", ""}, {nil, "closed", ""}, {nil, "closed"}}, got)
   end)
 
   it("honours the total time limit of settimeout(t, 't') across several chunks", function()
@@ -233,7 +234,7 @@ describe("asyncio.luasocket's receive", function()
       end)
       local s = client(port)
       local reading = asyncio.create_task(function() return s:receive() end)
-      while not s:dirty() do support.ticks(1) end   -- it has "par" and waits for the rest
+      while s:getstats() == 0 do support.ticks(1) end   -- it has "par" and waits for the rest
       reading:cancel()
       local ok, err = pcall(await, reading)
       go:set()

@@ -73,12 +73,13 @@ end
 
 -- connect -------------------------------------------------------------------
 
-local function checkport(port, fname)
+-- (level 4: the program called the function that called this one)
+local function checkport(port, fname, n)
   local p = (type(port) == "number" or type(port) == "string") and math.tointeger(tonumber(port))
   if not p then
-    argerror(2, fname, ("number expected, got %s"):format(typename(port)))
+    argerror(n or 2, fname, ("number expected, got %s"):format(typename(port)), 4)
   end
-  if p < 0 or p > 65535 then argerror(2, fname, "port out of range") end
+  if p < 0 or p > 65535 then argerror(n or 2, fname, "port out of range", 4) end
   return p
 end
 
@@ -125,16 +126,17 @@ Tcp.listen, Tcp.accept, Tcp.setfd = unsupported("listen", SERVERS), unsupported(
 local PATTERNS = {["*l"] = "l", l = "l", ["*a"] = "a", a = "a"}
 
 -- client:receive([pattern], [prefix]): "*l" (default) a line without its
--- end of line, "*a" everything until the peer closes, n bytes. Failing:
--- nil, "closed" / "timeout" / ..., and what was received (consumed).
+-- end of line, "*a" everything until the peer closes, n bytes (the
+-- prefix counted among them). Failing: nil, "closed" / "timeout" / ...,
+-- and what was received (consumed), the prefix first.
 function Tcp:receive(pattern, prefix)
   checksock(self, "receive", CONNECTED)
   pattern = pattern == nil and "l" or pattern
   local kind = PATTERNS[pattern]
-  if not kind then
-    local n = type(pattern) == "number" and math.tointeger(pattern)
-    if not n or n < 0 then argerror(1, "receive", "invalid receive pattern") end
-    kind = n
+  if not kind then  -- a count: a number or a numeric string, its fraction dropped (as LuaSocket)
+    local n = (type(pattern) == "number" or type(pattern) == "string") and tonumber(pattern)
+    if not n or n ~= n or n < 0 or n >= 2^53 then argerror(1, "receive", "invalid receive pattern") end
+    kind = math.tointeger(math.floor(n))
   end
   if prefix ~= nil and type(prefix) ~= "string" and type(prefix) ~= "number" then
     argerror(2, "receive", ("string expected, got %s"):format(typename(prefix)))
@@ -144,7 +146,7 @@ function Tcp:receive(pattern, prefix)
   intask("receive")
   local start = asyncio.monotonic()
   if kind == "l" then return sockbuf.line(self, prefix, start)
-  elseif kind == "a" then return sockbuf.all(self, prefix, start)
+  elseif kind == "a" then return sockbuf.all(self, prefix, start, true)
   end
   return sockbuf.count(self, kind, prefix, start)
 end
@@ -306,6 +308,13 @@ function M.tcp6() return new("inet6") end
 -- connect(host, port, [lhost], [lport], [family]): a connected client, or
 -- nil and the reason.
 function M.connect(host, port, lhost, lport, family)
+  -- checked here too, so that an error names the program's line
+  if type(host) ~= "string" then argerror(1, "connect", ("string expected, got %s"):format(typename(host))) end
+  checkport(port, "connect")
+  if lhost ~= nil and type(lhost) ~= "string" then
+    argerror(3, "connect", ("string expected, got %s"):format(typename(lhost)))
+  end
+  if lhost and lport ~= nil then checkport(lport, "connect", 4) end
   local s = new(FAMILY[family] and family or nil)
   if lhost then s:bind(lhost, lport or 0) end
   local ok, err = s:connect(host, port)

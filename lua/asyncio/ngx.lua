@@ -10,7 +10,7 @@ local task = require "asyncio.task"
 local await, timed = asyncio.await, sockbuf.timed
 local type, error, tostring, setmetatable, getmetatable, select = type, error, tostring,
   setmetatable, getmetatable, select
-local concat, find = table.concat, string.find
+local concat, find, sub = table.concat, string.find, string.sub
 local DONE = task.DONE
 
 local M = {}
@@ -80,13 +80,27 @@ local function drop(entry)
   entry[2]:close()
 end
 
--- Take the most recently used idle connection of 'pool', or nil.
+-- Bytes the stream of 'reader' holds that nobody has read, and whether
+-- its peer has closed.
+local function unread(reader)
+  return reader._conn.box:_buffered()
+end
+
+-- Take the most recently used idle connection of 'pool', or nil. One that
+-- got bytes or an EOF its watcher has not seen yet is closed instead: its
+-- next user would read them as the reply to its own request.
 local function pool_take(pool)
-  local entry = table.remove(pool)
-  if not entry then return nil end
-  entry.taken = true
-  entry.watch:cancel()
-  return entry
+  while true do
+    local entry = table.remove(pool)
+    if not entry then return nil end
+    local n, eof = unread(entry[1])
+    if n == 0 and not eof then
+      entry.taken = true
+      entry.watch:cancel()
+      return entry
+    end
+    drop(entry)
+  end
 end
 
 local function pool_put(pool, entry, idle)
@@ -125,6 +139,17 @@ local TcpMT = {__index = Tcp, __name = "tcpsock"}
 
 function TcpMT.__tostring(s) return ("tcpsock (%s): %s"):format(s._state, s._id) end
 
+-- A socket collected while connected (its task was cancelled in the
+-- middle of a command, say) closes its connection, as the end of a
+-- request closes nginx's cosockets: the library would otherwise report an
+-- unclosed stream. A guard {writer} per connection does it: made after
+-- the stream, it is finalized before it (Lua finalizes the objects marked
+-- last first); a connection that goes to a pool is taken out of it.
+local Guard = {__gc = function(g)
+  local w = g[1]
+  if w then pcall(w.close, w) end
+end}
+
 local function new()
   local s = {_state = "new", _buf = "", _pos = 1, _received = 0, _reused = 0, _tls = false}
   s._id = tostring(s):match("0x%x+") or tostring(s)
@@ -142,16 +167,20 @@ function Tcp._limit(s) return s._rt or DEFAULT_TIMEOUT end
 local function attach(s, reader, writer, reused, tls, key)
   s._reader, s._writer, s._reused, s._tls, s._key = reader, writer, reused, tls, key
   s._buf, s._pos, s._eof, s._state = "", 1, false, "connected"
+  s._guard = setmetatable({writer}, Guard)
 end
 
 local function detach(s)
   s._reader, s._writer, s._state = nil, nil, "closed"
   s._buf, s._pos, s._eof = "", 1, false
+  s._guard[1], s._guard = nil, nil
 end
 
--- The connection failed (anything but a time limit): closed, as cosockets do.
-local function failed(s, err)
-  if err ~= "timeout" and s._state == "connected" then
+-- The connection 'conn' (the writer an operation began on) failed
+-- (anything but a time limit): closed, as cosockets do; but not a
+-- connection the socket took meanwhile (another task's connect).
+local function failed(s, err, conn)
+  if err ~= "timeout" and s._state == "connected" and s._writer == conn then
     s._writer:close()
     detach(s)
   end
@@ -201,7 +230,7 @@ function Tcp:connect(host, port, opts)
   local path = host:match("^unix:(.+)$")
   if path then opts, port = port, nil
   else
-    local p = type(port) == "number" and math.tointeger(port)
+    local p = (type(port) == "number" or type(port) == "string") and math.tointeger(tonumber(port))
     if not p then argerror(2, "connect", ("number expected, got %s"):format(typename(port))) end
     if p < 0 or p > 65535 then argerror(2, "connect", "port out of range") end
     port = p
@@ -278,7 +307,7 @@ function Tcp:sslhandshake(reused, server_name, verify)
       return w:start_tls(ctx, {server_hostname = server_name, ssl_handshake_timeout = t})
     end, nil, handshake_reason)
     if not ok then
-      failed(self, "handshake")
+      failed(self, "handshake", w)
       return nil, err
     end
     self._tls = true
@@ -290,16 +319,22 @@ end
 -- send ------------------------------------------------------------------------------
 
 -- Flatten the strings, numbers and booleans of the array 'v' (nested
--- arrays too) into 'parts'.
-local function flatten(v, parts)
+-- arrays too) into 'parts'; 'open' holds the arrays being flattened (an
+-- array inside itself is refused, not a stack overflow).
+local function flatten(v, parts, open)
+  open[v] = true
   for i = 1, #v do
     local x = v[i]
     local tx = type(x)
     if tx == "string" then parts[#parts + 1] = x
     elseif tx == "number" or tx == "boolean" then parts[#parts + 1] = tostring(x)
-    elseif tx == "table" then flatten(x, parts)
+    elseif tx == "table" and not open[x] then
+      local ok, bad = flatten(x, parts, open)
+      if not ok then return false, bad end
+    elseif tx == "table" then return false, "table (an array inside itself)"
     else return false, tx end
   end
+  open[v] = nil
   return true
 end
 
@@ -313,7 +348,7 @@ function Tcp:send(data)
   local td = type(data)
   if td == "table" then
     local parts = {}
-    local ok, bad = flatten(data, parts)
+    local ok, bad = flatten(data, parts, {})
     if not ok then argerror(1, "send", ("bad data type %s in the table"):format(bad)) end
     data = concat(parts)
   elseif td == "number" or td == "boolean" then data = tostring(data)
@@ -324,14 +359,18 @@ function Tcp:send(data)
   intask("send")
   local w = self._writer
   if w:is_closing() or not pcall(w.write, w, data) then
-    failed(self, "closed")
+    failed(self, "closed", w)
     return nil, "closed"
   end
   local d = w:drain()
   if d ~= DONE then
-    local ok, err = timed(self._st or DEFAULT_TIMEOUT, identity, d)
+    -- counted as _reading is (setkeepalive refuses a socket busy writing)
+    self._writing = (self._writing or 0) + 1
+    local done, ok, err = pcall(timed, self._st or DEFAULT_TIMEOUT, identity, d)
+    self._writing = self._writing - 1
+    if not done then error(ok, 0) end
     if not ok then
-      failed(self, err)
+      failed(self, err, w)
       return nil, err
     end
   end
@@ -342,11 +381,11 @@ end
 
 local PATTERNS = {["*l"] = "l", ["*a"] = "a"}
 
--- The results of a read: on an error other than a time limit, the
--- connection is closed, as cosockets do.
-local function result(s, data, err, partial)
+-- The results of a read on connection 'conn': on an error other than a
+-- time limit, the connection is closed, as cosockets do.
+local function result(s, conn, data, err, partial)
   if data ~= nil then return data end
-  failed(s, err)
+  failed(s, err, conn)
   return nil, err, partial
 end
 
@@ -363,10 +402,11 @@ function Tcp:receive(pattern)
   end
   if self._state ~= "connected" then return nil, "closed" end
   intask("receive")
-  if kind == "l" then return result(self, sockbuf.line(self, "", nil))
-  elseif kind == "a" then return result(self, sockbuf.all(self, "", nil))
+  local conn = self._writer
+  if kind == "l" then return result(self, conn, sockbuf.line(self, "", nil))
+  elseif kind == "a" then return result(self, conn, sockbuf.all(self, "", nil))
   end
-  return result(self, sockbuf.count(self, kind, "", nil))
+  return result(self, conn, sockbuf.count(self, kind, "", nil))
 end
 
 -- sock:receiveany(max): up to 'max' bytes, as soon as any are there.
@@ -377,17 +417,30 @@ function Tcp:receiveany(max)
   if self._state ~= "connected" then return nil, "closed" end
   intask("receiveany")
   if sockbuf.buffered(self) == 0 then
+    local conn = self._writer
     local ok, err = sockbuf.fill(self, nil)
-    if not ok then return result(self, nil, err) end
+    if not ok then return result(self, conn, nil, err) end
   end
   return sockbuf.take(self, self._pos, math.min(#self._buf, self._pos + n - 1))
+end
+
+-- The length of the longest end of s's buffered bytes that is a start
+-- of 'pattern' (shorter than it): bytes that the next ones may make a match.
+local function pattern_start(s, pattern)
+  local buf, n = s._buf, sockbuf.buffered(s)
+  for k = math.min(#pattern - 1, n), 1, -1 do
+    if sub(buf, #buf - k + 1) == sub(pattern, 1, k) then return k end
+  end
+  return 0
 end
 
 -- sock:receiveuntil(pattern, [opts]): an iterator reading up to the next
 -- 'pattern' (consumed; kept in the data with opts.inclusive). Called
 -- without a size it returns all the data before the pattern; with a size,
 -- chunks of at most that many bytes, then nil once the pattern is passed.
--- Failing: nil, the reason, and the partial data.
+-- Failing: nil, the reason, and the partial data; after a time limit the
+-- bytes that may be the start of the pattern stay for the next call, so
+-- that it still sees the pattern whole.
 function Tcp:receiveuntil(pattern, opts)
   checksock(self, "receiveuntil")
   if type(pattern) ~= "string" then
@@ -399,8 +452,29 @@ function Tcp:receiveuntil(pattern, opts)
   end
   local inclusive = opts and opts.inclusive and true or false
   local plen = #pattern
-  local ended = false
+  local skip = inclusive and 0 or plen  -- the bytes after a record's data: its pattern, or none
   local s = self
+  local ended = false
+  -- Once the pattern is found, 'left' is how many bytes of the record are
+  -- still to be handed out (all buffered), valid while the socket is still
+  -- at 'at' of the connection of 'conn' (another receive may come between).
+  local left, conn, at
+  local function position() return s._received - sockbuf.buffered(s) end
+  -- The next piece of a record whose end is buffered ('size' nil: all of it).
+  local function hand(size)
+    if size == nil or left <= size then
+      local r = sockbuf.take(s, s._pos, s._pos + left - 1, skip)
+      left = nil
+      if size == nil then return r end
+      if r == "" then return nil end  -- an empty record: only the pattern, passed
+      ended = true
+      return r
+    end
+    left = left - size
+    local r = sockbuf.take(s, s._pos, s._pos + size - 1)
+    conn, at = s._writer, position()
+    return r
+  end
   return function(size)
     if size ~= nil and not (math.tointeger(size) and size > 0) then
       argerror(1, "receiveuntil's iterator", "size must be a positive integer")
@@ -408,24 +482,46 @@ function Tcp:receiveuntil(pattern, opts)
     if s._state ~= "connected" then return nil, "closed" end
     intask("receiveuntil's iterator")
     if ended then ended = false return nil end
+    if left and (conn ~= s._writer or at ~= position()) then left = nil end
+    if left then return hand(size) end
+    local w = s._writer
+    -- without a size, a long record is gathered in 'parts' (bytes that
+    -- cannot start a match), not in the buffer, which each chunk copies
+    local parts = {}
+    local from = s._pos
     while true do
-      local i = find(s._buf, pattern, s._pos, true)
+      local i = find(s._buf, pattern, from, true)
       if i then
-        local last, skip = i - 1, plen  -- the data ends at 'last'; the pattern follows
-        if inclusive then last, skip = i + plen - 1, 0 end
-        if size == nil then return sockbuf.take(s, s._pos, last, skip) end
-        if last < s._pos then sockbuf.take(s, s._pos, last, skip) return nil end
-        if last - s._pos + 1 <= size then
-          ended = true
-          return sockbuf.take(s, s._pos, last, skip)
+        left = i - s._pos + (inclusive and plen or 0)
+        if size == nil then
+          parts[#parts + 1] = hand(nil)
+          return concat(parts)
         end
-        return sockbuf.take(s, s._pos, s._pos + size - 1)
+        return hand(size)
       end
       if size and sockbuf.buffered(s) - (plen - 1) >= size then  -- no match can start in these
         return sockbuf.take(s, s._pos, s._pos + size - 1)
       end
-      local ok, err = sockbuf.fill(s, nil)
-      if not ok then return result(s, nil, err, sockbuf.rest(s)) end
+      local keep = plen - 1  -- the bytes a match may still start in
+      if size == nil and sockbuf.buffered(s) > keep then
+        parts[#parts + 1] = sockbuf.take(s, s._pos, #s._buf - keep)
+      end
+      local searched = math.max(0, sockbuf.buffered(s) - keep)
+      local done, ok, err = pcall(sockbuf.fill, s, nil)
+      if not done then  -- cancelled: the bytes gathered go back first
+        if s._writer == w then sockbuf.unread(s, parts) end
+        error(ok, 0)
+      end
+      if not ok then
+        -- (reconnected or closed meanwhile by another task: its buffer is not ours)
+        if s._writer ~= w then return nil, err, concat(parts) end
+        if err == "timeout" then
+          local partial = concat(parts) .. sockbuf.take(s, s._pos, #s._buf - pattern_start(s, pattern))
+          return nil, err, partial
+        end
+        return result(s, w, nil, err, concat(parts) .. sockbuf.rest(s))
+      end
+      from = s._pos + searched
     end
   end
 end
@@ -455,7 +551,12 @@ function Tcp:setkeepalive(timeout, size)
   if self._state ~= "connected" then return nil, "closed" end
   intask("setkeepalive")
   if (self._reading or 0) > 0 then return nil, "socket busy reading" end
-  if sockbuf.buffered(self) > 0 then return nil, "connection in dubious state" end
+  if (self._writing or 0) > 0 then return nil, "socket busy writing" end
+  -- bytes not read yet, here or in the stream: a reply the next user
+  -- would take for its own
+  if sockbuf.buffered(self) > 0 or unread(self._reader) > 0 then
+    return nil, "connection in dubious state"
+  end
   if self._eof or self._writer:is_closing() or self._reader:at_eof() then
     self:close()
     return nil, "closed"

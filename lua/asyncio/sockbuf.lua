@@ -9,7 +9,8 @@
 local asyncio = require "asyncio"
 
 local await, TimeoutError, OSError = asyncio.await, asyncio.TimeoutError, asyncio.OSError
-local error, sub, find, gsub = error, string.sub, string.find, string.gsub
+local error, sub, find, gsub, concat, min = error, string.sub, string.find, string.gsub, table.concat,
+  math.min
 
 local M = {}
 
@@ -48,9 +49,10 @@ end
 local timed = M.timed
 
 -- What both shims check their arguments with. The levels: 1 is the
--- helper, 2 the shim's function, 3 the program's call of it.
-function M.argerror(n, fname, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+-- helper, 2 the shim's function, 3 the program's call of it (one more
+-- for each helper between: 'level').
+function M.argerror(n, fname, msg, level)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), level or 3)
 end
 
 function M.typename(v)
@@ -64,33 +66,48 @@ function M.intask(fname)
   end
 end
 
-local function readchunk(reader) return reader:read(CHUNK) end
+local function readchunk(s) return s._reader:read(s._want) end
 
--- Take one more chunk from the stream into s._buf: true, or nil and the
--- reason ("closed" at EOF, "timeout", ...). Cancelled, nothing is lost:
--- the bytes stay in the reader.
-function M.fill(s, start)
+-- One more chunk of at most 'max' bytes from the stream: the bytes, or
+-- nil and the reason. At the end of the stream the reason is "closed" and
+-- s._eof is "eof"; a connection reset is "closed" too, but s._eof is
+-- "reset": what came before it is not a whole reply. Cancelled, nothing is
+-- lost: the bytes stay in the reader. A socket reconnected or closed
+-- meanwhile (by another task) is left alone: its new connection's bytes
+-- are not this read's.
+function M.chunk(s, start, max)
   if s._eof then return nil, "closed" end
+  local reader = s._reader
   -- s._reading counts the waits in progress (setkeepalive refuses a busy
   -- socket); a cancellation passes through timed, so it is counted here
   s._reading = (s._reading or 0) + 1
-  local done, ok, data = pcall(timed, s:_limit(start), readchunk, s._reader)
+  s._want = max
+  local done, ok, data = pcall(timed, s:_limit(start), readchunk, s)
   s._reading = s._reading - 1
   if not done then error(ok, 0) end
+  if s._reader ~= reader then return nil, "closed" end
   if not ok then
-    if data == "closed" then s._eof = true end
+    if data == "closed" then s._eof = "reset" end
     return nil, data
   end
   if data == "" then
-    s._eof = true
+    s._eof = "eof"
     return nil, "closed"
   end
   s._received = s._received + #data
+  return data
+end
+local chunk = M.chunk
+
+-- Take one more chunk from the stream into s._buf: true, or nil and the
+-- reason (see chunk).
+function M.fill(s, start)
+  local data, err = chunk(s, start, CHUNK)
+  if not data then return nil, err end
   if s._pos > #s._buf then s._buf, s._pos = data, 1
   else s._buf = sub(s._buf, s._pos) .. data; s._pos = 1 end
   return true
 end
-local fill = M.fill
 
 -- Take bytes 'i' to 'j' (positions in s._buf) and move past 'j', and
 -- past 'skip' more bytes (a line's "\n").
@@ -107,46 +124,84 @@ function M.rest(s) return take(s, s._pos, #s._buf) end
 local rest = M.rest
 
 -- How many bytes are buffered.
-function M.buffered(s) return #s._buf - s._pos + 1 end
+local function buffered(s) return #s._buf - s._pos + 1 end
+M.buffered = buffered
+
+-- The reads below gather a long reply in 'parts' (a list of strings)
+-- rather than in s._buf, which each chunk would copy again: a 32 MiB
+-- read took 50 s that way. The bytes gathered go back to the front of the
+-- buffer if the task is cancelled (or anything raises) in the middle.
+function M.unread(s, parts)
+  s._buf, s._pos = concat(parts) .. sub(s._buf, s._pos), 1
+end
+local unread = M.unread
+
+local function more(s, parts, start, max)
+  local reader = s._reader
+  local ok, data, err = pcall(chunk, s, start, max)
+  if ok then return data, err end
+  if s._reader == reader then unread(s, parts) end  -- (not into another connection's buffer)
+  error(data, 0)
+end
+
+local function nocr(line)
+  if find(line, "\r", 1, true) then return (gsub(line, "\r", "")) end
+  return line
+end
 
 -- A line without its "\n" and without any "\r"; failing: nil, the
 -- reason, and the partial line (taken).
 function M.line(s, prefix, start)
   local nl = find(s._buf, "\n", s._pos, true)
-  if nl then  -- the common case: a whole line is buffered
-    local line = take(s, s._pos, nl - 1, 1)
-    if find(line, "\r", 1, true) then line = gsub(line, "\r", "") end
-    return prefix .. line
-  end
-  local from = #s._buf + 1
+  if nl then return prefix .. nocr(take(s, s._pos, nl - 1, 1)) end  -- a whole line is buffered
+  local parts = {rest(s)}
   while true do
-    from = from - (s._pos - 1)  -- where the search goes on once fill moved the bytes
-    local ok, err = fill(s, start)
-    if not ok then return nil, err, prefix .. (gsub(rest(s), "\r", "")) end
-    nl = find(s._buf, "\n", from, true)
-    if nl then return prefix .. (gsub(take(s, s._pos, nl - 1, 1), "\r", "")) end
-    from = #s._buf + 1
-  end
-end
-
--- Exactly 'n' bytes; failing: nil, the reason, and what came (taken).
-function M.count(s, n, prefix, start)
-  while #s._buf - s._pos + 1 < n do
-    local ok, err = fill(s, start)
-    if not ok then return nil, err, prefix .. rest(s) end
-  end
-  return prefix .. take(s, s._pos, s._pos + n - 1)
-end
-
--- Everything until the peer closes; failing otherwise: nil, the reason,
--- and what came (taken).
-function M.all(s, prefix, start)
-  while true do
-    local ok, err = fill(s, start)
-    if not ok then
-      if err == "closed" then return prefix .. rest(s) end
-      return nil, err, prefix .. rest(s)
+    local data, err = more(s, parts, start, CHUNK)
+    if not data then return nil, err, prefix .. nocr(concat(parts)) end
+    nl = find(data, "\n", 1, true)
+    if nl then
+      parts[#parts + 1] = sub(data, 1, nl - 1)
+      if nl < #data then s._buf, s._pos = data, nl + 1 end  -- (the buffer was empty)
+      return prefix .. nocr(concat(parts))
     end
+    parts[#parts + 1] = data
+  end
+end
+
+-- 'n' bytes counting the prefix, as LuaSocket's (a prefix of n bytes or
+-- more is returned as it is); failing: nil, the reason, and what came
+-- (taken).
+function M.count(s, n, prefix, start)
+  local want = n - #prefix
+  if want <= 0 then return prefix end
+  if buffered(s) >= want then return prefix .. take(s, s._pos, s._pos + want - 1) end
+  local parts = {rest(s)}
+  local got = #parts[1]
+  while got < want do
+    local data, err = more(s, parts, start, min(CHUNK, want - got))
+    if not data then return nil, err, prefix .. concat(parts) end
+    parts[#parts + 1] = data
+    got = got + #data
+  end
+  return prefix .. concat(parts)
+end
+
+-- Everything until the peer closes; failing otherwise (a reset among
+-- them): nil, the reason, and what came (taken). The end of the stream
+-- seen before the call is "closed", as both APIs say (a loop reading
+-- until it fails ends); so is an end with nothing at all before it when
+-- 'empty_closed' (LuaSocket's rule).
+function M.all(s, prefix, start, empty_closed)
+  if s._eof and buffered(s) == 0 then return nil, "closed", prefix end
+  local parts = {rest(s)}
+  while true do
+    local data, err = more(s, parts, start, CHUNK)
+    if not data then
+      local body = concat(parts)
+      if s._eof == "eof" and not (empty_closed and body == "") then return prefix .. body end
+      return nil, err, prefix .. body
+    end
+    parts[#parts + 1] = data
   end
 end
 
