@@ -120,4 +120,19 @@ describe("the review of the C boundary", function()
         "bad argument #2 to 'getnameinfo' (port out of range)")
     end
   end)
+
+  it("the loop's __gc called on the running loop is refused", function()
+    local out, code = support.lua_run([[
+      local asyncio = require "asyncio"
+      asyncio.run(function()
+        local core = asyncio.get_running_loop()._core
+        print(pcall(getmetatable(core).__gc, core))
+        asyncio.await(asyncio.sleep(0))
+        print("still running")
+      end)
+    ]])
+    assert.equal(0, code, out)
+    assert.matches("false\t.*cannot close a running event loop", out)
+    assert.matches("still running", out, 1, true)
+  end)
 end)

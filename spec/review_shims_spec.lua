@@ -352,4 +352,73 @@ describe("the review of the socket shims", function()
     assert.matches("bad argument #1 to 'send' (bad data type table (an array inside itself) in the table)",
       got.cyclic, 1, true)
   end)
+
+  -- (a review of the fixes above found the next three)
+  it("two tasks receiving on one socket: luasocket serves them in turn, ngx says 'socket busy reading'", function()
+    local got = support.run_within(30, function()
+      local go = asyncio.Event()
+      local srv, port = serve(function(_, w)
+        await(go:wait())
+        w:write("l1\nl2\nl3\n")
+        await(asyncio.sleep(0.01))
+        w:write("l4\nl5\nl6\n")
+        w:close()
+      end)
+      local r = {}
+      local a = ls_client(port)
+      local lines = {}
+      local function reader(name)
+        while true do
+          local line = a:receive()
+          if not line then return end
+          lines[#lines + 1] = line
+          r[#r + 1] = name
+          await(asyncio.sleep(0.005))  -- works on the line a while
+        end
+      end
+      local t1, t2 = asyncio.create_task(reader, "A"), asyncio.create_task(reader, "B")
+      support.ticks(3)
+      go:set()
+      await(t1)
+      await(t2)
+      a:close()
+      r.lines = table.concat(lines, " ")
+      local srv2, port2 = serve(function(r2) await(r2:read()) end)
+      local b = ngx_client(port2)
+      local first = asyncio.create_task(function() return {b:receive()} end)
+      support.ticks(3)
+      r.second = {b:receive()}
+      b:close()
+      r.first = await(first)
+      finish(srv)
+      finish(srv2)
+      return r
+    end)
+    assert.equal("l1 l2 l3 l4 l5 l6", got.lines)
+    assert.same({nil, "socket busy reading"}, got.second)
+    assert.same({nil, "closed", ""}, got.first)
+  end)
+
+  it("ngx: receiveuntil with a size hands out the data before a possible start of the pattern at once", function()
+    local got = support.run_within(30, function()
+      local go = asyncio.Event()
+      local srv, port = serve(function(_, w)
+        w:write("abcd\r\n")
+        await(go:wait())
+        w:write("\r\nnext")
+        w:close()
+      end)
+      local s = ngx_client(port)
+      s:settimeout(5000)
+      local it = s:receiveuntil("\r\n\r\n")
+      local r = {it(2), it(2)}  -- before: "cd" waited for more bytes
+      go:set()
+      r[#r + 1] = {it(2)}
+      r[#r + 1] = s:receive("*a")
+      s:close()
+      finish(srv)
+      return r
+    end)
+    assert.same({"ab", "cd", {}, "next"}, got)
+  end)
 end)

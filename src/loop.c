@@ -255,6 +255,10 @@ static int loop_close (lua_State *L) {
 
 static int loop_gc (lua_State *L) {
   Loop *lp = asyncio_toloop(L, 1);
+  /* the collector never finalizes a running loop (its run holds it), but
+  ** __gc is a field Lua code can reach and call */
+  if (lp->running)
+    return asyncio_error(L, "cannot close a running event loop");
   close_loop(NULL, lp, 1);  /* user values die with the userdata */
   return 0;
 }

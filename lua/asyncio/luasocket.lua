@@ -125,6 +125,21 @@ Tcp.listen, Tcp.accept, Tcp.setfd = unsupported("listen", SERVERS), unsupported(
 
 local PATTERNS = {["*l"] = "l", l = "l", ["*a"] = "a", a = "a"}
 
+local function receive(s, kind, prefix)
+  if s._state == "closed" then return nil, "closed" end
+  local start = asyncio.monotonic()
+  if kind == "l" then return sockbuf.line(s, prefix, start)
+  elseif kind == "a" then return sockbuf.all(s, prefix, start, true)
+  end
+  return sockbuf.count(s, kind, prefix, start)
+end
+
+local function done_with(turn, ok, ...)
+  turn:release()
+  if not ok then error((...), 0) end
+  return ...
+end
+
 -- client:receive([pattern], [prefix]): "*l" (default) a line without its
 -- end of line, "*a" everything until the peer closes, n bytes (the
 -- prefix counted among them). Failing: nil, "closed" / "timeout" / ...,
@@ -144,11 +159,13 @@ function Tcp:receive(pattern, prefix)
   prefix = prefix and tostring(prefix) or ""
   if self._state == "closed" then return nil, "closed" end
   intask("receive")
-  local start = asyncio.monotonic()
-  if kind == "l" then return sockbuf.line(self, prefix, start)
-  elseif kind == "a" then return sockbuf.all(self, prefix, start, true)
-  end
-  return sockbuf.count(self, kind, prefix, start)
+  -- one receive at a time, in the order they are made: a receive that
+  -- waits holds the bytes it has taken so far, which the next one must
+  -- not overtake
+  local turn = self._turn
+  if not turn then turn = asyncio.Lock(); self._turn = turn end
+  await(turn:acquire())
+  return done_with(turn, pcall(receive, self, kind, prefix))
 end
 
 -- send ------------------------------------------------------------------------

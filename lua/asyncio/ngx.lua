@@ -402,6 +402,7 @@ function Tcp:receive(pattern)
   end
   if self._state ~= "connected" then return nil, "closed" end
   intask("receive")
+  if (self._reading or 0) > 0 then return nil, "socket busy reading" end  -- as OpenResty
   local conn = self._writer
   if kind == "l" then return result(self, conn, sockbuf.line(self, "", nil))
   elseif kind == "a" then return result(self, conn, sockbuf.all(self, "", nil))
@@ -416,6 +417,7 @@ function Tcp:receiveany(max)
   if not n or n <= 0 then argerror(1, "receiveany", "bad max argument") end
   if self._state ~= "connected" then return nil, "closed" end
   intask("receiveany")
+  if (self._reading or 0) > 0 then return nil, "socket busy reading" end
   if sockbuf.buffered(self) == 0 then
     local conn = self._writer
     local ok, err = sockbuf.fill(self, nil)
@@ -481,6 +483,7 @@ function Tcp:receiveuntil(pattern, opts)
     end
     if s._state ~= "connected" then return nil, "closed" end
     intask("receiveuntil's iterator")
+    if (s._reading or 0) > 0 then return nil, "socket busy reading" end
     if ended then ended = false return nil end
     if left and (conn ~= s._writer or at ~= position()) then left = nil end
     if left then return hand(size) end
@@ -499,7 +502,8 @@ function Tcp:receiveuntil(pattern, opts)
         end
         return hand(size)
       end
-      if size and sockbuf.buffered(s) - (plen - 1) >= size then  -- no match can start in these
+      -- (the bytes before the longest start of the pattern at the end are data)
+      if size and sockbuf.buffered(s) - pattern_start(s, pattern) >= size then
         return sockbuf.take(s, s._pos, s._pos + size - 1)
       end
       local keep = plen - 1  -- the bytes a match may still start in
