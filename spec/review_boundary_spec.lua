@@ -135,4 +135,22 @@ describe("the review of the C boundary", function()
     assert.matches("false\t.*cannot close a running event loop", out)
     assert.matches("still running", out, 1, true)
   end)
+
+  it("a pool request's or another object's _wait refuses another loop than its own (its waiter was never woken)", function()
+    local out, code = support.lua_run([[
+      local core = require "asyncio.core"
+      local function nop() end
+      local hooks = {nop, nop, nop, nop}
+      local A, B = core.new_loop(hooks), core.new_loop(hooks)
+      local req = assert(core.getaddrinfo(A, "127.0.0.1", "80"))
+      local ok, err
+      B:spawn({}, function() ok, err = pcall(req._wait, req, B) end)
+      B:run()
+      print(ok, err)
+      A:run()
+      A:close() B:close()
+    ]])
+    assert.equal(0, code, out)
+    assert.matches("false\tbad argument #2 to '?' (the object belongs to another event loop)", out, 1, true)
+  end)
 end)

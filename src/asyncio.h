@@ -168,7 +168,7 @@ typedef void (*asyncio_closer) (uv_handle_t *h);
 /* Waiters of I/O objects: one suspended task per kind, anchored in user
 ** value 'uv' of the object at 'idx'. */
 int asyncio_io_wait (lua_State *L, Loop *lp, int idx, int uv, lua_State **slot, int loopidx);
-int asyncio_io_wait_method (lua_State *L, lua_State **slot);
+int asyncio_io_wait_method (lua_State *L, lua_State **slot, const Loop *own);
 void asyncio_io_wake (Loop *lp, lua_State **slot);
 int asyncio_pushuverror (lua_State *L, int err);
 uv_buf_t asyncio_buf (char *p, size_t n);

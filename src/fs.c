@@ -346,7 +346,8 @@ static int core_fs_now (lua_State *L) {
 
 
 static int fs_wait (lua_State *L) {
-  return asyncio_io_wait_method(L, &checkfs(L)->waiter);
+  FsBox *b = checkfs(L);
+  return asyncio_io_wait_method(L, &b->waiter, b->lp);
 }
 
 

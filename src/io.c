@@ -24,10 +24,12 @@ int asyncio_io_wait (lua_State *L, Loop *lp, int idx, int uv, lua_State **slot, 
 }
 
 
-/* obj:_wait(loop), the method of an object with one waiter 'slot' (at 1,
-** its user value 2 anchors the task): suspend until the event. */
-int asyncio_io_wait_method (lua_State *L, lua_State **slot) {
+/* obj:_wait(loop), the method of an object of loop 'own' with one waiter
+** 'slot' (at 1, its user value 2 anchors the task): suspend until the
+** event. Only its own loop's callbacks wake it: another loop is refused. */
+int asyncio_io_wait_method (lua_State *L, lua_State **slot, const Loop *own) {
   Loop *lp = asyncio_checkloop(L, 2);
+  luaL_argcheck(L, lp == own, 2, "the object belongs to another event loop");
   lua_settop(L, 2);
   return asyncio_io_wait(L, lp, 1, 2, slot, 2);
 }

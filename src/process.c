@@ -285,7 +285,8 @@ static PBox *checkproc (lua_State *L) {
 
 /* p:_wait(loop): suspend until the child exits (or a cancellation). */
 static int proc_wait (lua_State *L) {
-  return asyncio_io_wait_method(L, &checkproc(L)->waiter);
+  PBox *b = checkproc(L);
+  return asyncio_io_wait_method(L, &b->waiter, b->lp);
 }
 
 

@@ -130,7 +130,8 @@ static ResBox *checkres (lua_State *L) {
 
 /* req:_wait(loop): suspend until the answer is in (or cancelled). */
 static int res_wait (lua_State *L) {
-  return asyncio_io_wait_method(L, &checkres(L)->waiter);
+  ResBox *b = checkres(L);
+  return asyncio_io_wait_method(L, &b->waiter, b->lp);
 }
 
 

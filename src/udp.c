@@ -241,7 +241,8 @@ static int ep_recv (lua_State *L) {
 
 
 static int ep_wait (lua_State *L) {
-  return asyncio_io_wait_method(L, &checkep(L)->waiter);
+  EBox *b = checkep(L);
+  return asyncio_io_wait_method(L, &b->waiter, b->lp);
 }
 
 
