@@ -136,7 +136,8 @@ describe("the review of the C boundary", function()
     assert.matches("still running", out, 1, true)
   end)
 
-  it("a pool request's or another object's _wait refuses another loop than its own (its waiter was never woken)", function()
+  it("a pool request's _wait (and the like) refuses another loop than its own (its waiter was never woken)",
+     function()
     local out, code = support.lua_run([[
       local core = require "asyncio.core"
       local function nop() end
