@@ -121,18 +121,7 @@ describe("asyncio.luasocket with redis-lua against redis-server", function()
   end)
 end)
 
--- A server of the spec's own: 'handler(reader, writer)' per connection.
--- Returns the server and its port.
-local function serve(handler)
-  local srv = await(asyncio.start_server(handler, "127.0.0.1", 0))
-  return srv, srv:sockets()[1]:getsockname()[2]
-end
-
--- Close 'srv' and wait until each connection it accepted has ended.
-local function finish(srv)
-  srv:close()
-  await(srv:wait_closed())
-end
+local serve, finish = support.serve, support.finish_server
 
 -- A connected shim client to 'port'.
 local function client(port)

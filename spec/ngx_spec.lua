@@ -160,21 +160,8 @@ describe("asyncio.ngx with lua-resty-redis against redis-server", function()
   end)
 end)
 
--- A server of the spec's own: 'handler(reader, writer)' per connection;
--- counts the connections it accepted in .accepted.
-local function serve(handler)
-  local count = {accepted = 0}
-  local srv = await(asyncio.start_server(function(r, w)
-    count.accepted = count.accepted + 1
-    return handler(r, w)
-  end, "127.0.0.1", 0))
-  return srv, srv:sockets()[1]:getsockname()[2], count
-end
-
-local function finish(srv)
-  srv:close()
-  await(srv:wait_closed())
-end
+-- A server of the spec's own (counting the connections it accepted), and its end.
+local serve, finish = support.serve, support.finish_server
 
 local function client(port)
   local s = ngxm.ngx.socket.tcp()

@@ -7,20 +7,8 @@ local ngxm = require "asyncio.ngx"
 local support = require "spec.support"
 local await = asyncio.await
 
-local function serve(handler)
-  local count = {accepted = 0}
-  local srv = await(asyncio.start_server(function(r, w)
-    count.accepted = count.accepted + 1
-    return handler(r, w)
-  end, "127.0.0.1", 0))
-  return srv, srv:sockets()[1]:getsockname()[2], count
-end
-
-local function finish(srv)
-  srv:close()
-  srv:close_clients()
-  await(srv:wait_closed())
-end
+local serve = support.serve
+local function finish(srv) support.finish_server(srv, true) end
 
 local function ngx_client(port)
   local s = ngxm.ngx.socket.tcp()

@@ -161,6 +161,26 @@ function support.free_port()
   end)
 end
 
+-- Inside a task: a server of the spec's own on 127.0.0.1, 'handler(reader,
+-- writer)' per connection. Returns the server, its port, and a table whose
+-- 'accepted' counts the connections.
+function support.serve(handler)
+  local count = {accepted = 0}
+  local srv = asyncio.await(asyncio.start_server(function(r, w)
+    count.accepted = count.accepted + 1
+    return handler(r, w)
+  end, "127.0.0.1", 0))
+  return srv, srv:sockets()[1]:getsockname()[2], count
+end
+
+-- Inside a task: close 'srv' (and its connections when 'clients') and wait
+-- until each connection it accepted has ended.
+function support.finish_server(srv, clients)
+  srv:close()
+  if clients then srv:close_clients() end
+  asyncio.await(srv:wait_closed())
+end
+
 -- Start 'cmd' in the background (its output to 'log' or /dev/null);
 -- returns its pid.
 function support.spawn(cmd, log)
