@@ -74,12 +74,9 @@ end
 -- connect -------------------------------------------------------------------
 
 -- (level 4: the program called the function that called this one)
+-- (not a tail call: that would drop this level)
 local function checkport(port, fname, n)
-  local p = (type(port) == "number" or type(port) == "string") and math.tointeger(tonumber(port))
-  if not p then
-    argerror(n or 2, fname, ("number expected, got %s"):format(typename(port)), 4)
-  end
-  if p < 0 or p > 65535 then argerror(n or 2, fname, "port out of range", 4) end
+  local p = sockbuf.port(port, n or 2, fname, 4)
   return p
 end
 

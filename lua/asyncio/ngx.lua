@@ -82,7 +82,7 @@ end
 
 -- Bytes the stream of 'reader' holds that nobody has read, and whether
 -- its peer has closed.
-local function unread(reader)
+local function stream_holds(reader)
   return reader._conn.box:_buffered()
 end
 
@@ -93,7 +93,7 @@ local function pool_take(pool)
   while true do
     local entry = table.remove(pool)
     if not entry then return nil end
-    local n, eof = unread(entry[1])
+    local n, eof = stream_holds(entry[1])
     if n == 0 and not eof then
       entry.taken = true
       entry.watch:cancel()
@@ -230,10 +230,7 @@ function Tcp:connect(host, port, opts)
   local path = host:match("^unix:(.+)$")
   if path then opts, port = port, nil
   else
-    local p = (type(port) == "number" or type(port) == "string") and math.tointeger(tonumber(port))
-    if not p then argerror(2, "connect", ("number expected, got %s"):format(typename(port))) end
-    if p < 0 or p > 65535 then argerror(2, "connect", "port out of range") end
-    port = p
+    port = sockbuf.port(port, 2, "connect", 3)
   end
   local n = path and 2 or 3
   if opts ~= nil and type(opts) ~= "table" then
@@ -511,11 +508,7 @@ function Tcp:receiveuntil(pattern, opts)
         parts[#parts + 1] = sockbuf.take(s, s._pos, #s._buf - keep)
       end
       local searched = math.max(0, sockbuf.buffered(s) - keep)
-      local done, ok, err = pcall(sockbuf.fill, s, nil)
-      if not done then  -- cancelled: the bytes gathered go back first
-        if s._writer == w then sockbuf.unread(s, parts) end
-        error(ok, 0)
-      end
+      local ok, err = sockbuf.gathering(s, parts, sockbuf.fill, nil)
       if not ok then
         -- (reconnected or closed meanwhile by another task: its buffer is not ours)
         if s._writer ~= w then return nil, err, concat(parts) end
@@ -558,7 +551,7 @@ function Tcp:setkeepalive(timeout, size)
   if (self._writing or 0) > 0 then return nil, "socket busy writing" end
   -- bytes not read yet, here or in the stream: a reply the next user
   -- would take for its own
-  if sockbuf.buffered(self) > 0 or unread(self._reader) > 0 then
+  if sockbuf.buffered(self) > 0 or stream_holds(self._reader) > 0 then
     return nil, "connection in dubious state"
   end
   if self._eof or self._writer:is_closing() or self._reader:at_eof() then

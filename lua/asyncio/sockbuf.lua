@@ -55,6 +55,15 @@ function M.argerror(n, fname, msg, level)
   error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), level or 3)
 end
 
+-- A port (a number or a numeric string, as both APIs take it) for
+-- argument 'n' of 'fname'; 'level' as argerror's, counted from here.
+function M.port(port, n, fname, level)
+  local p = (type(port) == "number" or type(port) == "string") and math.tointeger(tonumber(port))
+  if not p then M.argerror(n, fname, ("number expected, got %s"):format(M.typename(port)), level + 1) end
+  if p < 0 or p > 65535 then M.argerror(n, fname, "port out of range", level + 1) end
+  return p
+end
+
 function M.typename(v)
   local mt = getmetatable(v)
   return type(mt) == "table" and type(mt.__name) == "string" and mt.__name or type(v)
@@ -131,18 +140,23 @@ M.buffered = buffered
 -- rather than in s._buf, which each chunk would copy again: a 32 MiB
 -- read took 50 s that way. The bytes gathered go back to the front of the
 -- buffer if the task is cancelled (or anything raises) in the middle.
-function M.unread(s, parts)
+local function unread(s, parts)
   s._buf, s._pos = concat(parts) .. sub(s._buf, s._pos), 1
 end
-local unread = M.unread
 
-local function more(s, parts, start, max)
+-- fn(s, a, b) for a read that has gathered 'parts': what it returns; if
+-- it raises, the parts go back first (not into the buffer of a connection
+-- the socket took meanwhile).
+function M.gathering(s, parts, fn, a, b)
   local reader = s._reader
-  local ok, data, err = pcall(chunk, s, start, max)
-  if ok then return data, err end
-  if s._reader == reader then unread(s, parts) end  -- (not into another connection's buffer)
-  error(data, 0)
+  local ok, r1, r2 = pcall(fn, s, a, b)
+  if ok then return r1, r2 end
+  if s._reader == reader then unread(s, parts) end
+  error(r1, 0)
 end
+local gathering = M.gathering
+
+local function more(s, parts, start, max) return gathering(s, parts, chunk, start, max) end
 
 local function nocr(line)
   if find(line, "\r", 1, true) then return (gsub(line, "\r", "")) end
