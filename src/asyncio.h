@@ -115,7 +115,7 @@ typedef struct Loop {
   int vclock;            /* a virtual clock: time is 'vnow' and jumps (loop.c) */
   uint64_t vnow;         /* the virtual clock's nanoseconds */
   uint64_t slow_ns;      /* debug mode: report steps longer than this; 0: off */
-  uint64_t polled;       /* uv_hrtime() of the last look at I/O (loop.c) */
+  uint64_t polled;       /* poll_clock() of the last look at I/O (loop.c) */
   struct Pool *pools;    /* the worker pools of this loop (worker.c) */
 } Loop;
 
