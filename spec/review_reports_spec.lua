@@ -333,6 +333,20 @@ describe("the second review", function()
     end)
   end)
 
+  it("wait_for on a get of a queue shut down raises QueueShutDown at once, as the get does", function()
+    asyncio.run(function()
+      local q = asyncio.Queue()
+      q:put_nowait("last")
+      q:shutdown()
+      assert.equal("last", asyncio.await(asyncio.wait_for(q:get(), 10)))
+      local ok, err = pcall(asyncio.await, asyncio.wait_for(q:get(), 10))
+      assert.is_false(ok)
+      assert.is_true(asyncio.QueueShutDown:is(err))
+      local _, timers = asyncio.get_running_loop()._core:pending()
+      assert.equal(0, timers)  -- nothing waited: no timer was armed
+    end)
+  end)
+
   it("a server's waiter cancelled by its own time limit leaves the other waiters be", function()
     asyncio.run(function()
       local await = asyncio.await

@@ -477,6 +477,17 @@ static int queue_try_get (lua_State *L) {
 }
 
 
+/* _try_get for q:get()'s awaitable {queue}: its __now (queue.lua), which
+** wait_for asks on every read; one C call where a Lua one made it. */
+static int queue_op_now (lua_State *L) {
+  if (lua_istable(L, 1)) {  /* anything else: _try_get's own error */
+    lua_rawgeti(L, 1, 1);
+    lua_replace(L, 1);
+  }
+  return queue_try_get(L);
+}
+
+
 /* Which waiter list: 0 the getters, 1 the putters (queue.lua's GET, PUT). */
 static int checkwhich (lua_State *L, int arg) {
   lua_Integer w = luaL_checkinteger(L, arg);
@@ -793,6 +804,7 @@ static const luaL_Reg queue_methods[] = {
   {"get", queue_get},
   {"get_nowait", queue_get_nowait},
   {"_try_get", queue_try_get},
+  {"_op_now", queue_op_now},
   {"_try_put", queue_try_put},
   {"_wait", queue_wait},
   {"_abort", queue_abort},

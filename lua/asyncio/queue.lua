@@ -50,7 +50,7 @@ end
 local GetOp = {__name = "asyncio.Queue.get"}
 -- Done at once if an item is there (true, item), else false: a time limit
 -- needs no timer for what never waits (timeouts.lua's wait_for).
-function GetOp.__now(op) return try_get(op[1]) end
+GetOp.__now = methods._op_now  -- try_get(op[1]), in C
 function GetOp.__await(op)
   local q = op[1]
   local ok, item = try_get(q)
