@@ -247,8 +247,14 @@ describe("files", function()
       local ok2, e2 = pcall(await, asyncio.fs.rmdir(dir .. "/d"))
       assert.is_false(ok2)
       assert.equal("ENOTEMPTY", e2.errno)
-      assert.has_error(function() asyncio.open_file(dir .. "/x", "q") end,
-        "bad argument #2 to 'open_file' (invalid mode)")
+      for _, bad in ipairs({"q", "r+b+", "rb+b", "rbb", "++r", "r++", "", "rw", "r\0"}) do
+        assert.has_error(function() asyncio.open_file(dir .. "/x", bad) end,
+          "bad argument #2 to 'open_file' (invalid mode)")
+      end
+      for _, good in ipairs({"r", "rb", "r+", "r+b", "rb+"}) do
+        local g = await(asyncio.open_file(dir .. "/d/x", good))
+        await(g:close())
+      end
       assert.has_error(function() f:read(1) end, "read: the file is closed")
       assert.has_error(function() asyncio.fs.stat(42) end,
         "bad argument #1 to 'stat' (string expected, got number)")

@@ -526,14 +526,20 @@ local function open_impl(path, mode)
   return f
 end
 
--- open_file(path, [mode]) -> awaitable: a File. mode as io.open's ("r"
--- default, "w", "a", with "+"; "b" is accepted and means nothing here).
+-- The modes open_file takes: io.open's ("r", "w", "a", with "+"), with a
+-- "b" that means nothing here, before or after the "+" (C's and Python's
+-- "rb+" as well as "r+b").
+local MODES = {}
+for _, m in ipairs({"r", "w", "a"}) do
+  for _, form in ipairs({"%s", "%s+", "%sb", "%s+b", "%sb+"}) do MODES[form:format(m)] = true end
+end
+
+-- open_file(path, [mode]) -> awaitable: a File.
 function M.open_file(path, mode)
   argcheck(type(path) == "string", 1, "open_file", typeerror("string", path))
   checknul(path, 1, "open_file")
   mode = mode or "r"
-  argcheck(type(mode) == "string" and mode:match("^[rwa]%+?b?%+?$") ~= nil, 2, "open_file",
-    "invalid mode")
+  argcheck(MODES[mode], 2, "open_file", "invalid mode")
   return op(open_impl, path, mode)
 end
 
