@@ -731,9 +731,9 @@ local function handshake(conn, ctx, hostname, timeout, what)
   if timer then timer:cancel() end
   if not done then
     close_conn(conn, true)
-    if late then
-      err = errors.ConnectionAbortedError(("TLS handshake is taking longer than %g seconds: " ..
-        "aborting the connection (%s)"):format(timeout, what), {errno = "ECONNABORTED"})
+    if late then  -- stamped with the program's line, as the library's other errors
+      throw(errors.ConnectionAbortedError(("TLS handshake is taking longer than %g seconds: " ..
+        "aborting the connection (%s)"):format(timeout, what), {errno = "ECONNABORTED"}))
     end
     error(err, 0)
   end
