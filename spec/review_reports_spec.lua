@@ -250,6 +250,23 @@ describe("the second review", function()
       }, got)
     end)
 
+    it("on the library's own coroutine objects names the call the program wrote", function()
+      local line
+      local got = reports_of(function()
+        line = debug.getinfo(1, "l").currentline
+        asyncio.task_group(function() end)                     -- line + 1
+        asyncio.timeout(1, function() end)                     -- line + 2
+        asyncio.Condition():wait_for(function() return 1 end)  -- line + 3
+        asyncio.wait({asyncio.get_running_loop():create_future()})  -- line + 4
+      end)
+      local function made(what, at)
+        return ("%s made at spec/review_reports_spec.lua:%d was never awaited: its body never ran")
+          :format(what, line + at)
+      end
+      assert.are.same({made("Condition:wait_for(...)", 3), made("asyncio.task_group(...)", 1),
+        made("asyncio.timeout(...)", 2), made("asyncio.wait(...)", 4)}, got)
+    end)
+
     it("is not reported for what a wait_for refused where the task cannot wait", function()
       local errs = {}
       local got = reports_of(function()

@@ -358,18 +358,21 @@ function Condition:wait()
 end
 
 -- wait_for(pred): an awaitable that waits until pred() is true; returns it.
+local function wait_for_pred(cond, pred)
+  local r = pred()
+  while not r do
+    await(cond:wait())
+    r = pred()
+  end
+  return r
+end
+local wait_for_async = task.async(wait_for_pred)
+task.label(wait_for_pred, "Condition:wait_for(...)")
+
 function Condition:wait_for(pred)
   checkself(Condition, self, "wait_for")
   argcheck(type(pred) == "function", 1, "wait_for", typeerror("function", pred))
-  local cond = self
-  return task.async(function()
-    local r = pred()
-    while not r do
-      await(cond:wait())
-      r = pred()
-    end
-    return r
-  end)()
+  return wait_for_async(self, pred)  -- (a tail call: made at the caller's line)
 end
 
 function Condition:notify(n)

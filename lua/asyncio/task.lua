@@ -103,20 +103,33 @@ M.Coro = Coro
 -- task): its body never ran, and that is reported, by default, as
 -- CPython's "coroutine ... was never awaited", with the line that made
 -- it. In debug mode its tracker reports it instead, with a traceback.
+
+-- The bodies of the library's own async functions (task_group, timeout,
+-- Condition:wait_for) -> the call a report names: the program wrote that
+-- call, not the library's function (weak keys).
+local labels = setmetatable({}, {__mode = "k"})
+function M.label(fn, text) labels[fn] = text end
+
+-- What a report calls a coroutine object of body 'fn'.
+local function coro_name(fn)
+  local label = labels[fn]
+  if label then return label end
+  local d = getinfo(fn, "S")
+  return ("a coroutine object (async function of %s)"):format(d.what == "C" and tostring(fn) or
+    ("%s:%d"):format(d.short_src, d.linedefined))
+end
+
 Coro.__gc = function(c)
   if not c[1] or rawget(c, "_dbg") then return end
-  local d = getinfo(c[2], "S")
-  rt.report_unawaited(nil, ("a coroutine object (async function of %s)%s was never awaited: " ..
-    "its body never ran"):format(d.what == "C" and tostring(c[2]) or
-    ("%s:%d"):format(d.short_src, d.linedefined), c[3] and " made at " .. where_text(c[3], c[4]) or ""))
+  rt.report_unawaited(nil, ("%s%s was never awaited: its body never ran"):format(coro_name(c[2]),
+    c[3] and " made at " .. where_text(c[3], c[4]) or ""))
 end
 
 -- async function -> the plain function it wraps
 local async_body = setmetatable({}, {__mode = "k"})
 
 local function debug_track(c, fn)
-  local d = getinfo(fn, "S")
-  track(c, ("a coroutine object (async function of %s:%d)"):format(d.short_src, d.linedefined))
+  track(c, coro_name(fn))
 end
 
 -- The async function of 'fn' (see async below), by how many arguments its

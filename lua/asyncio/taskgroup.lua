@@ -102,9 +102,12 @@ end
 
 -- task_group(fn, ...): a coroutine object; await it to run fn(tg, ...) in
 -- the current task with a group of children. Returns fn's results.
+local group = task.async(run_group)
+task.label(run_group, "asyncio.task_group(...)")
+
 local function task_group(fn, ...)
   argcheck(type(fn) == "function", 1, "task_group", typeerror("function", fn))
-  return task.async(run_group)(fn, ...)
+  return group(fn, ...)  -- (a tail call: the coroutine object is made at the caller's line)
 end
 
 return {task_group = task_group, TaskGroup = TaskGroup}

@@ -49,10 +49,13 @@ end
 
 -- timeout(delay, fn, ...): a coroutine object running fn(...) in the
 -- awaiting task; TimeoutError if 'delay' seconds pass first (nil: no limit).
+local with_timeout = async(run_with_timeout)
+task.label(run_with_timeout, "asyncio.timeout(...)")
+
 function M.timeout(delay, fn, ...)
   util.checkdelay(delay, 1, "timeout", true)
   checkfn(fn, 2, "timeout")
-  return async(run_with_timeout)(delay, fn, ...)
+  return with_timeout(delay, fn, ...)  -- (a tail call: made at the caller's line)
 end
 
 -- wait_for(aw, timeout) is an object of its own rather than a coroutine
@@ -208,6 +211,39 @@ local function futures_of(fs, fname, wrap_coroutines)
   return list
 end
 
+-- The body of wait(list): wait until 'when' holds for the futures of 'list'
+-- or 'timeout' seconds pass; done, pending.
+local function wait_body(list, timeout, when)
+  task.check_wait()  -- the waiter below is always waited for
+  local loop = list[1]._loop or rt.loop
+  local waiter = Future._new(Future, loop)
+  local handle
+  if timeout ~= nil then
+    handle = loop:call_later(timeout, function() if not waiter:done() then waiter:set_result() end end)
+  end
+  local counter = #list
+  local function on_completion(f)
+    counter = counter - 1
+    if counter <= 0 or when == "FIRST_COMPLETED" or
+       (when == "FIRST_EXCEPTION" and f._failed) then
+      if handle then handle:cancel() end
+      if not waiter:done() then waiter:set_result() end
+    end
+  end
+  for _, f in ipairs(list) do f:add_done_callback(on_completion) end
+  local ok, err = pcall(await, waiter)
+  if handle then handle:cancel() end
+  for _, f in ipairs(list) do f:remove_done_callback(on_completion) end
+  if not ok then error(err, 0) end
+  local done, pending = {}, {}
+  for _, f in ipairs(list) do
+    if f:done() then done[f] = true else pending[f] = true end
+  end
+  return done, pending
+end
+local wait_async = async(wait_body)
+task.label(wait_body, "asyncio.wait(...)")
+
 -- wait(list, {timeout=, return_when=}): an awaitable giving done, pending as
 -- sets {[fut] = true}. Nothing is cancelled when the time runs out.
 function M.wait(fs, opts)
@@ -217,34 +253,7 @@ function M.wait(fs, opts)
   argcheck(RETURN_WHEN[when], 2, "wait", "return_when must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED")
   local list = futures_of(fs, "wait")
   argcheck(#list > 0, 1, "wait", "list of futures is empty")
-  return async(function()
-    task.check_wait()  -- the waiter below is always waited for
-    local loop = list[1]._loop or rt.loop
-    local waiter = Future._new(Future, loop)
-    local handle
-    if timeout ~= nil then
-      handle = loop:call_later(timeout, function() if not waiter:done() then waiter:set_result() end end)
-    end
-    local counter = #list
-    local function on_completion(f)
-      counter = counter - 1
-      if counter <= 0 or when == "FIRST_COMPLETED" or
-         (when == "FIRST_EXCEPTION" and f._failed) then
-        if handle then handle:cancel() end
-        if not waiter:done() then waiter:set_result() end
-      end
-    end
-    for _, f in ipairs(list) do f:add_done_callback(on_completion) end
-    local ok, err = pcall(await, waiter)
-    if handle then handle:cancel() end
-    for _, f in ipairs(list) do f:remove_done_callback(on_completion) end
-    if not ok then error(err, 0) end
-    local done, pending = {}, {}
-    for _, f in ipairs(list) do
-      if f:done() then done[f] = true else pending[f] = true end
-    end
-    return done, pending
-  end)()
+  return wait_async(list, timeout, when)  -- (a tail call: made at the caller's line)
 end
 
 -- as_completed(list, {timeout=}): an iterator of awaitables; awaiting the
