@@ -6,6 +6,7 @@ out SCRIPT, one action per line:
     ctrl-d          type Ctrl-D (end of input at the start of a line)
     expect TEXT     wait until the output after the last match shows TEXT
                     (30 s at most: a guard against a hang, not a time bound)
+    pause SECONDS   let the program go on that long (reading its output)
 Prints everything the terminal showed, then "exit status N"."""
 import os
 import pty
@@ -63,6 +64,10 @@ with open(script) as f:
             os.write(fd, b"\x04")
         elif kind == "expect":
             expect(arg)
+        elif kind == "pause":
+            until = time.monotonic() + float(arg)
+            while time.monotonic() < until:
+                pump(0.05)
         pump(0.01)
 
 deadline = time.monotonic() + 30

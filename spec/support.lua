@@ -99,6 +99,18 @@ function support.async_repl(actions)
   end)
 end
 
+-- Run Lua source 'src' as a script (with 'args', a string) in a real
+-- terminal, acting out 'actions' as async_repl does; returns what the
+-- terminal showed, ending with "exit status N".
+function support.terminal_run(src, args, actions)
+  return support.with_file(src, function(script)
+    return support.with_file(table.concat(actions, "\n") .. "\n", function(f)
+      return (support.sh(("env %s python3 spec/pty_helper.py %s lua5.4 %s %s")
+        :format(support.LUA:match("^(.*) lua5.4"), f, script, args)))
+    end)
+  end)
+end
+
 -- A certificate for 'cn' (with 'san') in 'dir', signed by the CA 'ca' or
 -- self-signed as a CA; returns the paths of its PEM and key.
 function support.make_cert(dir, name, cn, san, ca)

@@ -492,3 +492,176 @@ describe("worker_pool", function()
     assert.equal("pool?", b)
   end)
 end)
+
+describe("worker threads, after the second review", function()
+  after_each(support.assert_clean)
+
+  it("a pool closed while its calls wait for a worker that could not start fails them (no crash)", function()
+    -- spec/c/no_worker_states.c makes every worker's Lua state fail to start
+    local so = os.tmpname() .. ".so"
+    local out, code = support.sh(("cc -shared -fPIC -o %s spec/c/no_worker_states.c -ldl"):format(so))
+    assert.equal(0, code, out)
+    out, code = support.lua_run([[
+      local asyncio = require "asyncio"
+      local await = asyncio.await
+      asyncio.run(function()
+        local pool = asyncio.worker_pool{size = 1}
+        local t = asyncio.create_task(function() return await(pool:call(function() return 1 end)) end)
+        await(asyncio.sleep(0))  -- t queues its call; the worker starts, and fails
+        local t0 = os.clock()    -- the loop does not run meanwhile: the failure is not taken in
+        while pool:info().threads > 0 and os.clock() - t0 < 30 do end
+        pool:close()
+        local ok, err = pcall(await, t)
+        print(ok, tostring(err))
+        collectgarbage()
+      end)
+      print("end")
+    ]], "LD_PRELOAD=" .. so .. " ")
+    os.remove(so)
+    assert.equal(0, code, out)
+    assert.matches("false\t[^\n]*ThreadError: worker_pool: cannot start a worker: not enough memory " ..
+      "for a Lua state\nend\n$", out)
+  end)
+
+  it("a Ctrl-C while the loop's close waits for a call ends the wait (lua5.4 then stops)", function()
+    local release = os.tmpname()
+    os.remove(release)
+    local out = support.terminal_run([[
+      local asyncio = require "asyncio"
+      local loop = asyncio.new_event_loop()
+      local pool = asyncio.worker_pool{size = 1, join_timeout = 1e6}
+      loop:run_in_executor(pool, function(path)  -- spins until released (or 120 s)
+        local t = os.time()
+        while not io.open(path) and os.time() - t < 120 do end
+      end, arg[1])
+      loop:run_until_complete(asyncio.sleep(0.1))
+      print("closing")
+      loop:close()
+      print("closed")
+    ]], release, {"expect closing", "pause 0.5", "ctrl-c"})
+    touch(release)  -- (lets a worker left running end)
+    os.remove(release)
+    assert.matches("asyncio: worker_pool: 1 worker thread still running a call (or init) when Ctrl-C " ..
+      "ended the loop's close; left running", out, 1, true)
+    assert.matches("interrupted!", out, 1, true)  -- lua5.4's own handler, once the close returned
+    assert.is_nil(out:find("closed\n", 1, true), out)
+    assert.matches("exit status 1\n?$", out)
+  end)
+
+  it("Ctrl-C still works after os.execute in a worker put the library's handler back late", function()
+    -- C's system() restores, when its command ends, the SIGINT handler it
+    -- found: here the library's, after the run that had it has ended
+    local done = os.tmpname()
+    os.remove(done)
+    local out = support.terminal_run([[
+      local asyncio = require "asyncio"
+      local done = arg[1]
+      asyncio.run(function()
+        local pool = asyncio.worker_pool{size = 1, join_timeout = 0}  -- the close leaves it running
+        asyncio.create_task(function()
+          asyncio.await(pool:call(function(p) os.execute("sleep 0.3; touch " .. p) end, done))
+        end)
+        asyncio.await(asyncio.sleep(0.05))
+      end)
+      while not io.open(done) do end
+      local t = os.clock()
+      while os.clock() - t < 0.3 do end  -- system() has returned: its restore is done
+      print("ready")
+      t = os.clock()
+      while os.clock() - t < 30 do end
+      print("Ctrl-C was lost")
+    ]], done, {"expect ready", "ctrl-c"})
+    os.remove(done)
+    assert.matches("interrupted!", out, 1, true)
+    assert.is_nil(out:find("Ctrl-C was lost", 1, true), out)
+  end)
+
+  it("init's results are dropped: one that cannot be copied does not break the pool", function()
+    local kind = support.run(function()
+      local pool <close> = asyncio.worker_pool{size = 1, init = function()
+        conn = io.tmpfile()  -- luacheck: ignore (the worker's global)
+        return conn, print  -- luacheck: ignore
+      end}
+      return await(pool:call(function() return io.type(conn) end))  -- luacheck: ignore
+    end)
+    assert.equal("file", kind)
+  end)
+
+  it("initargs: its n is checked; a table with a metatable is named as such", function()
+    local function msg(opts)
+      local ok, e = pcall(asyncio.worker_pool, opts)
+      assert.is_false(ok)
+      return e
+    end
+    local init = function() end
+    for _, n in ipairs{1.5, 1e8, "2", -5, 8001} do
+      assert.matches("bad argument #1 to 'worker_pool' %(initargs.n must be an integer from 0 to 8000, got ",
+        msg{init = init, initargs = {n = n, 1, 2}})
+    end
+    assert.matches("threads_spec.lua:%d+: bad argument #1 to 'worker_pool' %(initargs: a plain table " ..
+      "expected, got one with a metatable%)", msg{init = init, initargs = setmetatable({}, {})})
+    local got = support.run(function()
+      local pool <close> = asyncio.worker_pool{size = 1, initargs = {n = 3, "a", nil, "c"},
+        init = function(...) ARGS = table.pack(...) end}  -- luacheck: ignore
+      return await(pool:call(function() return ARGS.n, ARGS[1], ARGS[3] end))  -- luacheck: ignore
+    end)
+    assert.equal(3, got)
+  end)
+
+  it("run_in_executor names itself and counts its arguments as written", function()
+    local errs = support.run(function()
+      local loop = asyncio.get_running_loop()
+      local pool <close> = asyncio.worker_pool{size = 1}
+      local list = {}
+      for _, pool_arg in ipairs{false, pool} do
+        local p = pool_arg or nil
+        list[#list + 1] = select(2, pcall(loop.run_in_executor, loop, p, print))
+        list[#list + 1] = select(2, pcall(loop.run_in_executor, loop, p, function() end, 1, print))
+      end
+      return list
+    end)
+    for i = 1, 3, 2 do
+      assert.matches("bad argument #3 to 'run_in_executor' %(a C function cannot be sent", errs[i])
+      assert.matches("bad argument #5 to 'run_in_executor' %(a function cannot be copied", errs[i + 1])
+    end
+  end)
+
+  it("a function from stripped bytecode can be sent; an upvalue that is not the globals cannot", function()
+    local floor = load(string.dump(function(x) return math.floor(x) end, true), "=stripped", "b")
+    local x = 1
+    local captured = load(string.dump(function() return x end, true), "=stripped", "b")
+    debug.setupvalue(captured, 1, x)
+    assert.equal(2, support.run(function() return await(asyncio.to_thread(floor, 2.5)) end))
+    assert.has_error(function() asyncio.to_thread(captured) end, "bad argument #1 to 'to_thread' " ..
+      "(function uses an upvalue (its name stripped), but a worker thread runs it in a Lua state " ..
+      "of its own: pass the value as an argument)")
+  end)
+
+  it("pool:info counts a starting thread as neither idle nor running, and running calls after close", function()
+    local release = os.tmpname()
+    os.remove(release)
+    local before, after = support.run(function()
+      local pool = asyncio.worker_pool{size = 2}
+      local calls = {}
+      for i = 1, 2 do
+        calls[i] = asyncio.create_task(function()
+          return await(pool:call(function(p)
+            local t = os.time()
+            while not io.open(p) and os.time() - t < 60 do end
+          end, release))
+        end)
+      end
+      await(asyncio.sleep(0))
+      local i = pool:info()  -- the threads may still be starting: each call is queued or running
+      while pool:info().running < 2 do await(asyncio.sleep(0.005)) end
+      pool:close()
+      local closed = pool:info()
+      touch(release)
+      await(asyncio.gather(calls))
+      return i, closed
+    end)
+    os.remove(release)
+    assert.equal(2, before.running + before.queued)
+    assert.same({threads = 2, idle = 0, queued = 0, running = 2}, after)
+  end)
+end)

@@ -46,10 +46,18 @@ static void interrupt_hook (lua_State *L, lua_Debug *ar) {
 ** a task that computes without awaiting is stopped too. A second one
 ** before the loop has taken the first in ends the process, as lua.c's
 ** second Ctrl-C does: a task stuck inside a C function cannot be stopped.
+** (Every function it calls is async-signal-safe.)
 */
 static void on_signal (int sig) {
   Loop *lp = watching;
-  if (lp == NULL) return;
+  if (lp == NULL) {
+    /* no run() watches: this handler came back after run() had put the
+    ** host's back (C's system(), run by os.execute in a worker thread,
+    ** restores what it found when it started): the host's gets the signal */
+    sigaction(sig, &saved, NULL);
+    raise(sig);  /* blocked until this handler returns */
+    return;
+  }
   if (lp->interrupt_pending) {
     signal(sig, SIG_DFL);
     raise(sig);
@@ -86,6 +94,12 @@ void asyncio_sigint_watch (Loop *lp) {
   lp->interrupt_pending = 0;
   watching = lp;
   if (sigaction(SIGINT, &sa, NULL) != 0) watching = NULL;
+}
+
+
+/* Does a running loop watch SIGINT now? */
+int asyncio_sigint_watched (void) {
+  return watching != NULL;
 }
 
 

@@ -108,6 +108,7 @@ struct Pool {
   int alive;                 /* threads started and not exited */
   int idle;                  /* ... of them waiting for a job */
   int queued;                /* jobs in the queue */
+  int running;               /* jobs a worker runs now */
   int closing;               /* no more calls; workers leave once the queue is empty */
   int async_open;            /* workers may send on 'async' */
   int refs;
@@ -237,16 +238,17 @@ static int tostring_body (lua_State *L) {
 #define MAXRESULTS 8000
 
 /* Run function 'code' with the values of 'in' in L (protected by the
-** caller); the results, or the error (message, traceback, value), go to
-** 'out'. Returns the outcome. */
-static int run_code (lua_State *L, const char *code, size_t ncode, const CopyBuf *in, CopyBuf *out) {
+** caller); the results (if 'results': init's are dropped), or the error
+** (message, traceback, value), go to 'out'. Returns the outcome. */
+static int run_code (lua_State *L, const char *code, size_t ncode, const CopyBuf *in, CopyBuf *out,
+                     int results) {
   char why[ASYNCIO_WHYLEN];
   int base, nargs;
   lua_pushcfunction(L, keep_traceback);
   base = lua_gettop(L);
   push_function(L, code, ncode);
   nargs = asyncio_copy_read(L, in->p, in->n);
-  if (lua_pcall(L, nargs, LUA_MULTRET, base) == LUA_OK) {
+  if (lua_pcall(L, nargs, results ? LUA_MULTRET : 0, base) == LUA_OK) {
     int nres = lua_gettop(L) - base;
     int pos = nres > MAXRESULTS ? -1 : asyncio_copy_write(L, base + 1, nres, out, why);
     if (pos == 0) return OUT_OK;
@@ -282,7 +284,7 @@ static int run_code (lua_State *L, const char *code, size_t ncode, const CopyBuf
 
 static int run_job_body (lua_State *L) {
   Job *j = (Job *)lua_touserdata(L, 1);
-  j->outcome = run_code(L, j->code, j->ncode, &j->in, &j->out);
+  j->outcome = run_code(L, j->code, j->ncode, &j->in, &j->out, 1);
   return 0;
 }
 
@@ -321,7 +323,7 @@ static int open_state (lua_State *L) {
 static int run_init (lua_State *L) {
   Worker *w = (Worker *)lua_touserdata(L, 1);
   Pool *p = w->pool;
-  if (p->init != NULL && run_code(L, p->init, p->ninit, &p->initargs, &w->initout) != OUT_OK) {
+  if (p->init != NULL && run_code(L, p->init, p->ninit, &p->initargs, &w->initout, 0) != OUT_OK) {
     lua_settop(L, 0);
     asyncio_copy_read(L, w->initout.p, w->initout.n);
     lua_settop(L, 1);
@@ -341,6 +343,14 @@ static void fail_queued (Pool *p, const char *why) {
     push_done(p, j);
   }
   p->tail = NULL;
+}
+
+
+/* Under the lock: with no worker alive (every start failed) nobody will
+** take the queued calls: they fail with the reason (NULL: the reason's own
+** allocation failed, and the call says "not enough memory"). */
+static void fail_orphaned (Pool *p) {
+  if (p->alive == 0 && p->head != NULL) fail_queued(p, p->startfail);
 }
 
 
@@ -403,9 +413,11 @@ static void worker_main (void *arg) {
     p->queued--;
     if (j->cancelled) { fail_job(j, OUT_CANCELLED, NULL); push_done(p, j); continue; }
     w->job = j;
+    p->running++;
     uv_mutex_unlock(&p->mu);
     run_job(L, j);
     uv_mutex_lock(&p->mu);
+    p->running--;
     w->job = NULL;
     push_done(p, j);
   }
@@ -510,8 +522,7 @@ static void on_async (uv_async_t *a) {
   Job *j;
   int finished;
   uv_mutex_lock(&p->mu);
-  if (p->alive == 0 && p->head != NULL && p->startfail != NULL)
-    fail_queued(p, p->startfail);  /* nobody could start to take them */
+  fail_orphaned(p);
   j = p->done;
   p->done = p->donetail = NULL;
   finished = p->closing && p->alive == 0 && p->async_open;
@@ -537,6 +548,7 @@ static void close_pool (Pool *p) {
   if (p->closing) { uv_mutex_unlock(&p->mu); return; }
   p->closing = 1;
   uv_cond_broadcast(&p->work);
+  fail_orphaned(p);  /* (freed with the pool, they would leave their calls dangling) */
   none = p->alive == 0 && p->done == NULL;
   if (none) p->async_open = 0;
   uv_mutex_unlock(&p->mu);
@@ -556,6 +568,25 @@ static void orphan (Job *j) {
     j->box = NULL;
   }
 }
+
+
+/* A Ctrl-C while a close waits for workers (asyncio_pools_shutdown): the
+** wait ends as if its deadline had passed, and the signal goes on to the
+** host's own disposition (SIG_DFL ends the process; lua.c's handler stops
+** the Lua code that closed the loop once the close returns to it). A wait
+** in C cannot be stopped by a handler that only sets a Lua hook. */
+static volatile sig_atomic_t close_interrupted;
+static struct sigaction close_saved;  /* the host's disposition meanwhile */
+
+static void on_close_sigint (int sig) {
+  close_interrupted = 1;
+  sigaction(sig, &close_saved, NULL);
+  raise(sig);  /* blocked until this handler returns, then the host's */
+}
+
+
+/* A Ctrl-C is seen this soon while a close waits. */
+#define CLOSE_SLICE_NS 100000000u
 
 
 /*
@@ -580,9 +611,11 @@ static void shutdown_pool (Pool *p, uint64_t start) {
   p->tail = NULL;
   p->queued = 0;
   uv_cond_broadcast(&p->work);
-  while (p->alive > 0) {
+  while (p->alive > 0 && !close_interrupted) {
     uint64_t now = uv_hrtime();
-    if (now >= deadline || uv_cond_timedwait(&p->gone, &p->mu, deadline - now) != 0) break;
+    if (now >= deadline) break;
+    uv_cond_timedwait(&p->gone, &p->mu,
+                      deadline - now < CLOSE_SLICE_NS ? deadline - now : CLOSE_SLICE_NS);
   }
   for (i = 0; i < p->size; i++) {
     Worker *w = &p->workers[i];
@@ -599,9 +632,13 @@ static void shutdown_pool (Pool *p, uint64_t start) {
   uv_mutex_unlock(&p->mu);
   join_exited(p);
   if (stuck > 0) {
-    fprintf(stderr, "asyncio: worker_pool: %d worker thread%s still running a call (or init) "
-            "%g s after the loop closed; left running\n", stuck, stuck == 1 ? "" : "s",
-            p->join_timeout);
+    if (close_interrupted)
+      fprintf(stderr, "asyncio: worker_pool: %d worker thread%s still running a call (or init) "
+              "when Ctrl-C ended the loop's close; left running\n", stuck, stuck == 1 ? "" : "s");
+    else
+      fprintf(stderr, "asyncio: worker_pool: %d worker thread%s still running a call (or init) "
+              "%g s after the loop closed; left running\n", stuck, stuck == 1 ? "" : "s",
+              p->join_timeout);
     pin_module();
     for (i = 0; i < p->size; i++)
       if (p->workers[i].detached) pthread_detach((pthread_t)p->workers[i].tid);
@@ -613,7 +650,23 @@ static void shutdown_pool (Pool *p, uint64_t start) {
 void asyncio_pools_shutdown (Loop *lp) {
   Pool *p;
   uint64_t start = uv_hrtime();
+  struct sigaction sa;
+  /* Ctrl-C is ours meanwhile (on_close_sigint), unless the host ignores it,
+  ** a running loop watches it (a loop closed inside another's task: the
+  ** outer one's second Ctrl-C ends the process), or this is a worker's loop
+  ** (SIGINT is the process's) */
+  int catch = lp->pools != NULL && !asyncio_in_worker() && !asyncio_sigint_watched() &&
+              sigaction(SIGINT, NULL, &close_saved) == 0 &&
+              ((close_saved.sa_flags & SA_SIGINFO) || close_saved.sa_handler != SIG_IGN);
+  close_interrupted = 0;
+  if (catch) {
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_close_sigint;
+    sigemptyset(&sa.sa_mask);
+    catch = sigaction(SIGINT, &sa, NULL) == 0;
+  }
   for (p = lp->pools; p != NULL; p = p->next) shutdown_pool(p, start);
+  if (catch) sigaction(SIGINT, &close_saved, NULL);  /* (again, if the handler did) */
 }
 
 
@@ -692,14 +745,12 @@ static Pool *checkpool (lua_State *L) {
 }
 
 
-/* pool:_close(): no more calls (see close_pool). */
+/* pool:_close(): no more calls (see close_pool). The userdata still sees
+** the pool (pool:info() counts the calls it still runs) until the pool's
+** end lets go of it (on_pool_closed). */
 static int pool_close (lua_State *L) {
   PoolBox *b = (PoolBox *)luaL_checkudata(L, 1, ASYNCIO_POOL);
-  if (b->p != NULL) {
-    b->p->box = NULL;
-    close_pool(b->p);
-  }
-  b->p = NULL;
+  if (b->p != NULL) close_pool(b->p);
   return 0;
 }
 
@@ -707,15 +758,12 @@ static int pool_close (lua_State *L) {
 /* pool:_info() -> threads started, idle, queued + running (or nil: closed) */
 static int pool_info (lua_State *L) {
   Pool *p = checkpool(L);
-  int queued = 0, running;
   if (p == NULL) return 0;
   uv_mutex_lock(&p->mu);
-  queued = p->queued;
-  running = p->alive - p->idle;
-  lua_pushinteger(L, p->alive);
+  lua_pushinteger(L, p->alive);    /* (a thread starting is neither idle nor running) */
   lua_pushinteger(L, p->idle);
-  lua_pushinteger(L, queued);
-  lua_pushinteger(L, running);
+  lua_pushinteger(L, p->queued);
+  lua_pushinteger(L, p->running);
   uv_mutex_unlock(&p->mu);
   return 4;
 }
@@ -882,8 +930,15 @@ static int call_gc (lua_State *L) {
 }
 
 
+/* The userdata goes: the pool closes, and no longer reaches it. */
 static int pool_gc (lua_State *L) {
-  return pool_close(L);
+  PoolBox *b = (PoolBox *)luaL_checkudata(L, 1, ASYNCIO_POOL);
+  if (b->p != NULL) {
+    b->p->box = NULL;
+    close_pool(b->p);
+  }
+  b->p = NULL;
+  return 0;
 }
 
 

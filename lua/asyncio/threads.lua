@@ -19,6 +19,8 @@ local mtype = math.type
 
 local M = {}
 
+local GLOBALS = debug.getregistry()[2]  -- the global table (LUA_RIDX_GLOBALS)
+
 -- The bytecode of each function sent so far (the dump is the costly part).
 local dumps = setmetatable({}, {__mode = "k"})
 
@@ -31,11 +33,18 @@ local function bytecode(fn, n, fname, what)
   argcheck(type(fn) == "function", n, fname, prefix .. typeerror("function", fn))
   argcheck(debug.getinfo(fn, "S").what ~= "C", n, fname, prefix .. "a C function cannot be sent "
     .. "to a worker thread (call it from a Lua function that requires its module)")
+  -- the one upvalue a worker gives a loaded function is the first, set to
+  -- its own globals: so the first may be _ENV (whatever table it is here:
+  -- a busted spec's, say), or, in a stripped function (no names), the
+  -- program's global table; any other is refused
   for i = 1, math.huge do
-    local name = debug.getupvalue(fn, i)
+    local name, value = debug.getupvalue(fn, i)
     if name == nil then break end
-    argcheck(name == "_ENV", n, fname, ("%sfunction uses upvalue '%s', but a worker thread "
-      .. "runs it in a Lua state of its own: pass the value as an argument"):format(prefix, name))
+    if i > 1 or not (name == "_ENV" or (name == "(no name)" and value == GLOBALS)) then
+      argcheck(false, n, fname, ("%sfunction uses %s, but a worker thread runs it in a Lua state "
+        .. "of its own: pass the value as an argument"):format(prefix, name == "(no name)" and
+        "an upvalue (its name stripped)" or ("upvalue '%s'"):format(name)))
+    end
   end
   local dumped = string.dump(fn)  -- (its only error now: memory)
   dumps[fn] = dumped
@@ -56,18 +65,24 @@ end
 -- see docs/api.md. No thread starts before the first call; the pool binds
 -- to the loop of its first call.
 local POOL_OPTIONS = {size = true, init = true, initargs = true, join_timeout = true}
+local MAX_INITARGS = 8000  -- (what comes back from a call is limited alike)
 function M.worker_pool(opts)
   opts = util.checkopts(opts, POOL_OPTIONS, 1, "worker_pool")
   local size = opts.size == nil and default_size() or opts.size
   argcheck(mtype(size) == "integer" and size >= 1 and size <= 1024, 1, "worker_pool",
     "size must be an integer from 1 to 1024")
   local initargs = opts.initargs
-  argcheck(initargs == nil or (type(initargs) == "table" and getmetatable(initargs) == nil), 1,
-    "worker_pool", "initargs: " .. typeerror("table", initargs))
+  argcheck(initargs == nil or type(initargs) == "table", 1, "worker_pool",
+    "initargs: " .. typeerror("table", initargs))
+  argcheck(initargs == nil or getmetatable(initargs) == nil, 1, "worker_pool",
+    "initargs: a plain table expected, got one with a metatable")
   argcheck(initargs == nil or opts.init ~= nil, 1, "worker_pool", "initargs without init")
+  local nargs = initargs and (initargs.n or #initargs) or 0
+  argcheck(mtype(nargs) == "integer" and nargs >= 0 and nargs <= MAX_INITARGS, 1, "worker_pool",
+    ("initargs.n must be an integer from 0 to %d, got %s"):format(MAX_INITARGS,
+      type(nargs) == "number" and nargs or type(nargs)))
   local init = opts.init ~= nil and core.worker_call("worker_pool", -1,
-    bytecode(opts.init, 1, "worker_pool", "init"), table.unpack(initargs or {}, 1, initargs and
-      (initargs.n or #initargs) or 0)) or nil
+    bytecode(opts.init, 1, "worker_pool", "init"), table.unpack(initargs or {}, 1, nargs)) or nil
   local join = opts.join_timeout == nil and 30 or opts.join_timeout
   argcheck(type(join) == "number" and join >= 0 and join <= 1e6, 1, "worker_pool",
     "join_timeout must be a number of seconds from 0 to 1e6")
@@ -166,7 +181,7 @@ end
 function WorkerPool:info()
   util.checkself(WorkerPool, self, "info")
   local threads, idle, queued, running = 0, 0, 0, 0
-  if self._core and not self._closed then
+  if self._core then  -- (after close too: the calls it still runs are counted)
     threads, idle, queued, running = self._core:_info()
   end
   return {threads = threads or 0, idle = idle or 0, queued = queued or 0, running = running or 0}
@@ -210,14 +225,10 @@ function EventLoop:run_in_executor(pool, fn, ...)
     typeerror("asyncio.EventLoop", self))
   argcheck(pool == nil or getmetatable(pool) == WorkerPool, 2, "run_in_executor",
     typeerror("asyncio.WorkerPool or nil", pool))
-  local aw
-  if pool == nil then
-    local box = core.worker_call("run_in_executor", 2, bytecode(fn, 2, "run_in_executor"), ...)
-    aw = op(to_thread_impl, box)
-  else
-    aw = pool:call(fn, ...)
-  end
-  return self:create_task(aw)
+  if pool and pool._closed then raise(("'run_in_executor': %s"):format(CLOSED)) end
+  -- (the arguments counted as in loop:run_in_executor(pool, fn, ...): fn is #3)
+  local box = core.worker_call("run_in_executor", 3, bytecode(fn, 3, "run_in_executor"), ...)
+  return self:create_task(pool and op(call_impl, pool, box) or op(to_thread_impl, box))
 end
 
 return M
