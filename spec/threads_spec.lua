@@ -546,6 +546,26 @@ describe("worker threads, after the second review", function()
     assert.matches("exit status 1\n?$", out)
   end)
 
+  it("a Ctrl-C at a close is not lost to loops that worker threads close meanwhile", function()
+    local out = support.terminal_run([[
+      local asyncio = require "asyncio"
+      local loop = asyncio.new_event_loop()
+      local pool = asyncio.worker_pool{size = 1, join_timeout = 1e6}
+      loop:run_in_executor(pool, function()  -- closes loops of its own (or 120 s)
+        local asyncio = require "asyncio"
+        local t = os.time()
+        while os.time() - t < 120 do asyncio.new_event_loop():close() end
+      end)
+      loop:run_until_complete(asyncio.sleep(0.1))
+      print("closing")
+      loop:close()
+      print("closed")
+    ]], "", {"expect closing", "pause 0.5", "ctrl-c"})
+    assert.matches("when Ctrl-C ended the loop's close; left running", out, 1, true)
+    assert.matches("interrupted!", out, 1, true)
+    assert.matches("exit status 1\n?$", out)
+  end)
+
   it("Ctrl-C still works after os.execute in a worker put the library's handler back late", function()
     -- C's system() restores, when its command ends, the SIGINT handler it
     -- found: here the library's, after the run that had it has ended
@@ -564,6 +584,7 @@ describe("worker threads, after the second review", function()
       while not io.open(done) do end
       local t = os.clock()
       while os.clock() - t < 0.3 do end  -- system() has returned: its restore is done
+      asyncio.run(function() end)  -- a run that finds the library's handler there takes it for ours
       print("ready")
       t = os.clock()
       while os.clock() - t < 30 do end

@@ -152,7 +152,9 @@ void asyncio_loop_open (lua_State *L);
 /* interrupt.c: Ctrl-C while run() watches SIGINT */
 void asyncio_on_wakeup (uv_async_t *a);
 void asyncio_sigint_watch (Loop *lp);
-int asyncio_sigint_watched (void);
+int asyncio_sigint_close_begin (void);
+int asyncio_sigint_close_interrupted (void);
+void asyncio_sigint_close_end (void);
 void asyncio_sigint_unwatch (Loop *lp);
 void asyncio_interrupt_done (lua_State *co);
 void asyncio_interrupt_open (lua_State *L);

@@ -5,6 +5,7 @@
 ** uv_async_t; the loop then leaves run() with "interrupted". What an
 ** interruption means (cancel main, KeyboardInterrupt) is Lua's affair.
 */
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 
@@ -18,7 +19,9 @@
 ** find it; one loop runs at a time in a thread, and only the thread that
 ** loaded asyncio runs loops that watch SIGINT. */
 static Loop *volatile watching = NULL;
-static struct sigaction saved;  /* the host's disposition, back after run() */
+/* The host's disposition, back after run() and after a close's wait: never
+** one of this file's handlers (see read_host). */
+static struct sigaction saved;
 
 /* The registry key of the function that makes the KeyboardInterrupt value. */
 static const char interrupt_key = 'K';
@@ -77,29 +80,94 @@ void asyncio_on_wakeup (uv_async_t *a) {
 }
 
 
-/* run() starts: watch SIGINT for 'lp', unless the host ignores it (a
-** program started in the background: Ctrl-C is not meant for it), or 'lp'
-** runs in a worker thread (worker.c): Ctrl-C is for the program's own
-** loop, and 'watching' and 'saved' are the process's. */
-void asyncio_sigint_watch (Loop *lp) {
-  struct sigaction sa;
-  /* a loop run from inside another's task leaves Ctrl-C to the outer one
-  ** (its 'saved' would be our handler, and its end would leave that on) */
-  if (asyncio_in_worker() || watching != NULL) return;
-  if (sigaction(SIGINT, NULL, &saved) != 0) return;
-  if (!(saved.sa_flags & SA_SIGINFO) && saved.sa_handler == SIG_IGN) return;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  lp->interrupt_pending = 0;
-  watching = lp;
-  if (sigaction(SIGINT, &sa, NULL) != 0) watching = NULL;
+/* Ctrl-C while a loop's close waits for its worker threads (worker.c): the
+** wait ends as if its deadline had passed, and the signal goes on to the
+** host's disposition (SIG_DFL ends the process; lua.c's handler stops the
+** Lua code that closed the loop once the close returns). A wait in C
+** cannot be stopped by a handler that only sets a Lua hook. */
+static volatile sig_atomic_t close_interrupted;
+
+static void on_close_signal (int sig) {
+  close_interrupted = 1;
+  sigaction(sig, &saved, NULL);
+  raise(sig);  /* blocked until this handler returns, then the host's */
 }
 
 
-/* Does a running loop watch SIGINT now? */
-int asyncio_sigint_watched (void) {
-  return watching != NULL;
+/* SIGINT's disposition now becomes 'saved', the host's, unless it is one
+** of ours: C's system() (os.execute in a worker thread) puts back, when its
+** command ends, the handler it found when it started, which may be ours
+** after we had put the host's back; 'saved' still holds the host's then
+** (taking ours would make a handler that re-raises to itself for ever).
+** Returns 0 if the host ignores SIGINT (a program started in the
+** background: Ctrl-C is not meant for it) or it cannot be read. */
+static int read_host (void) {
+  struct sigaction now;
+  if (sigaction(SIGINT, NULL, &now) != 0) return 0;
+  if ((now.sa_flags & SA_SIGINFO) ||
+      (now.sa_handler != on_signal && now.sa_handler != on_close_signal))
+    saved = now;
+  return (saved.sa_flags & SA_SIGINFO) || saved.sa_handler != SIG_IGN;
+}
+
+
+static int install (void (*handler) (int)) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = handler;
+  sigemptyset(&sa.sa_mask);
+  return sigaction(SIGINT, &sa, NULL) == 0;
+}
+
+
+/* run() starts: watch SIGINT for 'lp', unless the host ignores it, or 'lp'
+** runs in a worker thread (worker.c): Ctrl-C is for the program's own
+** loop, and 'watching' and 'saved' are the process's. (SIGINT is blocked
+** in this thread while 'saved' changes: a stale handler of ours reads it.) */
+void asyncio_sigint_watch (Loop *lp) {
+  sigset_t block, old;
+  /* a loop run from inside another's task leaves Ctrl-C to the outer one */
+  if (asyncio_in_worker() || watching != NULL) return;
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &block, &old);
+  if (read_host()) {
+    lp->interrupt_pending = 0;
+    watching = lp;
+    if (!install(on_signal)) watching = NULL;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+
+/* A loop's close starts waiting for its worker threads: Ctrl-C ends the
+** wait (asyncio_sigint_close_interrupted), unless the host ignores it, a
+** running loop watches it (a loop closed inside another's task: the outer
+** one's second Ctrl-C ends the process) or this is a worker thread's loop
+** (SIGINT is the program's loop's). Returns whether it does. */
+int asyncio_sigint_close_begin (void) {
+  sigset_t block, old;
+  int caught;
+  if (asyncio_in_worker() || watching != NULL) return 0;
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &block, &old);
+  close_interrupted = 0;
+  caught = read_host() && install(on_close_signal);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return caught;
+}
+
+
+int asyncio_sigint_close_interrupted (void) {
+  return close_interrupted;
+}
+
+
+/* The close's wait is over: the host's disposition comes back (again, if
+** on_close_signal put it back already). */
+void asyncio_sigint_close_end (void) {
+  sigaction(SIGINT, &saved, NULL);
 }
 
 

@@ -570,21 +570,6 @@ static void orphan (Job *j) {
 }
 
 
-/* A Ctrl-C while a close waits for workers (asyncio_pools_shutdown): the
-** wait ends as if its deadline had passed, and the signal goes on to the
-** host's own disposition (SIG_DFL ends the process; lua.c's handler stops
-** the Lua code that closed the loop once the close returns to it). A wait
-** in C cannot be stopped by a handler that only sets a Lua hook. */
-static volatile sig_atomic_t close_interrupted;
-static struct sigaction close_saved;  /* the host's disposition meanwhile */
-
-static void on_close_sigint (int sig) {
-  close_interrupted = 1;
-  sigaction(sig, &close_saved, NULL);
-  raise(sig);  /* blocked until this handler returns, then the host's */
-}
-
-
 /* A Ctrl-C is seen this soon while a close waits. */
 #define CLOSE_SLICE_NS 100000000u
 
@@ -597,9 +582,9 @@ static void on_close_sigint (int sig) {
 ** left behind (detached): its Lua state and the pool live on until it
 ** comes back, and it then exits on its own.
 */
-static void shutdown_pool (Pool *p, uint64_t start) {
+static void shutdown_pool (Pool *p, uint64_t start, int catching) {
   Job *j;
-  int i, stuck = 0;
+  int i, stuck = 0, interrupted = 0;
   uint64_t deadline = start + (uint64_t)(p->join_timeout * 1e9);
   uv_mutex_lock(&p->mu);
   p->closing = 1;
@@ -611,8 +596,9 @@ static void shutdown_pool (Pool *p, uint64_t start) {
   p->tail = NULL;
   p->queued = 0;
   uv_cond_broadcast(&p->work);
-  while (p->alive > 0 && !close_interrupted) {
+  while (p->alive > 0) {
     uint64_t now = uv_hrtime();
+    if (catching && asyncio_sigint_close_interrupted()) { interrupted = 1; break; }
     if (now >= deadline) break;
     uv_cond_timedwait(&p->gone, &p->mu,
                       deadline - now < CLOSE_SLICE_NS ? deadline - now : CLOSE_SLICE_NS);
@@ -632,7 +618,7 @@ static void shutdown_pool (Pool *p, uint64_t start) {
   uv_mutex_unlock(&p->mu);
   join_exited(p);
   if (stuck > 0) {
-    if (close_interrupted)
+    if (interrupted)
       fprintf(stderr, "asyncio: worker_pool: %d worker thread%s still running a call (or init) "
               "when Ctrl-C ended the loop's close; left running\n", stuck, stuck == 1 ? "" : "s");
     else
@@ -650,23 +636,10 @@ static void shutdown_pool (Pool *p, uint64_t start) {
 void asyncio_pools_shutdown (Loop *lp) {
   Pool *p;
   uint64_t start = uv_hrtime();
-  struct sigaction sa;
-  /* Ctrl-C is ours meanwhile (on_close_sigint), unless the host ignores it,
-  ** a running loop watches it (a loop closed inside another's task: the
-  ** outer one's second Ctrl-C ends the process), or this is a worker's loop
-  ** (SIGINT is the process's) */
-  int catch = lp->pools != NULL && !asyncio_in_worker() && !asyncio_sigint_watched() &&
-              sigaction(SIGINT, NULL, &close_saved) == 0 &&
-              ((close_saved.sa_flags & SA_SIGINFO) || close_saved.sa_handler != SIG_IGN);
-  close_interrupted = 0;
-  if (catch) {
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_close_sigint;
-    sigemptyset(&sa.sa_mask);
-    catch = sigaction(SIGINT, &sa, NULL) == 0;
-  }
-  for (p = lp->pools; p != NULL; p = p->next) shutdown_pool(p, start);
-  if (catch) sigaction(SIGINT, &close_saved, NULL);  /* (again, if the handler did) */
+  /* a Ctrl-C meanwhile ends the waits (see interrupt.c) */
+  int catching = lp->pools != NULL && asyncio_sigint_close_begin();
+  for (p = lp->pools; p != NULL; p = p->next) shutdown_pool(p, start, catching);
+  if (catching) asyncio_sigint_close_end();
 }
 
 
