@@ -105,8 +105,8 @@ M.Coro = Coro
 -- it. In debug mode its tracker reports it instead, with a traceback.
 
 -- The bodies of the library's own async functions (task_group, timeout,
--- Condition:wait_for) -> the call a report names: the program wrote that
--- call, not the library's function (weak keys).
+-- wait, Condition:wait_for) -> the call a report names: the program wrote
+-- that call, not the library's function (weak keys).
 local labels = setmetatable({}, {__mode = "k"})
 function M.label(fn, text) labels[fn] = text end
 
