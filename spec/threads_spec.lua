@@ -595,6 +595,40 @@ describe("worker threads, after the second review", function()
     assert.is_nil(out:find("Ctrl-C was lost", 1, true), out)
   end)
 
+  it("os.execute in a worker answers as Lua's own does", function()
+    local function results()
+      local out = {}
+      local function add(...)
+        local t = table.pack(...)
+        for i = 1, t.n do t[i] = tostring(t[i]) end
+        out[#out + 1] = table.concat(t, ",")
+      end
+      add(os.execute())
+      add(os.execute("true"))
+      add(os.execute("exit 3"))
+      add(os.execute("kill -INT $$"))
+      add(os.execute("command_that_is_not_there_xyz 2>/dev/null"))
+      add(pcall(os.execute, {}))
+      return table.concat(out, " | ")
+    end
+    local here = results()
+    assert.equal(here, support.run(function() return await(asyncio.to_thread(results)) end))
+    assert.matches("^true | true,exit,0 | nil,exit,3 | nil,signal,2 | nil,exit,127 | false,", here)
+  end)
+
+  it("a Ctrl-C while a worker's os.execute runs its command reaches the loop and the command", function()
+    -- (C's system() would have the whole process ignore it meanwhile)
+    local out = support.terminal_run([[
+      local asyncio = require "asyncio"
+      local ok, err = pcall(asyncio.run, function()
+        return asyncio.await(asyncio.to_thread(function() return os.execute("echo started; sleep 10") end))
+      end)
+      print("result", ok, tostring(err))
+    ]], "", {"expect started", "pause 0.3", "ctrl-c"})
+    assert.matches("result\tfalse\t[^\n]*KeyboardInterrupt", out)
+    assert.matches("exit status 0\n?$", out)
+  end)
+
   it("init's results are dropped: one that cannot be copied does not break the pool", function()
     local kind = support.run(function()
       local pool <close> = asyncio.worker_pool{size = 1, init = function()

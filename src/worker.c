@@ -25,11 +25,15 @@
 */
 #define _GNU_SOURCE  /* dladdr */
 #include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <lualib.h>
 
@@ -303,10 +307,58 @@ static void run_job (lua_State *L, Job *j) {
 }
 
 
-/* A worker's state: the standard libraries, the cache, the paths. */
+/*
+** os.execute in a worker's state. C's system() ignores SIGINT and SIGQUIT
+** in the whole process while its command runs, then puts back the handlers
+** it found: from a worker thread that races with the loop's thread (a
+** Ctrl-C lost meanwhile, or a handler of the library's put back after its
+** run had ended, or system()'s own SIG_IGN taken for the host's). This one
+** runs "/bin/sh -c command" as system() does, the command with SIGINT and
+** SIGQUIT at their defaults and no signal blocked (the worker blocks them
+** all), touches no handler, and answers as os.execute does.
+*/
+static int worker_execute (lua_State *L) {
+  const char *cmd = luaL_optstring(L, 1, NULL);
+  char *argv[4];
+  posix_spawnattr_t attr;
+  sigset_t none, dfl;
+  pid_t pid;
+  int status = 0, r;
+  if (cmd == NULL) {  /* is there a shell? */
+    lua_pushboolean(L, access("/bin/sh", X_OK) == 0);
+    return 1;
+  }
+  argv[0] = (char *)"sh"; argv[1] = (char *)"-c"; argv[2] = (char *)cmd; argv[3] = NULL;
+  sigemptyset(&none);
+  sigemptyset(&dfl);
+  sigaddset(&dfl, SIGINT);
+  sigaddset(&dfl, SIGQUIT);
+  if ((r = posix_spawnattr_init(&attr)) == 0) {
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &dfl);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    r = posix_spawn(&pid, "/bin/sh", NULL, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
+  }
+  if (r == 0) {
+    while ((r = waitpid(pid, &status, 0)) == -1 && errno == EINTR) {}
+    r = r == -1 ? errno : 0;
+  }
+  if (r != 0) { errno = r; return luaL_execresult(L, -1); }
+  errno = 0;  /* (luaL_execresult reads a non-zero status with errno set as a failure to run) */
+  return luaL_execresult(L, status);
+}
+
+
+/* A worker's state: the standard libraries (os.execute: worker_execute),
+** the cache, the paths. */
 static int open_state (lua_State *L) {
   Pool *p = (Pool *)lua_touserdata(L, 1);
   luaL_openlibs(L);
+  lua_getglobal(L, "os");
+  lua_pushcfunction(L, worker_execute);
+  lua_setfield(L, -2, "execute");
+  lua_pop(L, 1);
   lua_newtable(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &cache_key);
   lua_getglobal(L, "package");
