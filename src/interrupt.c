@@ -27,6 +27,14 @@ static struct sigaction saved;
 static const char interrupt_key = 'K';
 
 
+/* In a handler of ours: the host's disposition takes SIGINT back and gets
+** this one (raised now, delivered when the handler returns). */
+static void to_host (int sig) {
+  sigaction(sig, &saved, NULL);
+  raise(sig);
+}
+
+
 /* The hook set on the running task by the handler: raise KeyboardInterrupt
 ** there, once the task runs the program's own code. */
 static void interrupt_hook (lua_State *L, lua_Debug *ar) {
@@ -55,10 +63,9 @@ static void on_signal (int sig) {
   Loop *lp = watching;
   if (lp == NULL) {
     /* no run() watches: this handler came back after run() had put the
-    ** host's back (C's system(), run by os.execute in a worker thread,
+    ** host's back (C's system(), called in another thread by a C library,
     ** restores what it found when it started): the host's gets the signal */
-    sigaction(sig, &saved, NULL);
-    raise(sig);  /* blocked until this handler returns */
+    to_host(sig);
     return;
   }
   if (lp->interrupt_pending) {
@@ -89,13 +96,13 @@ static volatile sig_atomic_t close_interrupted;
 
 static void on_close_signal (int sig) {
   close_interrupted = 1;
-  sigaction(sig, &saved, NULL);
-  raise(sig);  /* blocked until this handler returns, then the host's */
+  to_host(sig);
 }
 
 
 /* SIGINT's disposition now becomes 'saved', the host's, unless it is one
-** of ours: C's system() (os.execute in a worker thread) puts back, when its
+** of ours: C's system() (called in another thread by a C library: a worker
+** state's os.execute is not it, see worker.c) puts back, when its
 ** command ends, the handler it found when it started, which may be ours
 ** after we had put the host's back; 'saved' still holds the host's then
 ** (taking ours would make a handler that re-raises to itself for ever).
@@ -111,6 +118,16 @@ static int read_host (void) {
 }
 
 
+/* Block SIGINT in this thread ('old': the mask to put back), while 'saved'
+** changes: a stale handler of ours reads it. */
+static void block_sigint (sigset_t *old) {
+  sigset_t block;
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &block, old);
+}
+
+
 static int install (void (*handler) (int)) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -122,15 +139,12 @@ static int install (void (*handler) (int)) {
 
 /* run() starts: watch SIGINT for 'lp', unless the host ignores it, or 'lp'
 ** runs in a worker thread (worker.c): Ctrl-C is for the program's own
-** loop, and 'watching' and 'saved' are the process's. (SIGINT is blocked
-** in this thread while 'saved' changes: a stale handler of ours reads it.) */
+** loop, and 'watching' and 'saved' are the process's. */
 void asyncio_sigint_watch (Loop *lp) {
-  sigset_t block, old;
+  sigset_t old;
   /* a loop run from inside another's task leaves Ctrl-C to the outer one */
   if (asyncio_in_worker() || watching != NULL) return;
-  sigemptyset(&block);
-  sigaddset(&block, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &block, &old);
+  block_sigint(&old);
   if (read_host()) {
     lp->interrupt_pending = 0;
     watching = lp;
@@ -146,12 +160,10 @@ void asyncio_sigint_watch (Loop *lp) {
 ** one's second Ctrl-C ends the process) or this is a worker thread's loop
 ** (SIGINT is the program's loop's). Returns whether it does. */
 int asyncio_sigint_close_begin (void) {
-  sigset_t block, old;
+  sigset_t old;
   int caught;
   if (asyncio_in_worker() || watching != NULL) return 0;
-  sigemptyset(&block);
-  sigaddset(&block, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &block, &old);
+  block_sigint(&old);
   close_interrupted = 0;
   caught = read_host() && install(on_close_signal);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
