@@ -39,7 +39,7 @@ local function wait(q, which)
   local t = rt.current  -- await checked that a task runs
   if t._must_cancel then raise_cancel(t) end  -- cancelled while it ran
   t._waiting = q
-  rt.current = nil
+  rt.current = false
   local woken, item = c_wait(q, which, t._loop._core)
   rt.current = t
   t._waiting = false
@@ -61,7 +61,7 @@ function GetOp.__await(op)
     raise_cancel(t)
   end
   t._waiting = q  -- the wait, inlined: this is the hot path of a consumer
-  rt.current = nil
+  rt.current = false
   -- where the task cannot wait (a sort comparator, say) the C core refuses
   -- before the getter is listed, with the words of check_wait
   ok, item = c_wait(q, GET, t._loop._core)

@@ -3,6 +3,7 @@
 
 local rt = {
   loop = nil,  -- the running EventLoop, or nil
+  current = false,  -- see running_task
   repl = false,  -- the async REPL runs (its loop is rt.loop then)
   -- awaitables whose loss would lose work (a put that waits, a drain, a
   -- gather), made and not awaited yet: asyncio.run's end reports those
@@ -15,18 +16,20 @@ local rt = {
 
 local describe = require("asyncio.util").describe
 
--- rt.current is the task whose body runs, or nil. A wait clears it before
--- its task suspends and sets it again once it resumes; a wait whose C call
--- raises instead of suspending (out of memory, a queue bound to another
--- loop) leaves it cleared while the task goes on. So where it is nil, the
--- loop is asked which task it runs (nil between tasks and in callbacks).
--- The answer is kept only where the task's own code can yield: a finalizer
--- or a debug hook run inside a wait's C call sees the task, which is about
--- to suspend, and must not leave it behind as the current one.
+-- rt.current is the task whose body runs, or false (not nil: the VM sets a
+-- field that holds nil on its slow path, and a task sets this one three
+-- times). A wait clears it before its task suspends and sets it again once
+-- it resumes; a wait whose C call raises instead of suspending (out of
+-- memory, a queue bound to another loop) leaves it cleared while the task
+-- goes on. So where it is false, the loop is asked which task it runs (nil
+-- between tasks and in callbacks). The answer is kept only where the task's
+-- own code can yield: a finalizer or a debug hook run inside a wait's C
+-- call sees the task, which is about to suspend, and must not leave it
+-- behind as the current one.
 local isyieldable = coroutine.isyieldable
 function rt.running_task()
   local t = rt.current
-  if t == nil then
+  if not t then
     local loop = rt.loop
     if loop == nil or loop._core:is_closed() then return nil end
     t = loop._core:running_task()

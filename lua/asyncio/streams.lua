@@ -139,7 +139,7 @@ local function wait_event(conn, kind, fname)
   if list.busy then return waiters.wait(list, t, WAIT_WHAT[k]) end
   list.busy = true
   t._waiting = conn.recs[k]
-  rt.current = nil
+  rt.current = false
   local r, msg = c_wait(conn.box, kind, t._loop._core)
   rt.current = t
   t._waiting = false
@@ -621,7 +621,7 @@ local function wait_object(t, obj, list, turn)
   if t._must_cancel then return end  -- cancelled while it ran: the caller raises
   if not coroutine.isyieldable() then return task.NOWAIT_MSG end  -- nothing set up yet
   t._waiting = setmetatable({obj, list, turn}, ObjectWait)
-  rt.current = nil
+  rt.current = false
   local r, msg = obj:_wait(t._loop._core)
   rt.current = t
   t._waiting = false

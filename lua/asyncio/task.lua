@@ -308,7 +308,7 @@ local function await_future(fut)
   if fut._state == PENDING then
     fut:_add_waiter(task)
     task._waiting = fut
-    rt.current = nil
+    rt.current = false
     local v, msg = c_suspend(task._loop._core)
     rt.current = task
     task._waiting = false
@@ -368,7 +368,7 @@ local function await_sleep(s)
   end
   local delay, n = s[1], s.n
   if not n then s = nil end  -- no values to give: it can go while the task sleeps
-  rt.current = nil
+  rt.current = false
   -- (where the task cannot wait, the C core refuses before a timer is armed)
   local v, msg = c_sleep(task._loop._core, delay)
   rt.current = task
@@ -579,7 +579,7 @@ end
 -- traceback). Called again after running out of memory, it only hands the
 -- outcome decided the first time to the waiters it has not reached yet.
 local function finish(task, n, ...)
-  rt.current = nil
+  rt.current = false
   if task._state ~= PENDING then  -- called again (task.c retries out of memory)
     schedule_callbacks(task)
     return
@@ -803,20 +803,20 @@ function M.hooks(loop)
   return {
     finish,
     function(err, fn, value)
-      rt.current = nil
+      rt.current = false
       local handle = type(value) == "table" and rawget(value, "_is_handle") and value or nil
       loop:call_exception_handler({message = "Exception in callback",
         exception = err, callback = fn, handle = handle})
     end,
     function(task, co)
-      rt.current = nil
+      rt.current = false
       local d = getinfo(co, 1, "Sl")  -- the function that called coroutine.yield
       local at = d and d.currentline > 0 and ("%s:%d: "):format(d.short_src, d.currentline) or ""
       task:_set_exception(at .. "task yielded outside 'await' (use asyncio.await, not " ..
         "coroutine.yield)", traceback(co))
     end,
     function(what, seconds)  -- debug mode: a step held the loop too long
-      rt.current = nil
+      rt.current = false
       local ctx = {seconds = seconds}
       if getmetatable(what) == Task then
         local frames = require("asyncio.dump").frames(what)
@@ -831,7 +831,7 @@ function M.hooks(loop)
       loop:call_exception_handler(ctx)
     end,
     function(task, err)  -- closing a <close> variable of an ended task raised
-      rt.current = nil
+      rt.current = false
       loop:call_exception_handler({task = task, exception = err, message = ("error in a <close> " ..
         "variable of %s, closed after the task had failed (it keeps its own error)")
         :format(task:get_name())})
