@@ -175,7 +175,7 @@ static int compare_lt (lua_State *L) {
 */
 static int lt (lua_State *L, int a, int b) {
   Queue *q = (Queue *)lua_touserdata(L, 1);
-  int r, status;
+  int r, status, builtin = 0;
   a = lua_absindex(L, a);
   b = lua_absindex(L, b);
   if (lua_getiuservalue(L, 1, Q_LESS) == LUA_TNIL) {
@@ -184,12 +184,19 @@ static int lt (lua_State *L, int a, int b) {
     if (ta == tb && (ta == LUA_TNUMBER || ta == LUA_TSTRING))  /* no metamethod */
       return lua_compare(L, a, b, LUA_OPLT);
     lua_pushcfunction(L, compare_lt);
+    builtin = 1;
   }
   lua_pushvalue(L, a);
   lua_pushvalue(L, b);
   q->comparing = 1;
   status = lua_pcall(L, 2, 1, 0);
   q->comparing = 0;
+  if (status == LUA_ERRRUN && builtin && lua_type(L, -1) == LUA_TSTRING &&
+      strncmp(lua_tostring(L, -1), "attempt to compare ", 19) == 0)
+    /* Lua's own '<' refused (Python's (priority, item) tuples are tables
+    ** here): said with the program's line and the way out */
+    asyncio_error(L, "PriorityQueue: cannot order its items (%s): give PriorityQueue a "
+                  "'less' function, or the items a __lt metamethod", lua_tostring(L, -1));
   if (status != LUA_OK) lua_error(L);
   r = lua_toboolean(L, -1);
   lua_pop(L, 1);

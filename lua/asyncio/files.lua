@@ -90,7 +90,7 @@ local MAX_READ = 1 << 30  -- the most one request asks of the pool
 -- are not to be used); _wq and _wn, the writes gathered and their size,
 -- _wpos, where the first goes; _wreq {req, data, off}, the write in the
 -- pool; _req, a seek's fstat in the pool; _op, the name of the operation
--- holding the turn.
+-- holding the turn; _readable, _writable, what its mode allows.
 --
 -- At most one request on the descriptor is in the pool at a time (a new
 -- one waits for the one before, settle), never forgotten there: so the
@@ -134,7 +134,17 @@ local end_pos  -- (below flush, which it calls)
 -- A full read starts the next at once, so the pool reads on while the
 -- program uses this block. Cancelled while waiting, nothing moves: the
 -- read stays in _ahead for the next call.
+-- A read or write the file's mode does not allow fails at once, as the
+-- system would (EBADF), rather than at a later flush or close.
+local function check_mode(allowed, what, only)
+  if not allowed then
+    throw(errors.oserror("EBADF", ("bad file descriptor: the file is open for %s only"):format(only),
+      what))
+  end
+end
+
 local function fill(t, f, want)
+  check_mode(f._readable, "read", "writing")
   if f._at_end then
     f._pos, f._at_end = end_pos(t, f, "read"), nil
     drop_reads(f)
@@ -282,6 +292,7 @@ function File:read(n)
 end
 
 local write_impl = exclusive("write", function(f, t, data)
+  check_mode(f._writable, "write", "reading")
   if #data == 0 then return 0 end
   -- wait for the pool before anything changes: a cancelled write did nothing
   if f._wn + #data >= BLOCK then
@@ -516,8 +527,11 @@ end
 -- The File is made whole before the open: once the descriptor exists,
 -- nothing may fail (a memory error) and leave it with no File to close it.
 local function open_impl(path, mode)
+  local plus = mode:find("+", 1, true) ~= nil
   local f = setmetatable({_fd = false, _pos = 0, _buf = "", _off = 1, _wq = {}, _wn = 0,
                           _wpos = 0, _append = mode:sub(1, 1) == "a", _path = path,
+                          _readable = plus or mode:sub(1, 1) == "r",
+                          _writable = plus or mode:sub(1, 1) ~= "r",
                           _turn = {busy = false}, _loop = rt.loop, _guard = false,
                           _ahead = false, _wreq = false, _req = false, _op = false}, File)
   local g = setmetatable({f}, Guard)

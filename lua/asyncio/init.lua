@@ -229,6 +229,10 @@ function asyncio.run(main, ...)
   argcheck(type(main) == "function" or task.iscoroutine(main), 1, "run",
            typeerror("coroutine object or function", main))
   local opts = select("#", ...) == 1 and run_options(..., main) and ... or nil
+  if not opts and select("#", ...) > 0 and task.iscoroutine(main) then
+    raise("bad argument #2 to 'run' (a coroutine object takes no arguments: options " ..
+      "are a table of loop options)")
+  end
   local loop = rt.new_event_loop(opts, "run", 2)
   local ok, main_task, how, stuck, cleanup_ok, cleanup_err = pcall(run_main, loop, opts, main, ...)
   loop:close()

@@ -63,6 +63,16 @@ function TrackedOp.__await(o)
   return o[1](o[2], o[3], o[4], o[5])
 end
 function TrackedOp.__forgo(o) o[7] = true end  -- handed to a task cancelled before it ran
+-- Used as what it stands for (f = open_file(p) then f:lines()): a
+-- forgotten await, said so at the program's line ("_..." fields: the
+-- library's own probes, which find nothing).
+local UNDERSCORE = ("_"):byte()
+function TrackedOp.__index(o, k)
+  if type(k) == "string" and k:byte(1) ~= UNDERSCORE then
+    raise(("attempt to index %s (field '%s'): it is an awaitable: await it for the results")
+      :format(op_names[o[1]] or "an asyncio call", k))
+  end
+end
 TrackedOp.__gc = function(o)
   if o[7] then return end
   rt.report_unawaited(nil, ("%s%s was never awaited: it never ran"):format(
@@ -443,7 +453,13 @@ local function drain_impl(w)
   local pending, name, msg = c_pending(conn.box)
   if name then raise_oserror(name, msg, "write") end
   if pending <= conn.high then
-    if c_state(conn.box) then task.await(task.sleep(0)) end  -- let the close run
+    if c_state(conn.box) then
+      task.await(task.sleep(0))  -- let the close run
+      -- closed with nothing left to send: lost, as CPython's drain says
+      if select(2, c_state(conn.box)) and c_pending(conn.box) == 0 then
+        throw(errors.ConnectionResetError("connection lost", {errno = "ECONNRESET"}))
+      end
+    end
     return
   end
   repeat

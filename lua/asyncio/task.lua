@@ -96,7 +96,6 @@ M.Task = Task
 -- the function and line that made it, see core.where, or false, nil);
 -- nargs becomes false once it has been awaited or given to a task.
 local Coro = {__name = "asyncio.coroutine"}
-Coro.__index = Coro
 M.Coro = Coro
 
 -- A coroutine object collected without being awaited (nor given to a
@@ -123,6 +122,17 @@ Coro.__gc = function(c)
   if not c[1] or rawget(c, "_dbg") then return end
   rt.report_unawaited(nil, ("%s%s was never awaited: its body never ran"):format(coro_name(c[2]),
     c[3] and " made at " .. where_text(c[3], c[4]) or ""))
+end
+
+-- A coroutine object has no fields: one read by name is a forgotten await
+-- (r = fetch(url) then r.status, r:json()), said so at the program's line.
+-- (The library's own probes, fields named "_...", find nothing.)
+local UNDERSCORE = ("_"):byte()
+Coro.__index = function(c, k)
+  if type(k) == "string" and k:byte(1) ~= UNDERSCORE then
+    raise(("attempt to index %s (field '%s'): it stands for a call not made yet: await " ..
+      "it for the results"):format(coro_name(c[2]), k))
+  end
 end
 
 -- async function -> the plain function it wraps
@@ -194,6 +204,12 @@ end
 
 function M.iscoroutinefunction(f)
   return async_body[f] ~= nil
+end
+
+-- What runs where a plain function 'fn' is taken and called in a task
+-- (run, create_task, timeout, task_group): an async function's body.
+function M.body_of(fn)
+  return async_body[fn] or fn
 end
 
 function M.iscoroutine(x)
@@ -619,9 +635,8 @@ local function finish(task, n, ...)
   end
 end
 
--- What create_task(what, ...) runs, for 'fname': fn and its arguments.
--- (Coroutine objects are told first: they need no type() call, and
--- create_task has already tried the function case.)
+-- A task for create_task(what, ...) where 'what' is not a function (the
+-- callers try that case first): a coroutine object or an awaitable.
 -- The options of create_task(coro, opts): only after a coroutine object or
 -- an awaitable (a function takes what follows as its arguments).
 local TASK_OPTIONS = {name = true}
@@ -634,7 +649,7 @@ end
 
 local function spawn_for(loop, fname, what, opts, ...)
   local mt = getmetatable(what)
-  if mt == Coro or (not isfunction(what) and type(mt) == "table" and mt.__await) then
+  if mt == Coro or (type(mt) == "table" and mt.__await) then
     if select("#", ...) > 0 then
       raise(("bad argument #3 to '%s' (a coroutine object takes no arguments)"):format(fname))
     end
@@ -649,8 +664,6 @@ local function spawn_for(loop, fname, what, opts, ...)
     end
     t._name = name
     return t
-  elseif isfunction(what) then
-    return spawn(loop, async_body[what] or what, opts, ...)
   end
   raise(("bad argument #1 to '%s' (%s)"):format(fname,
     typeerror("coroutine object or function", what)))
@@ -667,6 +680,7 @@ end
 
 -- loop:create_task(...): on a loop that may not be running yet.
 function M.loop_create_task(loop, what, ...)
+  if isfunction(what) then return spawn(loop, async_body[what] or what, ...) end
   return spawn_for(loop, "create_task", what, ...)
 end
 

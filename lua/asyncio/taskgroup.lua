@@ -107,7 +107,7 @@ task.label(run_group, "asyncio.task_group(...)")
 
 local function task_group(fn, ...)
   argcheck(type(fn) == "function", 1, "task_group", typeerror("function", fn))
-  return group(fn, ...)  -- (a tail call: the coroutine object is made at the caller's line)
+  return group(task.body_of(fn), ...)  -- (a tail call: the coroutine object is made at the caller's line)
 end
 
 return {task_group = task_group, TaskGroup = TaskGroup}

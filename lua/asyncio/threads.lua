@@ -41,9 +41,13 @@ local function bytecode(fn, n, fname, what)
     local name, value = debug.getupvalue(fn, i)
     if name == nil then break end
     if i > 1 or not (name == "_ENV" or (name == "(no name)" and value == GLOBALS)) then
+      -- (a function or a userdata cannot be an argument either: said so)
+      local how = (type(value) == "function" or type(value) == "userdata") and
+        "define it inside the function, or require the module that has it there" or
+        "pass the value as an argument"
       argcheck(false, n, fname, ("%sfunction uses %s, but a worker thread runs it in a Lua state "
-        .. "of its own: pass the value as an argument"):format(prefix, name == "(no name)" and
-        "an upvalue (its name stripped)" or ("upvalue '%s'"):format(name)))
+        .. "of its own: %s"):format(prefix, name == "(no name)" and
+        "an upvalue (its name stripped)" or ("upvalue '%s'"):format(name), how))
     end
   end
   local dumped = string.dump(fn)  -- (its only error now: memory)

@@ -55,7 +55,7 @@ task.label(run_with_timeout, "asyncio.timeout(...)")
 function M.timeout(delay, fn, ...)
   util.checkdelay(delay, 1, "timeout", true)
   checkfn(fn, 2, "timeout")
-  return with_timeout(delay, fn, ...)  -- (a tail call: made at the caller's line)
+  return with_timeout(delay, task.body_of(fn), ...)  -- (a tail call: made at the caller's line)
 end
 
 -- wait_for(aw, timeout) is an object of its own rather than a coroutine
