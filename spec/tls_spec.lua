@@ -508,3 +508,150 @@ describe("examples/http_hello.lua over TLS against curl", function()
     assert.equal(60, code, out)  -- CURLE_PEER_FAILED_VERIFICATION
   end)
 end)
+
+-- Found by the review of TLS, UDP and name lookups (2026-12-07): each
+-- failed before its fix.
+describe("TLS and name lookups after the review of 2026-12-07", function()
+  it("getaddrinfo of an empty or over-long name is a gaierror, as one the system does not know", function()
+    local errs = run(function()
+      local out = {}
+      for i, host in ipairs({"", ("a"):rep(300)}) do
+        out[i] = select(2, pcall(await, asyncio.getaddrinfo(host, 80)))
+      end
+      return out
+    end)
+    for _, e in ipairs(errs) do
+      assert.is_true(asyncio.gaierror:is(e), tostring(e))
+      assert.equal("EAI_NONAME", e.errno)
+    end
+  end)
+
+  -- A client connection to 'srv', with stream options 'opts'.
+  local function connect(srv, opts)
+    opts = opts or {}
+    opts.ssl, opts.server_hostname = client_ctx(), "localhost"
+    return await(asyncio.open_connection("127.0.0.1", port_of(srv), opts))
+  end
+
+  it("readexactly of bytes the engine holds while reading is paused does not wait for more", function()
+    local frames, size = 8, 150000  -- each frame over the default high mark (2 x 64 KiB)
+    local got = run(function()
+      local srv = await(asyncio.start_server(function(r, w)
+        for i = 1, frames do w:write(string.pack(">I4", size) .. string.char(64 + i):rep(size)) end
+        await(w:drain())
+        await(r:read())
+      end, "127.0.0.1", 0, {ssl = server_ctx()}))
+      local r, w = connect(srv)
+      await(asyncio.sleep(0.2))  -- the frames arrive before the reads
+      local out = {}
+      for i = 1, frames do
+        local n = string.unpack(">I4", await(asyncio.wait_for(r:readexactly(4), 30)))
+        local frame = await(asyncio.wait_for(r:readexactly(n), 30))
+        out[i] = #frame == size and frame == string.char(64 + i):rep(size)
+      end
+      w:close()
+      support.finish_server(srv, true)
+      return out
+    end)
+    assert.same({true, true, true, true, true, true, true, true}, got)
+  end)
+
+  it("readline finds a line whose end is in a record the engine holds", function()
+    local got = run(function()
+      local srv = await(asyncio.start_server(function(r, w)
+        for c in ("abcdefghi\nABCDEFGHIJ\n"):gmatch(".") do w:write(c) end  -- a record a byte
+        await(w:drain())
+        await(r:read())
+      end, "127.0.0.1", 0, {ssl = server_ctx()}))
+      local r, w = connect(srv, {limit = 10})
+      await(asyncio.sleep(0.2))  -- everything has arrived
+      local a = await(asyncio.wait_for(r:readline(), 30))
+      local b = await(asyncio.wait_for(r:readline(), 30))
+      w:close()
+      support.finish_server(srv, true)
+      return {a, b}
+    end)
+    assert.same({"abcdefghi\n", "ABCDEFGHIJ\n"}, got)
+  end)
+
+  it("a finalizer may ask a finalized TLS writer that failed for its buffer size", function()
+    local out = support.lua_run(([[
+      local asyncio = require "asyncio"
+      local await = asyncio.await
+      asyncio.run(function()
+        local sctx = asyncio.ssl_context{mode = "server", certfile = %q, keyfile = %q,
+          cafile = %q, verify = true}  -- wants a client certificate: the client's TLS fails
+        local srv = await(asyncio.start_server(function(r) await(r:read()) end, "127.0.0.1", 0,
+          {ssl = sctx}))
+        local holder = setmetatable({}, {__gc = function(h)  -- finalized after the stream
+          print("size", pcall(h.w.get_write_buffer_size, h.w))
+        end})
+        do
+          local r, w = await(asyncio.open_connection("127.0.0.1", srv:sockets()[1]:getsockname()[2],
+            {ssl = asyncio.ssl_context{cafile = %q}, server_hostname = "localhost"}))
+          pcall(await, r:read())
+          w:write("x")  -- fails in the engine: a TLS write error
+          w:close()
+          holder.w = w
+        end
+        holder = nil
+        collectgarbage(); collectgarbage()
+        print("survived")
+        srv:close(); srv:abort_clients()
+      end)
+    ]]):format(pem.server, pem.server_key, pem.ca, pem.ca))
+    assert.matches("size\ttrue\t%d+\n", out)
+    assert.matches("survived", out, 1, true)
+  end)
+
+  it("an encrypted key takes the password option, and without it fails instead of prompting", function()
+    local enc = dir .. "/server_enc.key"
+    local out, code = support.sh(("openssl rsa -in %s -aes256 -passout pass:secret -out %s 2>&1")
+      :format(pem.server_key, enc))
+    assert.equal(0, code, out)
+    local function ctx(password)
+      return asyncio.ssl_context{mode = "server", certfile = pem.server, keyfile = enc,
+                                 password = password}
+    end
+    -- (stdin is not a terminal here, but OpenSSL's own prompt reads /dev/tty)
+    local ok, err = pcall(ctx)
+    assert.is_false(ok)
+    assert.is_true(asyncio.SSLError:is(err))
+    assert.matches("cannot load keyfile '[^']*': it is encrypted: give the password option",
+      tostring(err))
+    err = select(2, pcall(ctx, "wrong"))
+    assert.matches("wrong password, or a damaged key", tostring(err))
+    local got = run(function()
+      local srv = echo_server(ctx("secret"))
+      local r, w = connect(srv)
+      w:write("hello\n")
+      local line = await(r:readline())
+      w:close()
+      support.finish_server(srv, true)
+      return line
+    end)
+    assert.equal("HELLO\n", got)
+    assert.has_error(function() ctx(5) end,
+      "bad argument #1 to 'ssl_context' (password must be a string (string expected, got number))")
+  end)
+
+  it("start_tls after write_eof fails at once; a second start_tls names the program's line", function()
+    local res = run(function()
+      local srv = echo_server()
+      local _, w = await(asyncio.open_connection("127.0.0.1", port_of(srv)))
+      w:write_eof()
+      local ok, err = pcall(await, w:start_tls(client_ctx(), {server_hostname = "localhost"}))
+      w:close()
+      local _, w2 = connect(srv)
+      local line = debug.getinfo(1, "l").currentline + 1
+      local ok2, err2 = pcall(await, w2:start_tls(client_ctx(), {server_hostname = "localhost"}))
+      w2:close()
+      support.finish_server(srv, true)
+      return {ok = ok, err = tostring(err), ok2 = ok2, err2 = tostring(err2), line = line}
+    end)
+    assert.is_false(res.ok)
+    assert.matches("start_tls: the stream is shut for writing %(write_eof%)", res.err)
+    assert.is_false(res.ok2)
+    assert.matches("tls_spec%.lua:" .. res.line .. ": start_tls: the stream uses TLS already", res.err2)
+  end)
+end)

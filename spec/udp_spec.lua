@@ -91,4 +91,42 @@ describe("UDP endpoints", function()
         "bad argument #2 to 'sendto' (string expected, got number)")
     end)
   end)
+
+  -- (review of 2026-12-07: send raised an earlier datagram's refusal, and
+  -- dropped its own datagram)
+  it("a burst of sends to a closed port never raises; the refusal goes to recvfrom", function()
+    local port = support.free_port()
+    local res = run(function()
+      local e <close> = await(asyncio.open_udp({remote_addr = {"127.0.0.1", port}}))
+      local oks = {}
+      for i = 1, 6 do  -- back to back: on loopback each send's ICMP report is there at the next
+        oks[i] = pcall(e.send, e, "datagram " .. i)
+      end
+      local ok, x = pcall(await, asyncio.wait_for(e:recvfrom(), 5))
+      return {oks = oks, ok = ok, err = x}
+    end)
+    assert.same({true, true, true, true, true, true}, res.oks)
+    assert.is_false(res.ok)
+    assert.is_true(asyncio.ConnectionRefusedError:is(res.err), tostring(res.err))
+  end)
+
+  it("an endpoint whose waiting task's coroutine was closed takes the next waiter", function()
+    local res = run(function()
+      asyncio.get_running_loop():set_exception_handler(function() end)  -- the tampered task
+      local b <close> = await(asyncio.open_udp({local_addr = {"127.0.0.1", 0}}))
+      local a <close> = await(asyncio.open_udp({remote_addr = {"127.0.0.1", b:getsockname()[2]}}))
+      local co
+      local t = asyncio.create_task(function() co = coroutine.running(); return await(b:recvfrom()) end)
+      await(asyncio.sleep(0))
+      coroutine.close(co)
+      a:send("x")  -- wakes the closed task: it ends
+      await(asyncio.wait({t}))
+      local first = await(asyncio.wait_for(b:recvfrom(), 5))
+      local ok, err = pcall(await, asyncio.wait_for(b:recvfrom(), 0.01))  -- has to wait
+      return {first = first, ok = ok, err = err}
+    end)
+    assert.equal("x", res.first)
+    assert.is_false(res.ok)
+    assert.is_true(asyncio.TimeoutError:is(res.err), tostring(res.err))
+  end)
 end)

@@ -109,7 +109,9 @@ static Loop *checkownloop (lua_State *L, Box *b, int idx) {
 static void push_errname (lua_State *L, const Box *b, int err) {
   if (err == E_TLS) {
     lua_pushliteral(L, "ESSL");
-    lua_pushstring(L, asyncio_tls_reason(b->tls));
+    /* a finalizer run after the stream's own may still ask: the engine,
+    ** and its reason, went with that */
+    lua_pushstring(L, b->tls != NULL ? asyncio_tls_reason(b->tls) : "TLS failure");
   }
   else {
     lua_pushstring(L, uv_err_name(err));
@@ -413,10 +415,20 @@ static int push_state (lua_State *L, Box *b) {
 }
 
 
+/* A paused TLS stream's engine may hold whole records: decrypted now,
+** before a read looks at the buffer. Otherwise push_state's start_reading
+** would decrypt them after the look, its wake-up would find no waiter,
+** and the read would wait for bytes already there. */
+static void refill (Box *b) {
+  if (b->tls != NULL && b->paused) start_reading(b);
+}
+
+
 /* s:_read(n) -> up to n bytes (n < 0: all buffered) | nil, state... */
 static int stream_read (lua_State *L) {
   Box *b = checkbox(L);
   lua_Integer n = luaL_checkinteger(L, 2);
+  refill(b);
   if (b->len == 0) {
     if (b->rerr == 0 && (b->eof || b->closing)) { lua_pushliteral(L, ""); return 1; }
     return push_state(L, b);
@@ -438,7 +450,14 @@ static int stream_readexactly (lua_State *L) {
     return 1;
   }
   b->want = (size_t)n;
-  if (b->paused && b->len < b->want) start_reading(b);
+  if (b->paused && b->len < b->want) {
+    start_reading(b);
+    if ((size_t)n <= b->len) {  /* a TLS engine had them (see refill) */
+      b->want = 0;
+      take(L, b, (size_t)n);
+      return 1;
+    }
+  }
   return push_state(L, b);
 }
 
@@ -474,7 +493,9 @@ static size_t find_sep (lua_State *L, Box *b, int idx, size_t *found) {
 */
 static int stream_readuntil (lua_State *L) {
   Box *b = checkbox(L);
-  size_t at = 0, end = find_sep(L, b, 2, &at);
+  size_t at = 0, end;
+  refill(b);
+  end = find_sep(L, b, 2, &at);
   if (end > 0 && at <= b->limit) { take(L, b, end); return 1; }
   if (end > 0 || b->len > b->limit) {
     lua_pushnil(L);
@@ -548,6 +569,8 @@ static void on_write (uv_write_t *req, int status) {
     if (status < 0 && status != UV_ECANCELED && b->werr == 0) b->werr = status;
     if (b->wpending <= b->low || b->werr != 0)
       asyncio_io_wake(b->lp, &b->waiter[W_WRITE]);
+    if (b->werr != 0 && b->tlsstate == T_HANDSHAKE)  /* the handshake cannot go on */
+      asyncio_io_wake(b->lp, &b->waiter[W_OTHER]);
     if (b->lingering && (b->wpending == 0 || b->werr != 0)) {
       b->lingering = 0;  /* closed while bytes were queued: they are out now */
       close_after_writes(s);
@@ -746,6 +769,8 @@ static int stream_starttls (lua_State *L) {
   char err[256];
   if (b->s == NULL || b->closing) return asyncio_error(L, "start_tls: the stream is closed");
   if (b->tls != NULL) return asyncio_error(L, "start_tls: the stream uses TLS already");
+  if (b->shut)  /* no handshake can be sent */
+    return asyncio_error(L, "start_tls: the stream is shut for writing (write_eof)");
   if (b->cbuf == NULL && (b->cbuf = (char *)malloc(READ_CHUNK)) == NULL)
     return asyncio_nomem(L);
   b->tls = asyncio_tls_new(L, 2, host, err, sizeof err);
@@ -772,6 +797,7 @@ static int stream_handshake (lua_State *L) {
   if (b->cerr != 0) return push_error(L, b, b->cerr);
   if (b->tlsstate == T_OPEN) { lua_pushboolean(L, 1); return 1; }
   if (b->rerr != 0) return push_error(L, b, b->rerr);
+  if (b->werr != 0) return push_error(L, b, b->werr);  /* our hello could not go */
   if (b->s == NULL || b->closing) {  /* closed on this side, not by the peer */
     lua_pushnil(L);
     lua_pushliteral(L, "ECONNABORTED");

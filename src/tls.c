@@ -232,6 +232,10 @@ static int ctx_fail (lua_State *L, SSL_CTX *ctx, const char *what, const char *f
   unsigned long e = ERR_peek_last_error();
   const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
   ERR_clear_error();
+  if (what == NULL) {  /* the reason is already on the stack: 'file' is the file */
+    r = lua_tostring(L, -1);
+    what = "cannot load keyfile";
+  }
   if (ctx != NULL) SSL_CTX_free(ctx);
   lua_pushnil(L);
   if (file != NULL) lua_pushfstring(L, "%s '%s': %s", what, file, r ? r : "failed");
@@ -240,9 +244,28 @@ static int ctx_fail (lua_State *L, SSL_CTX *ctx, const char *what, const char *f
 }
 
 
+/* An encrypted key's passphrase: OpenSSL asks for it through passphrase()
+** while the key loads. Its default asks on the terminal, which would stop
+** the whole process (the loop included) on a prompt. */
+typedef struct Passphrase {
+  const char *text;  /* the 'password' option, or NULL: refused */
+  int asked;
+} Passphrase;
+
+static int passphrase (char *buf, int size, int rwflag, void *u) {
+  Passphrase *p = (Passphrase *)u;
+  size_t n;
+  (void)rwflag;
+  p->asked = 1;
+  if (p->text == NULL || (n = strlen(p->text)) > (size_t)size) return 0;
+  memcpy(buf, p->text, n);
+  return (int)n;
+}
+
+
 /*
-** core.ssl_context(server, cafile, certfile, keyfile, verify) -> context |
-** nil, reason. A client verifies the server's certificate when 'verify'
+** core.ssl_context(server, cafile, certfile, keyfile, verify, password) ->
+** context | nil, reason. A client verifies the server's certificate when 'verify'
 ** (against 'cafile', or the system's CAs); a server with 'verify' asks
 ** for and requires a client certificate signed by 'cafile'.
 */
@@ -252,8 +275,11 @@ static int core_ssl_context (lua_State *L) {
   const char *certfile = asyncio_optname(L, 3, NULL);
   const char *keyfile = asyncio_optname(L, 4, certfile);
   int verify = lua_toboolean(L, 5);
+  Passphrase pass;
   Context *c;
   SSL_CTX *ctx;
+  pass.text = asyncio_optname(L, 6, NULL);
+  pass.asked = 0;
   ERR_clear_error();
   ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
   if (ctx == NULL) return ctx_fail(L, NULL, "ssl_context", NULL);
@@ -264,8 +290,16 @@ static int core_ssl_context (lua_State *L) {
   if (certfile != NULL) {
     if (SSL_CTX_use_certificate_chain_file(ctx, certfile) != 1)
       return ctx_fail(L, ctx, "cannot load certfile", certfile);
-    if (SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM) != 1)
-      return ctx_fail(L, ctx, "cannot load keyfile", keyfile);
+    SSL_CTX_set_default_passwd_cb(ctx, passphrase);
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, &pass);
+    if (SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM) != 1) {
+      if (!pass.asked) return ctx_fail(L, ctx, "cannot load keyfile", keyfile);
+      lua_pushstring(L, pass.text == NULL ? "it is encrypted: give the password option"
+                                          : "wrong password, or a damaged key");
+      return ctx_fail(L, ctx, NULL, keyfile);
+    }
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);  /* 'pass' goes with this call */
+    SSL_CTX_set_default_passwd_cb(ctx, NULL);
     if (SSL_CTX_check_private_key(ctx) != 1)
       return ctx_fail(L, ctx, "keyfile does not match certfile", keyfile);
   }

@@ -193,7 +193,7 @@ static int ep_send (lua_State *L) {
   struct sockaddr_storage sa;
   const struct sockaddr *to = NULL;
   uv_buf_t ub = asyncio_buf((char *)p, n);  /* too long: EMSGSIZE, never cut */
-  int r;
+  int r, tries;
   if (b->u == NULL || b->closing)
     return asyncio_error(L, "%s: the endpoint is closed", lua_isnoneornil(L, 3) ? "send" : "sendto");
   if (!lua_isnoneornil(L, 3)) {
@@ -201,7 +201,13 @@ static int ep_send (lua_State *L) {
       return asyncio_pushuverror(L, r);
     to = (const struct sockaddr *)&sa;
   }
-  r = uv_udp_try_send(&b->u->h, &ub, 1, to);
+  /* ECONNREFUSED here is an earlier datagram's (the ICMP report the kernel
+  ** keeps for the next call on the socket, which clears it); this one was
+  ** not sent. The report is recvfrom's to give, once, and this datagram
+  ** goes again (a few reports may be waiting: a burst to a closed port). */
+  for (tries = 0; (r = uv_udp_try_send(&b->u->h, &ub, 1, to)) == UV_ECONNREFUSED && tries < 8;
+       tries++)
+    if (b->err == 0) b->err = r;
   if (r == UV_EAGAIN) {
     SendReq *s = (SendReq *)malloc(sizeof *s + n);
     if (s == NULL) return asyncio_nomem(L);

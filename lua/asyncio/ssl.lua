@@ -20,7 +20,8 @@ function SSLContext:__tostring()
 end
 
 local MODES = {client = true, server = true}
-local FIELDS = {mode = true, cafile = true, certfile = true, keyfile = true, verify = true}
+local FIELDS = {mode = true, cafile = true, certfile = true, keyfile = true, verify = true,
+                password = true}
 
 -- A file the context reads: a missing or unreadable one is an OSError of
 -- the right kind, before OpenSSL's vaguer reasons.
@@ -40,7 +41,8 @@ end
 -- ssl_context([opts]) -> SSLContext. opts: mode ("client", the default,
 -- or "server"), cafile (the CAs to trust; default: the system's),
 -- certfile and keyfile (PEM; a server needs them; keyfile defaults to
--- certfile), verify (a client checks the server's certificate and name,
+-- certfile; password, for an encrypted one), verify (a client checks the
+-- server's certificate and name,
 -- default true; a server with verify = true requires a client
 -- certificate signed by cafile, default false).
 function M.ssl_context(opts)
@@ -60,10 +62,13 @@ function M.ssl_context(opts)
   checkfile(opts.keyfile, "keyfile")
   argcheck(mode == "client" or opts.certfile, 1, "ssl_context", "a server needs certfile")
   argcheck(opts.keyfile == nil or opts.certfile, 1, "ssl_context", "keyfile needs certfile")
+  argcheck(opts.password == nil or type(opts.password) == "string", 1, "ssl_context",
+    ("password must be a string (%s)"):format(typeerror("string", opts.password)))
+  util.checknul(opts.password, 1, "ssl_context", "password")
   argcheck(not (mode == "server" and verify) or opts.cafile, 1, "ssl_context",
     "a server that verifies clients needs cafile")
   local ctx, reason = core.ssl_context(mode == "server", opts.cafile, opts.certfile,
-    opts.keyfile, verify)
+    opts.keyfile, verify, opts.password)
   if not ctx then raise(errors.SSLError(reason, {errno = "ESSL", reason = reason})) end
   return setmetatable({_ctx = ctx, mode = mode, verify = verify}, SSLContext)
 end

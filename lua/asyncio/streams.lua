@@ -666,6 +666,11 @@ local function getaddrinfo_impl(host, port, opts)
   local t = task.current("getaddrinfo")
   local req, name, msg = core.getaddrinfo(t._loop._core, host, port and tostring(port),
     FAMILIES[opts.family or 0], SOCKTYPES[opts.type] or 0, opts.passive)
+  -- libuv refuses an empty name or one over 255 bytes (EINVAL) before the
+  -- system sees it; the system would not know it: a gaierror, as CPython's
+  if not req and name == "EINVAL" and host and (host == "" or #host > 255) then
+    name, msg = "EAI_NONAME", "unknown node or service"
+  end
   if not req then raise_oserror(name, msg, ("getaddrinfo %s"):format(tostring(host))) end
   return (await_request(t, ("getaddrinfo %s"):format(tostring(host)), req))
 end
@@ -763,7 +768,8 @@ end
 
 local function start_tls_impl(w, ctx, hostname, timeout)
   local conn = w._conn
-  if conn.ssl then error("start_tls: the stream uses TLS already", 0) end
+  if c_state(conn.box) then raise("start_tls: the stream is closed") end
+  if conn.ssl then raise("start_tls: the stream uses TLS already") end
   handshake(conn, ctx, hostname, timeout, "start_tls")
 end
 

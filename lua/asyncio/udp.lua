@@ -32,10 +32,14 @@ local function recvfrom_impl(e)
       if a == "closed" then throw(errors.oserror("EBADF", "the endpoint is closed", "recvfrom")) end
       throw(errors.oserror(a, b, "recvfrom"))
     end
-    if e._waiting then raise("recvfrom: another task is already waiting on this endpoint") end
-    e._waiting = true
-    local refused = wait_object(t, e._box)
-    e._waiting = false
+    -- (the mark is a waiters list: a task whose coroutine is closed while
+    -- it waits clears it on its way out, see ObjectWait:_abandon)
+    local mark = e._reader
+    if not mark then mark = {busy = false}; e._reader = mark end
+    if mark.busy then raise("recvfrom: another task is already waiting on this endpoint") end
+    mark.busy = true
+    local refused = wait_object(t, e._box, mark)
+    mark.busy = false
     if refused then raise(refused) end
     if t._must_cancel then raise_cancel(t) end
   end
