@@ -129,4 +129,18 @@ describe("UDP endpoints", function()
     assert.is_false(res.ok)
     assert.is_true(asyncio.TimeoutError:is(res.err), tostring(res.err))
   end)
+
+  it("a local name resolves to the remote address's family", function()
+    local res = run(function()
+      local ok, e = pcall(await, asyncio.open_udp({local_addr = {"localhost", 0},
+                                                   remote_addr = {"::1", 9}}))
+      local out = {ok = ok, err = not ok and e or nil, host = ok and e:getsockname()[1] or nil}
+      if ok then e:close() end
+      return out
+    end)
+    -- bound to ::1, or localhost has no IPv6 address here: never the IPv4
+    -- address, which cannot reach ::1 (EAFNOSUPPORT)
+    if res.ok then assert.equal("::1", res.host)
+    else assert.is_true(asyncio.gaierror:is(res.err), tostring(res.err)) end
+  end)
 end)

@@ -87,19 +87,28 @@ function Endpoint:close()
 end
 Endpoint.__close = Endpoint.close
 
-local function resolve(addr, fname)
+-- The address of {host, port}: a name resolved to its first address, of
+-- 'family' (4 or 6) if given.
+local function resolve(addr, fname, family)
   local host, port = addr[1], addr[2]
   if host:find(":", 1, true) or host:match("^%d+%.%d+%.%d+%.%d+$") then return host, port end
-  local list = task.await(streams.getaddrinfo(host, port, {type = "dgram"}))
+  local list = task.await(streams.getaddrinfo(host, port, {type = "dgram", family = family}))
   if #list == 0 then throw(errors.gaierror(("%s: no address for %s"):format(fname, host))) end
   return list[1].host, port
 end
 
+local function family_of(host) return host:find(":", 1, true) and 6 or 4 end
+
+-- The remote address first: a local name then resolves to the same family
+-- ("localhost" to ::1 for a remote ::1, not to 127.0.0.1, which could not
+-- reach it).
 local function open_impl(opts)
   local t = task.current("open_udp")
   local lhost, lport, rhost, rport
-  if opts.local_addr then lhost, lport = resolve(opts.local_addr, "open_udp") end
   if opts.remote_addr then rhost, rport = resolve(opts.remote_addr, "open_udp") end
+  if opts.local_addr then
+    lhost, lport = resolve(opts.local_addr, "open_udp", rhost and family_of(rhost))
+  end
   local box, name, msg = core.udp_open(t._loop._core, lhost, lport, rhost, rport,
     opts.reuse_port, opts.broadcast)
   if not box then throw(errors.oserror(name, msg, "open_udp")) end
