@@ -43,6 +43,9 @@ describe("a newcomer's first hour", function()
     assert.matches("bad argument #2 to 'run' %(a coroutine object takes no arguments",
       error_of(asyncio.run, coro, 2, 3), nil)
     asyncio.run(coro)  -- still whole: it runs
+    -- nil or an empty table: no options, as create_task(coro, opts) takes them
+    assert.equal(1, asyncio.run(async(function() return 1 end)(), nil))
+    assert.equal(2, asyncio.run(async(function() return 2 end)(), {}))
   end)
 
   it("a write to a file open for reading fails at the write, a read of one open for writing at the read", function()
@@ -79,10 +82,12 @@ describe("a newcomer's first hour", function()
       w:write("x")
       await(w:drain())  -- open: returns
       w:close()
-      await(w:wait_closed())
-      local err = select(2, pcall(await, w:drain()))
+      local err = select(2, pcall(await, w:drain()))  -- right after the close
       assert.is_true(asyncio.ConnectionResetError:is(err))
       assert.matches("connection lost", tostring(err))
+      await(w:wait_closed())
+      err = select(2, pcall(await, w:drain()))  -- and once it is closed
+      assert.is_true(asyncio.ConnectionResetError:is(err))
       support.finish_server(srv)
     end)
   end)

@@ -143,4 +143,24 @@ describe("UDP endpoints", function()
     if res.ok then assert.equal("::1", res.host)
     else assert.is_true(asyncio.gaierror:is(res.err), tostring(res.err)) end
   end)
+
+  it("a recvfrom already waiting gets the refusal a send found", function()
+    local port = support.free_port()
+    local res = run(function()
+      local a <close> = await(asyncio.open_udp({remote_addr = {"127.0.0.1", port}}))
+      local reader = asyncio.create_task(function()
+        return pcall(await, asyncio.wait_for(a:recvfrom(), 30))
+      end)
+      await(asyncio.sleep(0))  -- the reader waits
+      a:send("1")  -- the port is closed: its report waits on the socket
+      local b <close> = await(asyncio.open_udp({local_addr = {"127.0.0.1", port}}))
+      a:send("2")  -- finds the report before it goes; "2" still goes
+      local got = await(asyncio.wait_for(b:recvfrom(), 30))
+      local ok, err = await(reader)
+      return {got = got, ok = ok, err = err}
+    end)
+    assert.equal("2", res.got)
+    assert.is_false(res.ok)
+    assert.is_true(asyncio.ConnectionRefusedError:is(res.err), tostring(res.err))
+  end)
 end)

@@ -250,6 +250,7 @@ static int ctx_fail (lua_State *L, SSL_CTX *ctx, const char *what, const char *f
 typedef struct Passphrase {
   const char *text;  /* the 'password' option, or NULL: refused */
   int asked;
+  int room;  /* the most OpenSSL took, when 'text' was longer */
 } Passphrase;
 
 static int passphrase (char *buf, int size, int rwflag, void *u) {
@@ -257,7 +258,11 @@ static int passphrase (char *buf, int size, int rwflag, void *u) {
   size_t n;
   (void)rwflag;
   p->asked = 1;
-  if (p->text == NULL || (n = strlen(p->text)) > (size_t)size) return 0;
+  if (p->text == NULL) return 0;
+  if ((n = strlen(p->text)) > (size_t)size) {  /* not cut short: said so */
+    p->room = size;
+    return 0;
+  }
   memcpy(buf, p->text, n);
   return (int)n;
 }
@@ -279,7 +284,7 @@ static int core_ssl_context (lua_State *L) {
   Context *c;
   SSL_CTX *ctx;
   pass.text = asyncio_optname(L, 6, NULL);
-  pass.asked = 0;
+  pass.asked = pass.room = 0;
   ERR_clear_error();
   ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
   if (ctx == NULL) return ctx_fail(L, NULL, "ssl_context", NULL);
@@ -294,8 +299,10 @@ static int core_ssl_context (lua_State *L) {
     SSL_CTX_set_default_passwd_cb_userdata(ctx, &pass);
     if (SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM) != 1) {
       if (!pass.asked) return ctx_fail(L, ctx, "cannot load keyfile", keyfile);
-      lua_pushstring(L, pass.text == NULL ? "it is encrypted: give the password option"
-                                          : "wrong password, or a damaged key");
+      if (pass.text == NULL) lua_pushliteral(L, "it is encrypted: give the password option");
+      else if (pass.room > 0)
+        lua_pushfstring(L, "the password is longer than OpenSSL takes (%d bytes)", pass.room);
+      else lua_pushliteral(L, "wrong password, or a damaged key");
       return ctx_fail(L, ctx, NULL, keyfile);
     }
     SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);  /* 'pass' goes with this call */

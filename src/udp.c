@@ -207,7 +207,10 @@ static int ep_send (lua_State *L) {
   ** goes again (a few reports may be waiting: a burst to a closed port). */
   for (tries = 0; (r = uv_udp_try_send(&b->u->h, &ub, 1, to)) == UV_ECONNREFUSED && tries < 8;
        tries++)
-    if (b->err == 0) b->err = r;
+    if (b->err == 0) {
+      b->err = r;
+      asyncio_io_wake(b->lp, &b->waiter);  /* a recvfrom waiting now gets it */
+    }
   if (r == UV_EAGAIN) {
     SendReq *s = (SendReq *)malloc(sizeof *s + n);
     if (s == NULL) return asyncio_nomem(L);

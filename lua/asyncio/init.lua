@@ -229,7 +229,11 @@ function asyncio.run(main, ...)
   argcheck(type(main) == "function" or task.iscoroutine(main), 1, "run",
            typeerror("coroutine object or function", main))
   local opts = select("#", ...) == 1 and run_options(..., main) and ... or nil
-  if not opts and select("#", ...) > 0 and task.iscoroutine(main) then
+  -- (nil or an empty table: no options, as create_task(coro, opts) takes them)
+  local extra = ...
+  if not opts and task.iscoroutine(main) and (select("#", ...) > 1 or (extra ~= nil and
+      not (type(extra) == "table" and getmetatable(extra) == nil and next(extra) == nil))) then
+    task.forgo(main)  -- refused: not reported again as never awaited
     raise("bad argument #2 to 'run' (a coroutine object takes no arguments: options " ..
       "are a table of loop options)")
   end

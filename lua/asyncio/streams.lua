@@ -455,8 +455,10 @@ local function drain_impl(w)
   if pending <= conn.high then
     if c_state(conn.box) then
       task.await(task.sleep(0))  -- let the close run
-      -- closed with nothing left to send: lost, as CPython's drain says
-      if select(2, c_state(conn.box)) and c_pending(conn.box) == 0 then
+      pending, name, msg = c_pending(conn.box)
+      if name then raise_oserror(name, msg, "write") end
+      -- closing with nothing left to send: lost, as CPython's drain says
+      if pending == 0 then
         throw(errors.ConnectionResetError("connection lost", {errno = "ECONNRESET"}))
       end
     end
