@@ -151,15 +151,54 @@ describe("the virtual clock", function()
       w:close()
       local f <close> = await(asyncio.open_file("spec/virtual_clock_spec.lua"))
       local head = await(asyncio.wait_for(f:read(2), 1))
-      -- the child takes 0.3 s of real time: a 1 s virtual limit must not fire
+      -- the child takes 0.3 s of real time: a 30 s virtual limit must not fire
+      -- (time does not jump to it; it flows at real speed meanwhile)
       local p = await(asyncio.create_subprocess_exec("sleep", "0.3"))
-      local code = await(asyncio.wait_for(p:wait(), 1))
+      local code = await(asyncio.wait_for(p:wait(), 30))
       return {line = line, head = head, code = code, now = loop:time()}
     end)
     assert.equal("ping\n", res.line)
     assert.equal("--", res.head)
     assert.equal(0, res.code)
-    assert.equal(0, res.now)  -- no task ever waited on a timer alone
+    assert.is_true(res.now > 0 and res.now < 30, tostring(res.now))  -- flowed, never jumped
+  end)
+
+  -- (review of 2026-12-07: time stood still while real work ran, so a
+  -- timer beside a child waited for the child, and a limit on work that
+  -- never ends never expired; worker threads did not count as real work)
+  it("while real work runs, time flows towards the next deadline instead of standing still", function()
+    local res = vrun(function()
+      local p = await(asyncio.create_subprocess_exec("sleep", "10"))
+      await(asyncio.sleep(0.05))  -- ends long before the child
+      local running = p.returncode == nil
+      if not running then return {running = false} end  -- (the rest would hang then)
+      -- a peer that never reads: a limit on the drain still expires
+      local srv = await(asyncio.start_server(function() await(asyncio.sleep(3600)) end,
+        "127.0.0.1", 0))
+      local _, w = await(asyncio.open_connection("127.0.0.1", srv:sockets()[1]:getsockname()[2]))
+      w:write(("x"):rep(32 * 1024 * 1024))
+      local ok, err = pcall(await, asyncio.wait_for(w:drain(), 0.05))
+      w:close()
+      srv:close()
+      srv:close_clients()
+      p:kill()
+      await(p:wait())
+      return {running = running, ok = ok, err = err}
+    end)
+    assert.is_true(res.running)
+    assert.is_false(res.ok)
+    assert.is_true(asyncio.TimeoutError:is(res.err), tostring(res.err))
+  end)
+
+  it("a to_thread call is real work: time does not jump past it", function()
+    local got = vrun(function()
+      return await(asyncio.wait_for(asyncio.to_thread(function()
+        local x = 0
+        for i = 1, 3000000 do x = x + i % 7 end  -- CPU work, some real milliseconds
+        return x
+      end), 30))  -- jumped, it would be over at once
+    end)
+    assert.equal(8999997, got)
   end)
 
   it("rejects bad options and advance on a real clock", function()

@@ -57,16 +57,37 @@ static void wait_events (Loop *lp, int block) {
 }
 
 
-/* A child process still running: real work that virtual time waits for. */
-static void find_process (uv_handle_t *h, void *arg) {
-  if (h->type == UV_PROCESS && uv_is_active(h) && !uv_is_closing(h)) *(int *)arg = 1;
+/* A child process still running, or a worker pool with calls out (its
+** async handle is referenced only then: worker.c): real work that
+** virtual time waits for. */
+static void find_work (uv_handle_t *h, void *arg) {
+  if (uv_is_closing(h)) return;
+  if ((h->type == UV_PROCESS && uv_is_active(h)) || (h->type == UV_ASYNC && uv_has_ref(h)))
+    *(int *)arg = 1;
+}
+
+
+/* Real work is under way and a timer waits (deadline 'next'): virtual time
+** flows at real speed meanwhile, up to that deadline. Frozen, it would
+** never let a time limit on work that does not end (a child that runs on,
+** a peer that never reads) expire. */
+static void flow (Loop *lp, uint64_t next) {
+  uint64_t t0 = uv_hrtime(), dt;
+  uv_update_time(&lp->uv);  /* uv_now is cached: arm from the real now */
+  uv_timer_start(&lp->timer, on_timer, (uint64_t)asyncio_heap_next_ms(&lp->heap, lp->vnow), 0);
+  uv_run(&lp->uv, UV_RUN_ONCE);
+  uv_timer_stop(&lp->timer);
+  lp->polled = poll_clock();
+  dt = uv_hrtime() - t0;
+  lp->vnow = next - lp->vnow <= dt ? next : lp->vnow + dt;
 }
 
 
 /*
 ** Nothing is ready on a virtual clock. Take the I/O that is there now;
-** if none, wait in real time while real work is under way (thread-pool
-** requests, connects, writes, child processes): it will end. Otherwise
+** if none, and real work is under way (thread-pool requests, worker
+** threads, connects, writes, child processes), wait for it in real time,
+** time flowing at real speed towards the next deadline (flow). Otherwise
 ** every task waits on a timer or on I/O from outside: time jumps to the
 ** next deadline. With no deadline either, wait for I/O as usual.
 */
@@ -76,10 +97,11 @@ static void virtual_wait (Loop *lp) {
   if (lp->rcount > 0 || lp->interrupted || lp->stopping) return;
   if (asyncio_heap_next_ms(&lp->heap, lp->vnow) == 0) return;
   busy = lp->uv.active_reqs.count > 0;
-  if (!busy) uv_walk(&lp->uv, find_process, &busy);
-  if (!busy && asyncio_heap_live(&lp->heap)) {
+  if (!busy) uv_walk(&lp->uv, find_work, &busy);
+  if (asyncio_heap_live(&lp->heap)) {
     uint64_t next = lp->heap.slots[lp->heap.heap[0]].deadline;
-    if (next > lp->vnow) lp->vnow = next;
+    if (busy) flow(lp, next);
+    else if (next > lp->vnow) lp->vnow = next;
     return;
   }
   wait_events(lp, 1);
