@@ -107,4 +107,19 @@ describe("the async REPL from a pipe", function()
     assert.equal(0, code)
     assert.matches("cancelled\ttrue", out)
   end)
+
+  -- (review of 2026-12-07: the session took the line's deadlock as its own
+  -- cancellation, and the next Ctrl-C or Ctrl-D ended the REPL)
+  it("a line that waits for what nothing can complete is cancelled; the session goes on", function()
+    local out, code = piped(table.concat({
+      "x = 41",
+      "ev = asyncio.Event()",
+      "await(ev:wait())",
+      "print('still here', x + 1)",
+    }, "\n") .. "\n")
+    assert.equal(0, code)
+    assert.matches("the line waits for something that no task, timer or I/O can complete: " ..
+      "cancelled", out, 1, true)
+    assert.matches("still here\t42", out)
+  end)
 end)

@@ -139,6 +139,9 @@ local function session(state, interactive)
         local ok, res = pcall(await, t)
         state.running = nil
         if ok then show(unpack(res, 1, res.n))
+        elseif asyncio.CancelledError:is(res) and state.cancelled == "stuck" then
+          io.stderr:write("asyncio.repl: the line waits for something that no task, timer or " ..
+            "I/O can complete: cancelled\n")
         elseif asyncio.CancelledError:is(res) and state.cancelled then
           io.stderr:write("KeyboardInterrupt: the line was cancelled\n")
         else
@@ -176,6 +179,11 @@ function M.run()
         state.interrupted = true
         if interactive then io.write("\n> "); io.flush() end
       end
+    elseif status == "idle" and state.running and not state.running:done() then
+      -- the line waits for what nothing can complete (asyncio.run would
+      -- raise its deadlock error): cancel the line, not the session
+      state.cancelled = "stuck"
+      state.running:cancel()
     elseif status == "idle" then
       ok, err = false, "asyncio.repl: nothing left to run"
       break
