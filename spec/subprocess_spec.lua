@@ -166,4 +166,15 @@ describe("subprocesses", function()
       p:kill()  -- exited already: nothing happens
     end)
   end)
+
+  -- (review of 2026-12-07: send_signal said false, kill and terminate did
+  -- nothing, while the child ran on)
+  it("a child left running when its loop closed cannot be signalled: said so", function()
+    local p = asyncio.run(function() return await(asyncio.create_subprocess_exec("sleep", "0.2")) end)
+    for _, m in ipairs({"send_signal", "terminate", "kill"}) do
+      local ok, err = pcall(p[m], p, m == "send_signal" and 0 or nil)
+      assert.is_false(ok)
+      assert.matches(m .. ": the process belongs to an event loop that is closed", err)
+    end
+  end)
 end)

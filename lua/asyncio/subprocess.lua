@@ -118,10 +118,21 @@ local function signum(sig, fname)
   return (util.checksignal(sig, fname))
 end
 
+-- A child whose loop was closed while it ran is no longer watched: whether
+-- it still runs is not known here (another process may have its number by
+-- now), so no signal can go to it. Refused, as its wait is.
+local function checkwatched(p, fname)
+  if p.returncode == nil and p._loop._core:is_closed() then
+    raise(("%s: the process belongs to an event loop that is closed (it is no longer " ..
+      "watched)"):format(fname))
+  end
+end
+
 -- process:send_signal(sig): nothing if it has exited already. Returns
 -- whether the child was there to get it (0: only that check).
 function Process:send_signal(sig)
   checkproc(self, "send_signal")
+  checkwatched(self, "send_signal")
   return self._box:_kill(signum(sig, "send_signal")) == true
 end
 
@@ -138,11 +149,13 @@ end
 
 function Process:terminate()
   checkproc(self, "terminate")
+  checkwatched(self, "terminate")
   self._box:_kill(signum("SIGTERM", "terminate"))
 end
 
 function Process:kill()
   checkproc(self, "kill")
+  checkwatched(self, "kill")
   self._box:_kill(signum("SIGKILL", "kill"))
 end
 
