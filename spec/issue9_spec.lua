@@ -276,7 +276,7 @@ describe("NaN delays", function()
     assert.has_error(function() loop:call_later(nan, print) end,
       "bad argument #1 to 'call_later' (delay is NaN)")
     assert.has_error(function() loop:call_at(nan, print) end,
-      "bad argument #1 to 'call_at' (delay is NaN)")
+      "bad argument #1 to 'call_at' (time is NaN)")
     loop:close()
     support.run(function()
       local t = asyncio.create_task(function() end)

@@ -135,7 +135,8 @@ function util.checkdelay(d, n, fname, opt)
       util.typeerror("number", d)), program_level())
   end
   if d ~= d then
-    error(("bad argument #%d to '%s' (delay is NaN)"):format(n, fname), program_level())
+    error(("bad argument #%d to '%s' (%s is NaN)"):format(n, fname,
+      fname == "call_at" and "time" or "delay"), program_level())
   end
   return d
 end
