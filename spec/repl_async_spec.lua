@@ -111,15 +111,21 @@ describe("the async REPL from a pipe", function()
   -- (review of 2026-12-07: the session took the line's deadlock as its own
   -- cancellation, and the next Ctrl-C or Ctrl-D ended the REPL)
   it("a line that waits for what nothing can complete is cancelled; the session goes on", function()
-    local out, code = piped(table.concat({
+    -- (a 'timeout': the REPL spun on the last line for ever)
+    local out, code = support.with_file(table.concat({
       "x = 41",
       "ev = asyncio.Event()",
       "await(ev:wait())",
       "print('still here', x + 1)",
-    }, "\n") .. "\n")
+      "while true do pcall(await, ev:wait()) end",  -- catches its cancellation: left behind
+      "print('and here', x + 2)",
+    }, "\n") .. "\n", function(f) return support.sh(("timeout 120 env %s < %s"):format(REPL, f)) end)
     assert.equal(0, code)
     assert.matches("the line waits for something that no task, timer or I/O can complete: " ..
       "cancelled", out, 1, true)
     assert.matches("still here\t42", out)
+    assert.matches("the line caught its cancellation and waits again for what nothing can " ..
+      "complete: left behind", out, 1, true)
+    assert.matches("and here\t43", out)
   end)
 end)

@@ -172,6 +172,12 @@ describe("the virtual clock", function()
       await(asyncio.sleep(0.05))  -- ends long before the child
       local running = p.returncode == nil
       if not running then return {running = false} end  -- (the rest would hang then)
+      -- it moves by the real time that passed, as a real clock: past a
+      -- deadline closer than the millisecond its wait is armed in (capped
+      -- at each deadline, 10 us timers took a millisecond each)
+      local t0 = asyncio.get_running_loop():time()
+      await(asyncio.sleep(1e-5))
+      local moved = asyncio.get_running_loop():time() - t0
       -- a peer that never reads: a limit on the drain still expires
       local srv = await(asyncio.start_server(function() await(asyncio.sleep(3600)) end,
         "127.0.0.1", 0))
@@ -183,9 +189,10 @@ describe("the virtual clock", function()
       srv:close_clients()
       p:kill()
       await(p:wait())
-      return {running = running, ok = ok, err = err}
+      return {running = running, ok = ok, err = err, moved = moved}
     end)
     assert.is_true(res.running)
+    assert.is_true(res.moved > 1e-5, tostring(res.moved))
     assert.is_false(res.ok)
     assert.is_true(asyncio.TimeoutError:is(res.err), tostring(res.err))
   end)

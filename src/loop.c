@@ -67,19 +67,21 @@ static void find_work (uv_handle_t *h, void *arg) {
 }
 
 
-/* Real work is under way and a timer waits (deadline 'next'): virtual time
-** flows at real speed meanwhile, up to that deadline. Frozen, it would
-** never let a time limit on work that does not end (a child that runs on,
-** a peer that never reads) expire. */
-static void flow (Loop *lp, uint64_t next) {
-  uint64_t t0 = uv_hrtime(), dt;
+/* Real work is under way and a timer waits: virtual time flows at real
+** speed meanwhile (waiting for the next deadline or I/O, whichever comes
+** first). Frozen, it would never let a time limit on work that does not
+** end (a child that runs on, a peer that never reads) expire. It moves by
+** all the real time that passed, as a real clock would: capped at the
+** deadline, timers closer together than the 1 ms the wait is armed in
+** would each cost a millisecond of real time. */
+static void flow (Loop *lp) {
+  uint64_t t0 = uv_hrtime();
   uv_update_time(&lp->uv);  /* uv_now is cached: arm from the real now */
   uv_timer_start(&lp->timer, on_timer, (uint64_t)asyncio_heap_next_ms(&lp->heap, lp->vnow), 0);
   uv_run(&lp->uv, UV_RUN_ONCE);
   uv_timer_stop(&lp->timer);
   lp->polled = poll_clock();
-  dt = uv_hrtime() - t0;
-  lp->vnow = next - lp->vnow <= dt ? next : lp->vnow + dt;
+  lp->vnow += uv_hrtime() - t0;
 }
 
 
@@ -100,7 +102,7 @@ static void virtual_wait (Loop *lp) {
   if (!busy) uv_walk(&lp->uv, find_work, &busy);
   if (asyncio_heap_live(&lp->heap)) {
     uint64_t next = lp->heap.slots[lp->heap.heap[0]].deadline;
-    if (busy) flow(lp, next);
+    if (busy) flow(lp);
     else if (next > lp->vnow) lp->vnow = next;
     return;
   }

@@ -135,10 +135,18 @@ local function session(state, interactive)
           return res
         end)
         t:set_name("stdin")
-        state.running = t
-        local ok, res = pcall(await, t)
-        state.running = nil
-        if ok then show(unpack(res, 1, res.n))
+        -- the session waits for the line's end, or for M.run to give up on
+        -- a line that caught its cancellation and waits again (the gate)
+        local gate = asyncio.get_running_loop():create_future()
+        t:add_done_callback(function() if not gate:done() then gate:set_result() end end)
+        state.running, state.gate = t, gate
+        await(gate)
+        state.running, state.gate = nil, nil
+        local ok, res = pcall(t.result, t)
+        if not t:done() then
+          io.stderr:write("asyncio.repl: the line caught its cancellation and waits again for " ..
+            "what nothing can complete: left behind (its task stays pending)\n")
+        elseif ok then show(unpack(res, 1, res.n))
         elseif asyncio.CancelledError:is(res) and state.cancelled == "stuck" then
           io.stderr:write("asyncio.repl: the line waits for something that no task, timer or " ..
             "I/O can complete: cancelled\n")
@@ -181,9 +189,13 @@ function M.run()
       end
     elseif status == "idle" and state.running and not state.running:done() then
       -- the line waits for what nothing can complete (asyncio.run would
-      -- raise its deadlock error): cancel the line, not the session
-      state.cancelled = "stuck"
-      state.running:cancel()
+      -- raise its deadlock error): cancel the line, not the session; if it
+      -- caught that and waits again, the session goes on without it
+      if state.cancelled == "stuck" then state.gate:set_result()
+      else
+        state.cancelled = "stuck"
+        state.running:cancel()
+      end
     elseif status == "idle" then
       ok, err = false, "asyncio.repl: nothing left to run"
       break
