@@ -299,7 +299,8 @@ end
 local function check_same_loop(fut, loop, fname)
   local l = fut._loop
   if l and l ~= loop and fut._state == PENDING then
-    raise(("%s: the future belongs to a different event loop"):format(fname))
+    raise(("%s: the future belongs to %s"):format(fname, l._core:is_closed() and
+      "an event loop that is closed (nothing will complete it)" or "a different event loop"))
   end
 end
 M.check_same_loop = check_same_loop
