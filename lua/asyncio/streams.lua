@@ -64,15 +64,9 @@ function TrackedOp.__await(o)
 end
 function TrackedOp.__forgo(o) o[7] = true end  -- handed to a task cancelled before it ran
 -- Used as what it stands for (f = open_file(p) then f:lines()): a
--- forgotten await, said so at the program's line ("_..." fields: the
--- library's own probes, which find nothing).
-local UNDERSCORE = ("_"):byte()
-function TrackedOp.__index(o, k)
-  if type(k) == "string" and k:byte(1) ~= UNDERSCORE then
-    raise(("attempt to index %s (field '%s'): it is an awaitable: await it for the results")
-      :format(op_names[o[1]] or "an asyncio call", k))
-  end
-end
+-- forgotten await, said so (see task.unawaited_index).
+TrackedOp.__index = task.unawaited_index(function(o) return op_names[o[1]] or "an asyncio call" end,
+  "it is an awaitable")
 TrackedOp.__gc = function(o)
   if o[7] then return end
   rt.report_unawaited(nil, ("%s%s was never awaited: it never ran"):format(

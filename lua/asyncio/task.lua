@@ -124,16 +124,24 @@ Coro.__gc = function(c)
     c[3] and " made at " .. where_text(c[3], c[4]) or ""))
 end
 
--- A coroutine object has no fields: one read by name is a forgotten await
--- (r = fetch(url) then r.status, r:json()), said so at the program's line.
--- (The library's own probes, fields named "_...", find nothing.)
+-- An __index for the library's awaitables that stand for a call
+-- (coroutine objects, stream calls): they have no fields, so one read by
+-- name is a forgotten await (r = fetch(url) then r.status; f =
+-- open_file(p) then f:lines()), said so at the program's line. name_of(o)
+-- names the call, 'what' says what it is. (The library's own probes,
+-- fields named "_...", find nothing.)
 local UNDERSCORE = ("_"):byte()
-Coro.__index = function(c, k)
-  if type(k) == "string" and k:byte(1) ~= UNDERSCORE then
-    raise(("attempt to index %s (field '%s'): it stands for a call not made yet: await " ..
-      "it for the results"):format(coro_name(c[2]), k))
+function M.unawaited_index(name_of, what)
+  return function(o, k)
+    if type(k) == "string" and k:byte(1) ~= UNDERSCORE then
+      raise(("attempt to index %s (field '%s'): %s: await it for the results"):format(
+        name_of(o), k, what))
+    end
   end
 end
+
+Coro.__index = M.unawaited_index(function(c) return coro_name(c[2]) end,
+  "it stands for a call not made yet")
 
 -- async function -> the plain function it wraps
 local async_body = setmetatable({}, {__mode = "k"})
