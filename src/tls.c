@@ -10,6 +10,7 @@
 ** and what get_extra_info reports of a TLS connection.
 */
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <arpa/inet.h>
 
@@ -228,19 +229,22 @@ int asyncio_tls_info (lua_State *L, asyncio_tls *t, const char *name) {
 
 /* Contexts ---------------------------------------------------------------------- */
 
-static int ctx_fail (lua_State *L, SSL_CTX *ctx, const char *what, const char *file) {
+/* nil, "what 'file': why" ('why' NULL: OpenSSL's last reason); frees 'ctx'. */
+static int ctx_fail_why (lua_State *L, SSL_CTX *ctx, const char *what, const char *file,
+                         const char *why) {
   unsigned long e = ERR_peek_last_error();
-  const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
+  const char *r = why != NULL ? why : e != 0 ? ERR_reason_error_string(e) : NULL;
   ERR_clear_error();
-  if (what == NULL) {  /* the reason is already on the stack: 'file' is the file */
-    r = lua_tostring(L, -1);
-    what = "cannot load keyfile";
-  }
   if (ctx != NULL) SSL_CTX_free(ctx);
   lua_pushnil(L);
   if (file != NULL) lua_pushfstring(L, "%s '%s': %s", what, file, r ? r : "failed");
   else lua_pushfstring(L, "%s: %s", what, r ? r : "failed");
   return 2;
+}
+
+
+static int ctx_fail (lua_State *L, SSL_CTX *ctx, const char *what, const char *file) {
+  return ctx_fail_why(L, ctx, what, file, NULL);
 }
 
 
@@ -298,12 +302,16 @@ static int core_ssl_context (lua_State *L) {
     SSL_CTX_set_default_passwd_cb(ctx, passphrase);
     SSL_CTX_set_default_passwd_cb_userdata(ctx, &pass);
     if (SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM) != 1) {
-      if (!pass.asked) return ctx_fail(L, ctx, "cannot load keyfile", keyfile);
-      if (pass.text == NULL) lua_pushliteral(L, "it is encrypted: give the password option");
-      else if (pass.room > 0)
-        lua_pushfstring(L, "the password is longer than OpenSSL takes (%d bytes)", pass.room);
-      else lua_pushliteral(L, "wrong password, or a damaged key");
-      return ctx_fail(L, ctx, NULL, keyfile);
+      const char *why = NULL;  /* not asked for a password: OpenSSL's reason */
+      char room[64];
+      if (pass.asked && pass.text == NULL) why = "it is encrypted: give the password option";
+      else if (pass.asked && pass.room > 0) {
+        snprintf(room, sizeof room, "the password is longer than OpenSSL takes (%d bytes)",
+                 pass.room);
+        why = room;
+      }
+      else if (pass.asked) why = "wrong password, or a damaged key";
+      return ctx_fail_why(L, ctx, "cannot load keyfile", keyfile, why);
     }
     SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);  /* 'pass' goes with this call */
     SSL_CTX_set_default_passwd_cb(ctx, NULL);
