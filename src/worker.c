@@ -955,13 +955,11 @@ static int call_gc (lua_State *L) {
 }
 
 
-/* The userdata goes: the pool closes, and no longer reaches it. */
+/* The userdata goes: the pool no longer reaches it, and closes. */
 static int pool_gc (lua_State *L) {
   PoolBox *b = (PoolBox *)luaL_checkudata(L, 1, ASYNCIO_POOL);
-  if (b->p != NULL) {
-    b->p->box = NULL;
-    close_pool(b->p);
-  }
+  if (b->p != NULL) b->p->box = NULL;
+  pool_close(L);
   b->p = NULL;
   return 0;
 }
